@@ -1,0 +1,214 @@
+"""Launcher settings: one table of options, used for the CLI flags and the config file keys.
+
+Precedence: command-line flag > ``--config FILE.toml`` > ``--preset`` > built-in default.
+An unknown config key is an error, so a typo never falls back silently to a default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import challenges, models
+from harness.errors import UserError
+from harness.plan import RunSpec, derive_seed, n_steps_for, output_path
+from harness.units import parse_time_ps
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its flag/key name, help text and default."""
+
+    name: str
+    help: str
+    default: Any = None
+    kind: str = "str"  # str | int | float | list | bool | path
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("model", "model family, repeatable or comma separated (e.g. gap,xtb)", None, "list"),
+    Option("model-file", "trained model file (default: the family's built-in model, if any)"),
+    Option("model-option", "KEY=VALUE passed to the model's calculator, repeatable", None,
+           "list"),
+    Option("challenge", "challenge name or folder", "alanine-tetrapeptide"),
+    Option("preset", "demo (short taste, default) or tea2023 (12 replicas, 300/500/700 K, 1 ns)",
+           "demo"),
+    Option("temperatures", "temperatures in K, comma separated (default: from the preset)", None,
+           "list"),
+    Option("replicas", "number of replicas per temperature", None, "int"),
+    Option("time", "simulated time per run, e.g. 2ps, 1ns", None),
+    Option("dt", "time step in fs (default: the challenge's)", None, "float"),
+    Option("stride", "write a frame every N steps (default: the challenge's)", None, "int"),
+    Option("seed", "base seed; seeds depend on (seed, challenge, T, replica), not the model",
+           2023, "int"),
+    Option("out", "output folder", "runs", "path"),
+    Option("jobs", "runs in parallel (default: number of cores)", None, "int"),
+    Option("threads", "OpenMP threads per run", 1, "int"),
+    Option("stall-timeout", "seconds without a new frame before a run is declared hung", 60.0,
+           "float"),
+    Option("retry-failed", "rerun runs that ended as failed", False, "bool"),
+    Option("dry-run", "print the plan and exit", False, "bool"),
+    Option("quiet", "no live progress display", False, "bool"),
+)
+_BY_KEY = {o.name.replace("-", "_"): o for o in OPTIONS}
+PRESETS = ("demo", "tea2023")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of ``python -m harness.launch``."""
+    families = models.families()
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.launch",
+        description="Run the TEA-2023 MD crash test of force fields on a challenge.",
+        epilog="models: " + "; ".join(f"{n}: {f.description}" for n, f in families.items())
+        + ". challenges: " + ", ".join(challenges.available()) + ".",
+    )
+    parser.add_argument("--config", metavar="FILE.toml", help="TOML file whose keys are flags")
+    for opt in OPTIONS:
+        flag = f"--{opt.name}"
+        if opt.kind == "bool":
+            parser.add_argument(flag, action="store_true", default=None, help=opt.help)
+        elif opt.kind == "list":
+            parser.add_argument(flag, action="append", default=None, help=opt.help)
+        else:
+            parser.add_argument(flag, default=None, help=opt.help)
+    parser.add_argument("--task", type=int, default=None,
+                        help="run only plan entry N (Slurm array tasks)")
+    return parser
+
+
+def _coerce(opt: Option, value: Any, source: str) -> Any:
+    try:
+        if opt.kind == "int":
+            return int(value)
+        if opt.kind == "float":
+            return float(value)
+        if opt.kind == "bool":
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if opt.kind == "list":
+            items = value if isinstance(value, list) else [value]
+            out: list[str] = []
+            for item in items:
+                out.extend(s.strip() for s in str(item).split(",") if s.strip())
+            return out
+        return str(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{source}: {value!r} is not a valid {opt.kind} for {opt.name}") from None
+
+
+def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Merge defaults, config file and flags into one dict keyed like the flags (with _)."""
+    settings = {key: opt.default for key, opt in _BY_KEY.items()}
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise UserError(f"--config {args.config}: no such file")
+        try:
+            table = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"--config {args.config}: invalid TOML ({exc})") from None
+        for key, value in table.items():
+            norm = key.replace("-", "_")
+            if norm not in _BY_KEY:
+                raise UserError(f"--config {args.config}: unknown key {key!r}; allowed keys are "
+                                + ", ".join(o.name for o in OPTIONS))
+            settings[norm] = _coerce(_BY_KEY[norm], value, f"--config {args.config}")
+    for key, opt in _BY_KEY.items():
+        value = getattr(args, key, None)
+        if value is not None:
+            settings[key] = _coerce(opt, value, f"--{opt.name}")
+    settings["task"] = args.task
+    return settings
+
+
+def _model_options(items: list[str] | None) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--model-option {item!r}: write KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def _check_elements(family: models.ModelFamily, model_file: Path | None,
+                    challenge: challenges.Challenge) -> None:
+    covered = family.model_elements(model_file)
+    if covered is None:
+        return
+    missing = sorted(set(challenge.elements) - covered)
+    if missing:
+        raise UserError(f"model {family.name!r} ({model_file}) covers {','.join(sorted(covered))}"
+                        f" but challenge {challenge.name!r} needs {','.join(missing)} too: "
+                        "use a model trained on all its elements")
+
+
+def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
+    """Validate the settings and expand them into the list of runs."""
+    challenge = challenges.load(settings["challenge"])
+    if settings["preset"] not in PRESETS:
+        raise UserError(f"--preset {settings['preset']!r}: choose one of {', '.join(PRESETS)}")
+    base = challenge.demo if settings["preset"] == "demo" else challenge.protocol
+    temps = ([_coerce(Option("temperatures", "", kind="float"), t, "--temperatures")
+              for t in settings["temperatures"]] if settings["temperatures"]
+             else list(base.temperatures_K))
+    for t in temps:
+        if not t > 0:
+            raise UserError(f"--temperatures: {t:g} K is not a temperature; give values > 0 K")
+    replicas = settings["replicas"] if settings["replicas"] is not None else base.replicas
+    if replicas < 1:
+        raise UserError(f"--replicas {replicas}: give at least 1")
+    length_ps = parse_time_ps(settings["time"]) if settings["time"] else base.length_ps
+    dt_fs = settings["dt"] if settings["dt"] is not None else base.dt_fs
+    if not 0 < dt_fs <= 10:
+        raise UserError(f"--dt {dt_fs}: give a time step in fs between 0 and 10")
+    stride = settings["stride"] if settings["stride"] is not None else base.stride
+    if stride < 1:
+        raise UserError(f"--stride {stride}: give at least 1")
+    if not settings["model"]:
+        raise UserError("no model given: use --model NAME (one of "
+                        + ", ".join(models.families()) + ")")
+    names = list(dict.fromkeys(settings["model"]))
+    if settings["model_file"] and len(names) > 1:
+        raise UserError("--model-file applies to one model; run one --model at a time with it")
+    options = _model_options(settings["model_option"])
+    out_dir = Path(settings["out"]).expanduser().resolve()
+    n_steps = n_steps_for(length_ps, dt_fs)
+    plan: list[RunSpec] = []
+    for name in names:
+        family = models.get_family(name)
+        family.check_installed()
+        model_file = models.resolve_model_file(family, settings["model_file"], challenge.name)
+        _check_elements(family, model_file, challenge)
+        label = name if not settings["model_file"] else f"{name}-{Path(model_file).stem}"
+        for temp in temps:
+            for replica in range(replicas):
+                plan.append(RunSpec(
+                    challenge=challenge.name, model=name, model_label=label,
+                    model_file=str(model_file) if model_file else None,
+                    temperature_K=float(temp), replica=replica,
+                    start_file=str(challenge.start_for_replica(replica)),
+                    seed=derive_seed(settings["seed"], challenge.name, temp, replica),
+                    dt_fs=dt_fs, n_steps=n_steps, stride=stride,
+                    thermostat=base.thermostat, thermostat_tau_fs=base.thermostat_tau_fs,
+                    periodic=challenge.periodic,
+                    out_file=str(output_path(out_dir, challenge.name, label, temp, replica)),
+                    model_options=options, stall_timeout_s=settings["stall_timeout"],
+                    omp_threads=settings["threads"],
+                ))
+    return plan
+
+
+def default_jobs() -> int:
+    """Parallel runs by default: the cores this process may use."""
+    return max(1, len(os.sched_getaffinity(0)))

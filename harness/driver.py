@@ -1,0 +1,154 @@
+"""The force client: serves any registered model to i-PI over a unix socket.
+
+One code path for every ASE-calculator family: the driver builds the calculator from the
+registry, then answers i-PI's socket protocol (STATUS / INIT / POSDATA / GETFORCE / EXIT).
+Unlike a plain client it never spins: a closed socket or a dead server ends it at once.
+
+Run as ``python -m harness.driver --spec SPEC.json --address /tmp/ipi_<id>/sock``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HEADER_LEN = 12
+
+
+def _msg(text: str) -> bytes:
+    return text.upper().ljust(HEADER_LEN).encode()
+
+
+class SocketClosed(Exception):
+    """The server closed the connection."""
+
+
+def _recv_exact(sock: socket.socket, nbytes: int) -> bytes:
+    view = bytearray(nbytes)
+    got = 0
+    while got < nbytes:
+        chunk = sock.recv_into(memoryview(view)[got:], nbytes - got)
+        if chunk == 0:
+            raise SocketClosed
+        got += chunk
+    return bytes(view)
+
+
+class ModelServer:
+    """Evaluates an ASE calculator on the structures i-PI sends, in i-PI's atomic units."""
+
+    def __init__(self, calculator, symbols: list[str], periodic: bool):
+        from ase import Atoms
+        from ipi.utils.units import unit_to_internal, unit_to_user
+
+        self.atoms = Atoms(symbols=symbols, pbc=periodic)
+        self.atoms.calc = calculator
+        self.periodic = periodic
+        self.bohr_to_ang = unit_to_user("length", "angstrom", 1.0)
+        self.ev_to_ha = unit_to_internal("energy", "electronvolt", 1.0)
+        self.evang_to_au = unit_to_internal("force", "ev/ang", 1.0)
+        self.calls = 0
+
+    def compute(self, cell_au: np.ndarray, pos_au: np.ndarray) -> tuple[float, np.ndarray]:
+        """Energy (Hartree) and forces (Hartree/Bohr) for one structure in atomic units.
+
+        i-PI sends the cell as column vectors; ASE wants rows. The virial is not computed
+        (NVT only) and is sent as zeros.
+        """
+        self.atoms.set_positions(pos_au.reshape(-1, 3) * self.bohr_to_ang)
+        if self.periodic:
+            self.atoms.set_cell(cell_au.T * self.bohr_to_ang)
+        energy = float(self.atoms.get_potential_energy())
+        forces = np.asarray(self.atoms.get_forces(), dtype=np.float64)
+        self.calls += 1
+        return energy * self.ev_to_ha, forces * self.evang_to_au
+
+
+def serve(sock: socket.socket, server: ModelServer) -> str:
+    """Answer i-PI until it says EXIT (returns 'exit') or closes the socket (returns 'closed')."""
+    initialised = have_data = False
+    energy = 0.0
+    forces = np.zeros(0)
+    natoms = 0
+    try:
+        while True:
+            header = _recv_exact(sock, HEADER_LEN)
+            if header == _msg("STATUS"):
+                state = "HAVEDATA" if have_data else ("READY" if initialised else "NEEDINIT")
+                sock.sendall(_msg(state))
+            elif header == _msg("INIT"):
+                _recv_exact(sock, 4)
+                length = int(np.frombuffer(_recv_exact(sock, 4), np.int32)[0])
+                _recv_exact(sock, length)
+                initialised = True
+            elif header == _msg("POSDATA"):
+                cell = np.frombuffer(_recv_exact(sock, 72), np.float64).reshape(3, 3)
+                _recv_exact(sock, 72)  # inverse cell, unused
+                natoms = int(np.frombuffer(_recv_exact(sock, 4), np.int32)[0])
+                pos = np.frombuffer(_recv_exact(sock, 24 * natoms), np.float64)
+                energy, forces = server.compute(cell, pos)
+                have_data = True
+            elif header == _msg("GETFORCE"):
+                sock.sendall(_msg("FORCEREADY"))
+                sock.sendall(np.float64(energy).tobytes() + np.int32(natoms).tobytes()
+                             + np.ascontiguousarray(forces, np.float64).tobytes()
+                             + np.zeros(9, np.float64).tobytes() + np.int32(0).tobytes())
+                have_data = False
+            elif header == _msg("EXIT"):
+                return "exit"
+            else:
+                raise RuntimeError(f"unexpected message from i-PI: {header!r}")
+    except (SocketClosed, ConnectionResetError, BrokenPipeError):
+        return "closed"
+
+
+def connect(address: str, timeout_s: float) -> socket.socket:
+    """Connect to i-PI's unix socket, retrying until ``timeout_s`` (the server may be starting)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(address)
+            return sock
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the driver process."""
+    parser = argparse.ArgumentParser(prog="python -m harness.driver")
+    parser.add_argument("--spec", required=True, help="run spec JSON file")
+    parser.add_argument("--address", required=True, help="unix socket path")
+    parser.add_argument("--connect-timeout", type=float, default=120.0)
+    args = parser.parse_args(argv)
+
+    from ase.io import read
+
+    from harness import models
+    from harness.plan import RunSpec
+
+    spec = RunSpec.from_json(Path(args.spec).read_text())
+    family = models.get_family(spec.model)
+    model_file = Path(spec.model_file) if spec.model_file else None
+    calculator = family.ase_calculator(model_file, dict(spec.model_options))
+    symbols = read(spec.start_file).get_chemical_symbols()
+    server = ModelServer(calculator, symbols, spec.periodic)
+    sock = connect(args.address, args.connect_timeout)
+    outcome = serve(sock, server)
+    sock.close()
+    print(json.dumps({"driver": outcome, "force_calls": server.calls}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

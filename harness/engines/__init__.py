@@ -1,0 +1,1 @@
+"""MD engines: how a RunSpec becomes a running simulation."""

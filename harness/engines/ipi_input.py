@@ -1,0 +1,97 @@
+"""i-PI input files for a run: filled from the ``ipi_xml/`` template by parsing the XML."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from ase.io import read
+
+from harness import REPO_DIR
+from harness.errors import UserError
+from harness.plan import RunSpec
+
+TEMPLATE = REPO_DIR / "ipi_xml" / "nvt.xml"
+#: Frame stream files i-PI writes (trajectory name -> file i-PI opens for bead 0).
+STREAMS = {"positions": "pos_0.bin", "velocities": "vel_0.bin", "forces": "frc_0.bin"}
+PROPERTIES_FILE = "properties"
+CHECKPOINT_PREFIX = "chk"
+#: Vacuum padding around a gas-phase molecule; i-PI needs a cell even with pbc off.
+GAS_PHASE_BOX_ANGSTROM = 200.0
+
+
+def _set(root: ET.Element, path: str, value: str) -> None:
+    node = root.find(path)
+    if node is None:
+        raise UserError(f"i-PI template {TEMPLATE} lacks <{path}>; restore it from git")
+    node.text = f" {value} "
+
+
+def _set_strides(root: ET.Element, stride: int, checkpoint_stride: int) -> None:
+    output = root.find("output")
+    assert output is not None
+    for node in output:
+        if node.tag in ("properties", "trajectory"):
+            node.set("stride", str(stride))
+        elif node.tag == "checkpoint":
+            node.set("stride", str(checkpoint_stride))
+
+
+def checkpoint_stride(spec: RunSpec) -> int:
+    """Steps between i-PI checkpoints: the frames of one H5MD flush (a multiple of the stride)."""
+    return spec.stride * spec.flush_every_frames
+
+
+def make_input(spec: RunSpec, socket_address: str, start_xyz: Path) -> str:
+    """The i-PI input XML for a fresh run, as text.
+
+    Parameters
+    ----------
+    spec
+        The run.
+    socket_address
+        Unix socket path (i-PI is started with an empty socket prefix).
+    start_xyz
+        The starting structure (extxyz) as seen from the run's working folder.
+    """
+    root = ET.parse(TEMPLATE).getroot()
+    _set(root, "total_steps", str(spec.n_steps))
+    _set(root, "prng/seed", str(spec.seed))
+    _set(root, "ffsocket/address", socket_address)
+    _set(root, "system/initialize/file", str(start_xyz))
+    _set(root, "system/initialize/velocities", f"{spec.temperature_K!r}")
+    _set(root, "system/ensemble/temperature", f"{spec.temperature_K!r}")
+    _set(root, "system/motion/dynamics/timestep", f"{spec.dt_fs!r}")
+    if spec.thermostat != "langevin":
+        raise UserError(f"thermostat {spec.thermostat!r} is not supported; use langevin")
+    _set(root, "system/motion/dynamics/thermostat/tau", f"{spec.thermostat_tau_fs!r}")
+    atoms = read(spec.start_file)
+    ffsocket = root.find("ffsocket")
+    assert ffsocket is not None
+    if spec.periodic:
+        lengths = atoms.cell.cellpar()
+        if abs(lengths[3:] - 90).max() > 1e-6:
+            raise UserError(f"{spec.start_file}: only orthorhombic cells are supported for now")
+        _set(root, "system/initialize/cell", "[ " + ", ".join(f"{x!r}" for x in lengths[:3])
+             + " ]")
+        ffsocket.set("pbc", "true")
+    else:
+        box = GAS_PHASE_BOX_ANGSTROM
+        _set(root, "system/initialize/cell", f"[ {box}, {box}, {box} ]")
+        ffsocket.set("pbc", "false")
+    _set_strides(root, spec.stride, checkpoint_stride(spec))
+    return ET.tostring(root, encoding="unicode")
+
+
+def make_restart_input(checkpoint_xml: str, socket_address: str) -> str:
+    """Turn an i-PI checkpoint into the input of the next segment (new socket address)."""
+    root = ET.fromstring(checkpoint_xml)
+    _set(root, "ffsocket/address", socket_address)
+    return ET.tostring(root, encoding="unicode")
+
+
+def checkpoint_step(checkpoint_xml: str) -> int:
+    """The step an i-PI checkpoint was written at (0 when the tag is absent)."""
+    match = re.search(r"<step>\s*(\d+)\s*</step>", checkpoint_xml)
+    return int(match.group(1)) if match else 0

@@ -1,0 +1,187 @@
+"""H5MD 1.1 trajectory files, written while the run goes.
+
+Layout (units in ``unit`` attributes; MDAnalysis's H5MDReader opens the files):
+
+    /h5md                        version [1, 1], author/, creator/
+    /particles/all/position      step, time (ps), value (frames, atoms, 3)  Angstrom, float64
+    /particles/all/velocity      ...                                         Angstrom ps-1
+    /particles/all/force         ...                                         kJ mol-1 Angstrom-1
+    /particles/all/box           boundary; edges/ (frames, 3, 3) Angstrom when periodic
+    /particles/all/species       atomic numbers;  /particles/all/mass  (amu)
+    /observables/{potential_energy, kinetic_energy, conserved_energy}  eV
+    /observables/temperature     K
+    /parameters/harness          attributes: run_spec, provenance, status, failure (JSON)
+
+Forces are stored in kJ mol-1 Angstrom-1 because that is a force unit MDAnalysis knows
+(it rejects eV Angstrom-1); :func:`read_frames` returns them in eV/Angstrom.
+
+Crash safety: the file is closed between flushes (append, flush, close), so a run killed
+at any moment leaves a file that is complete up to its last flush.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from harness import __version__
+from harness.units import EV_TO_KJ_PER_MOL
+
+PARTICLES = "/particles/all"
+PARAMS = "/parameters/harness"
+#: H5MD element name -> (frame key, unit, conversion factor from internal units)
+PARTICLE_ELEMENTS = {
+    "position": ("positions", "Angstrom", 1.0),
+    "velocity": ("velocities", "Angstrom ps-1", 1.0),
+    "force": ("forces", "kJ mol-1 Angstrom-1", EV_TO_KJ_PER_MOL),
+}
+OBSERVABLES = {
+    "potential_energy": ("potential", "eV"),
+    "kinetic_energy": ("kinetic", "eV"),
+    "conserved_energy": ("conserved", "eV"),
+    "temperature": ("temperature", "K"),
+}
+STATUSES = ("running", "completed", "failed", "interrupted")
+
+
+def _time_series(group: h5py.Group, name: str, shape: tuple[int, ...], unit: str) -> None:
+    element = group.create_group(name)
+    element.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(1024,))
+    tds = element.create_dataset("time", shape=(0,), maxshape=(None,), dtype=np.float64,
+                                 chunks=(1024,))
+    tds.attrs["unit"] = "ps"
+    chunk_frames = max(1, min(256, 65536 // max(1, int(np.prod(shape)))))
+    value = element.create_dataset("value", shape=(0, *shape), maxshape=(None, *shape),
+                                   dtype=np.float64, chunks=(chunk_frames, *shape))
+    if unit:
+        value.attrs["unit"] = unit
+
+
+def create(path: Path, numbers: np.ndarray, masses: np.ndarray, periodic: bool,
+           run_spec: str, provenance: dict[str, Any]) -> None:
+    """Create an empty H5MD trajectory with status ``running``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".h5.tmp")
+    natoms = len(numbers)
+    with h5py.File(tmp, "w") as f:
+        h5md = f.create_group("h5md")
+        h5md.attrs["version"] = np.array([1, 1], dtype=np.int32)
+        h5md.create_group("author").attrs["name"] = provenance.get("user", "unknown")
+        creator = h5md.create_group("creator")
+        creator.attrs["name"] = "tea-harness"
+        creator.attrs["version"] = __version__
+        part = f.create_group(PARTICLES)
+        for name, (_, unit, _) in PARTICLE_ELEMENTS.items():
+            _time_series(part, name, (natoms, 3), unit)
+        box = part.create_group("box")
+        box.attrs["dimension"] = 3
+        box.attrs["boundary"] = np.array(["periodic" if periodic else "none"] * 3, dtype="S8")
+        if periodic:
+            _time_series(box, "edges", (3, 3), "Angstrom")
+        part.create_dataset("species", data=np.asarray(numbers, dtype=np.int32))
+        part.create_dataset("mass", data=np.asarray(masses, dtype=np.float64)).attrs["unit"] = \
+            "amu"
+        obs = f.create_group("observables")
+        for name, (_, unit) in OBSERVABLES.items():
+            _time_series(obs, name, (), unit)
+        params = f.create_group(PARAMS)
+        params.attrs["run_spec"] = run_spec
+        params.attrs["provenance"] = json.dumps(provenance, sort_keys=True)
+        params.attrs["status"] = "running"
+        params.attrs["failure"] = "null"
+    tmp.replace(path)
+
+
+def _series(f: h5py.File) -> list[tuple[h5py.Group, str, float]]:
+    out = [(f[f"{PARTICLES}/{name}"], key, factor)
+           for name, (key, _, factor) in PARTICLE_ELEMENTS.items()]
+    out += [(f[f"/observables/{name}"], key, 1.0) for name, (key, _) in OBSERVABLES.items()]
+    if "edges" in f[f"{PARTICLES}/box"]:
+        out.append((f[f"{PARTICLES}/box/edges"], "box", 1.0))
+    return out
+
+
+def append(path: Path, frames: list[dict[str, Any]]) -> None:
+    """Append frames (dicts of internal-unit arrays with 'step' and 'time') and close the file."""
+    if not frames:
+        return
+    steps = np.array([fr["step"] for fr in frames], dtype=np.int64)
+    times = np.array([fr["time"] for fr in frames], dtype=np.float64)
+    with h5py.File(path, "a") as f:
+        for group, key, factor in _series(f):
+            old = group["step"].shape[0]
+            new = old + len(frames)
+            for name in ("step", "time", "value"):
+                group[name].resize(new, axis=0)
+            group["step"][old:new] = steps
+            group["time"][old:new] = times
+            group["value"][old:new] = np.array([fr[key] for fr in frames]) * factor
+
+
+def last_step(path: Path) -> int | None:
+    """Step of the last frame on disk (None for an empty trajectory)."""
+    with h5py.File(path, "r") as f:
+        steps = f[f"{PARTICLES}/position/step"]
+        return int(steps[-1]) if steps.shape[0] else None
+
+
+def truncate_after(path: Path, step: int) -> int:
+    """Drop frames with a step above ``step``; returns the number of frames kept."""
+    with h5py.File(path, "a") as f:
+        steps = f[f"{PARTICLES}/position/step"][:]
+        keep = int(np.searchsorted(steps, step, side="right"))
+        for group, _, _ in _series(f):
+            for name in ("step", "time", "value"):
+                group[name].resize(keep, axis=0)
+        return keep
+
+
+def set_status(path: Path, status: str, failure: dict[str, Any] | None = None,
+               provenance_update: dict[str, Any] | None = None) -> None:
+    """Record the run's status (and failure event), merging provenance fields."""
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}")
+    with h5py.File(path, "a") as f:
+        params = f[PARAMS]
+        params.attrs["status"] = status
+        params.attrs["failure"] = json.dumps(failure)
+        if provenance_update:
+            prov = json.loads(params.attrs["provenance"])
+            prov.update(provenance_update)
+            params.attrs["provenance"] = json.dumps(prov, sort_keys=True)
+        params.attrs["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """Run spec, provenance, status, failure and sizes of a trajectory, without the frames."""
+    with h5py.File(path, "r") as f:
+        params = f[PARAMS]
+        steps = f[f"{PARTICLES}/position/step"][:]
+        times = f[f"{PARTICLES}/position/time"][:]
+        return {
+            "run_spec": json.loads(params.attrs["run_spec"]),
+            "provenance": json.loads(params.attrs["provenance"]),
+            "status": str(params.attrs["status"]),
+            "failure": json.loads(params.attrs["failure"]),
+            "n_atoms": int(f[f"{PARTICLES}/species"].shape[0]),
+            "species": f[f"{PARTICLES}/species"][:],
+            "n_frames": int(steps.shape[0]),
+            "steps": steps,
+            "times_ps": times,
+        }
+
+
+def read_frames(path: Path, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
+    """Frames in internal units: positions (A), velocities (A/ps), forces (eV/A), observables."""
+    out: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as f:
+        for group, key, factor in _series(f):
+            out[key] = group["value"][start:stop] / factor
+        out["step"] = f[f"{PARTICLES}/position/step"][start:stop]
+        out["time"] = f[f"{PARTICLES}/position/time"][start:stop]
+    return out

@@ -1,0 +1,74 @@
+"""``python -m harness.launch``: plan the crash test and run it locally.
+
+Thin layer: parse flags (see :mod:`harness.config`), build the plan, hand it to a launcher.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from harness import config
+from harness.errors import UserError
+from harness.local import LocalLauncher, pending
+from harness.runner import run_spec
+from harness.units import format_time_ps
+
+
+def _print_plan(plan, todo) -> None:
+    first = plan[0]
+    models = sorted({s.model_label for s in plan})
+    temps = sorted({s.temperature_K for s in plan})
+    print(f"plan: challenge {first.challenge}, models {', '.join(models)}, "
+          f"T = {', '.join(f'{t:g}' for t in temps)} K, "
+          f"{len({s.replica for s in plan})} replicas, {format_time_ps(first.length_ps)} each "
+          f"(dt {first.dt_fs:g} fs, {first.n_steps} steps, frame every {first.stride} steps): "
+          f"{len(plan)} runs, {len(todo)} to do")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (2 for user errors, 1 if any run failed)."""
+    parser = config.build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = config.resolve_settings(args)
+        plan = config.build_plan(settings)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if settings["task"] is not None:
+        if not 0 <= settings["task"] < len(plan):
+            print(f"error: --task {settings['task']} is outside the plan (0..{len(plan) - 1})",
+                  file=sys.stderr)
+            return 2
+        plan = [plan[settings["task"]]]
+    todo, done = pending(plan, settings["retry_failed"])
+    _print_plan(plan, todo)
+    if settings["dry_run"]:
+        for i, spec in enumerate(plan):
+            state = "to do" if spec in todo else "done"
+            print(f"  [{i:3d}] {spec.name:50s} seed {spec.seed:<11d} {state}  -> {spec.out_file}")
+        return 0
+    if settings["task"] is not None:
+        outcomes = [run_spec(spec) for spec in todo]
+        return 1 if any(o.status == "failed" for o in outcomes) else 0
+    jobs = settings["jobs"] or config.default_jobs()
+    summary = LocalLauncher(jobs, live=not settings["quiet"]).run(todo, done)
+    out = settings["out"]
+    print(f"{len(summary.completed)} completed, {len(summary.failed)} failed, "
+          f"{len(summary.interrupted)} interrupted, {len(summary.skipped)} already done; "
+          f"{summary.simulated_ps:.2f} ps simulated in {summary.wall_s:.0f} s")
+    for name, reason in summary.failed:
+        print(f"  failed: {name}: {reason}")
+    print(f"trajectories: {out}/<challenge>/<model>/<T>K/replica-NN.h5  "
+          f"(inspect one with: analysis info FILE.h5)")
+    if summary.interrupted:
+        print("interrupted runs resume where they stopped when you run the same command again")
+    if settings["preset"] == "demo":
+        print("this was the short demo; the full TEA-2023 protocol (12 replicas x 300/500/700 K x "
+              "1 ns) is: python -m harness.launch --model " + ",".join(settings["model"])
+              + " --preset tea2023  (or on a cluster: sbatch slurm/run_challenge.sh)")
+    return 1 if summary.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The model registry: one module per model family, discovered at run time.
+
+A family module in this package defines ``FAMILY = ModelFamily(...)``. The CLI choices,
+the README table and the test matrix all come from :func:`families`, so adding a family
+is adding one file. Heavy imports (torch, quippy, tblite) happen inside the family's
+functions, only when that model is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+
+MODELS_DIR = Path(__file__).resolve().parent
+DEMO_DIR = MODELS_DIR / "demo"
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """How one family of force fields is found, checked and served.
+
+    Attributes
+    ----------
+    name
+        The name used with ``--model``.
+    description
+        One line for ``--help`` and the README.
+    packages
+        Distribution names whose versions go into the provenance.
+    requires
+        Importable module names the family needs; their absence gives ``install_hint``.
+    install_hint
+        The command that installs what is missing.
+    ase_calculator
+        ``ase_calculator(model_file, options) -> ase.calculators.Calculator``.
+    needs_model_file
+        Whether the family cannot run without a model file.
+    default_model_file
+        ``default_model_file(challenge) -> Path | None``: a model shipped for that challenge.
+    model_elements
+        ``model_elements(model_file) -> set[str] | None``: elements the model covers
+        (None: any element). Raises UserError for a corrupt file.
+    model_metadata
+        ``model_metadata(model_file) -> dict``: training settings carried by the file, if any.
+    """
+
+    name: str
+    description: str
+    ase_calculator: Callable[[Path | None, dict[str, Any]], Any]
+    packages: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    install_hint: str = ""
+    needs_model_file: bool = False
+    default_model_file: Callable[[str], Path | None] = field(default=lambda challenge: None)
+    model_elements: Callable[[Path | None], set[str] | None] = field(default=lambda path: None)
+    model_metadata: Callable[[Path | None], dict[str, Any]] = field(default=lambda path: {})
+
+    def check_installed(self) -> None:
+        """Raise UserError naming the install command when a required package is missing."""
+        for module in self.requires:
+            if importlib.util.find_spec(module) is None:
+                raise UserError(
+                    f"model {self.name!r} needs the python package {module!r}: {self.install_hint}"
+                )
+
+    def versions(self) -> dict[str, str]:
+        """Installed versions of the family's packages (``'not installed'`` when absent)."""
+        out = {}
+        for dist in self.packages:
+            try:
+                out[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                out[dist] = "not installed"
+        return out
+
+
+def families() -> dict[str, ModelFamily]:
+    """All registered model families, by name, discovered from this package's modules."""
+    found: dict[str, ModelFamily] = {}
+    for info in pkgutil.iter_modules([str(MODELS_DIR)]):
+        if info.name.startswith("_") or info.ispkg:
+            continue
+        module = importlib.import_module(f"harness.models.{info.name}")
+        family = getattr(module, "FAMILY", None)
+        if isinstance(family, ModelFamily):
+            found[family.name] = family
+    return dict(sorted(found.items()))
+
+
+def get_family(name: str) -> ModelFamily:
+    """Look a family up by name; an unknown name is a UserError listing the known ones."""
+    known = families()
+    if name not in known:
+        raise UserError(f"unknown model {name!r}: choose one of {', '.join(known)}")
+    return known[name]
+
+
+def sha256_of(path: Path | None) -> str | None:
+    """SHA-256 of a model file, or of every file in a model folder (sorted by name)."""
+    if path is None:
+        return None
+    digest = hashlib.sha256()
+    paths = sorted(p for p in path.parent.iterdir() if p.is_file()) if path.is_dir() else [path]
+    for item in paths:
+        with open(item, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_model_file(family: ModelFamily, model_file: str | None, challenge: str) -> Path | None:
+    """The model file a run will use: the user's, or the family's default for the challenge.
+
+    Raises
+    ------
+    UserError
+        When the file is missing, or the family needs a file and none ships for the challenge.
+    """
+    if model_file:
+        path = Path(model_file).expanduser().resolve()
+        if not path.is_file():
+            raise UserError(f"--model-file {model_file}: no such file; give the path of a "
+                            f"trained {family.name} model")
+        return path
+    default = family.default_model_file(challenge)
+    if default is None and family.needs_model_file:
+        raise UserError(f"model {family.name!r} has no built-in model for challenge "
+                        f"{challenge!r}: give one with --model-file FILE")
+    return default

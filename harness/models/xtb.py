@@ -1,0 +1,30 @@
+"""``xtb``: GFN2-xTB through tblite, the reference level of the shipped challenges.
+
+Options: ``method`` (default GFN2-xTB), ``accuracy``, ``electronic_temperature`` (K),
+``charge``, ``multiplicity``, ``max_iterations``: passed to ``tblite.ase.TBLite``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.models import ModelFamily
+
+
+def _calculator(model_file: Path | None, options: dict[str, Any]):
+    from tblite.ase import TBLite
+
+    settings = {"method": "GFN2-xTB", "verbosity": 0}
+    settings.update(options)
+    return TBLite(**settings)
+
+
+FAMILY = ModelFamily(
+    name="xtb",
+    description="GFN2-xTB via tblite: the reference method (no model file)",
+    ase_calculator=_calculator,
+    packages=("tblite",),
+    requires=("tblite",),
+    install_hint="pip install tblite",
+)

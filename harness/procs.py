@@ -1,0 +1,87 @@
+"""Child processes that never outlive their parent and are always reaped."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(sig: int) -> None:
+    """In the child, before exec: receive ``sig`` when the parent thread exits (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def start(cmd: Sequence[str], log: Path, cwd: Path | None = None,
+          env: dict[str, str] | None = None, death_signal: int = signal.SIGKILL,
+          new_session: bool = False, stdout_pipe: bool = False) -> subprocess.Popen:
+    """Start a child that is killed with ``death_signal`` if this process dies.
+
+    Output goes to ``log`` (stderr always; stdout too unless ``stdout_pipe``).
+    """
+    handle = open(log, "ab")  # noqa: SIM115 - owned by the child, closed below
+    try:
+        return subprocess.Popen(
+            list(cmd), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if stdout_pipe else handle, stderr=handle,
+            preexec_fn=lambda: _die_with_parent(death_signal), start_new_session=new_session,
+        )
+    finally:
+        handle.close()
+
+
+def stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, grace_s: float = 10.0) -> None:
+    """Send ``sig``, wait up to ``grace_s``, then SIGKILL; always reaps the child."""
+    if proc is None or proc.poll() is not None:
+        if proc is not None:
+            proc.wait()
+        return
+    try:
+        proc.send_signal(sig)
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    except ProcessLookupError:
+        proc.wait()
+
+
+def describe_exit(code: int | None) -> str:
+    """'exit code 1' or 'killed by SIGKILL'."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def tail(path: Path, lines: int = 5) -> str:
+    """The last lines of a log file, joined with ' | ' (for one-line failure reasons)."""
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text[-lines:] if line.strip())
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process id exists (used by tests to check nothing is left behind)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,58 @@
+"""Provenance of a run: versions, model file hash, host, times, command line."""
+
+from __future__ import annotations
+
+import getpass
+import importlib.metadata
+import os
+import platform
+import socket
+import sys
+import time
+from typing import Any
+
+from harness import __version__, models
+from harness.plan import RunSpec
+
+_CORE_PACKAGES = ("ipi", "ase", "numpy", "h5py", "scipy")
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def now() -> str:
+    """Local time, ISO 8601 with offset."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def collect(spec: RunSpec) -> dict[str, Any]:
+    """Everything needed to say how a run was made (model metadata included)."""
+    family = models.get_family(spec.model)
+    model_file = None if spec.model_file is None else __import__("pathlib").Path(spec.model_file)
+    versions = {"tea-harness": __version__, "python": platform.python_version()}
+    versions.update({d: _version(d) for d in _CORE_PACKAGES})
+    versions.update(family.versions())
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return {
+        "versions": versions,
+        "model": spec.model,
+        "model_file": spec.model_file,
+        "model_sha256": models.sha256_of(model_file),
+        "model_metadata": family.model_metadata(model_file),
+        "seed": spec.seed,
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "user": user,
+        "command_line": os.environ.get("TEA_HARNESS_COMMAND", " ".join(sys.argv)),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "start_time": now(),
+        "end_time": None,
+        "segments": [],
+    }

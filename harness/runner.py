@@ -1,0 +1,362 @@
+"""One MD run through i-PI, supervised: the unit of work of every launcher.
+
+The supervisor starts the i-PI server and the force client (``harness.driver``) on a unix
+socket in a private directory, reads i-PI's frame streams from named pipes, writes the H5MD
+trajectory as it goes, and records how the run ended. It resumes a killed run from the newest
+i-PI checkpoint that the trajectory already covers, so no frame is duplicated or lost.
+
+Run as ``python -m harness.runner SPEC.json [--progress]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import secrets
+import select
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase.io import read
+
+from harness import h5md, procs, provenance
+from harness.engines import ipi_input
+from harness.engines.ipi_stream import BinFrameStream, FrameAssembler, PropertiesStream
+from harness.plan import RunSpec
+
+PROPERTY_COLUMNS = ("step", "time", "potential", "kinetic", "conserved", "temperature")
+SOCKET_PREFIX = "/tmp/ipi_"  # LAMMPS fix ipi and ASE hard-code it; keep one convention
+PROGRESS_INTERVAL_S = 1.0
+
+
+@dataclass
+class Outcome:
+    """How a run ended."""
+
+    status: str  # completed | failed | interrupted | skipped
+    frames: int = 0
+    last_step: int = 0
+    failure: dict[str, Any] | None = None
+    wall_s: float = 0.0
+
+    def to_json(self) -> str:
+        """One JSON line (what the runner prints last)."""
+        return json.dumps({"outcome": self.__dict__})
+
+
+@dataclass
+class _Segment:
+    """The processes, pipes and socket of one i-PI segment (a start or a resume)."""
+
+    work: Path
+    socket_dir: Path
+    address: str
+    streams: dict[str, Any] = field(default_factory=dict)
+    ipi: Any = None
+    driver: Any = None
+
+
+def work_dir(spec: RunSpec) -> Path:
+    """Where the run keeps its i-PI input, checkpoints and logs while unfinished."""
+    out = Path(spec.out_file)
+    return out.parent / f".{out.stem}.work"
+
+
+def _ipi_command() -> list[str]:
+    return [sys.executable, "-m", "harness.engines.ipi_server"]
+
+
+def _checkpoints(work: Path) -> list[tuple[int, Path]]:
+    """(step, file) of i-PI checkpoints in the work folder, newest step last."""
+    found = []
+    for path in list(work.glob(f"{ipi_input.CHECKPOINT_PREFIX}_*")) + [work / "RESTART"]:
+        if path.is_file() and path.name[0] != "#":
+            try:
+                found.append((ipi_input.checkpoint_step(path.read_text()), path))
+            except OSError:
+                continue
+    return sorted(found)
+
+
+class Supervisor:
+    """Runs one RunSpec to an :class:`Outcome`; see the module docstring."""
+
+    def __init__(self, spec: RunSpec, progress: bool = False):
+        self.spec = spec
+        self.out = Path(spec.out_file)
+        self.work = work_dir(spec)
+        self.progress = progress
+        self.stop_requested: str | None = None
+        self.buffer: list[dict[str, Any]] = []
+        self.assembler = FrameAssembler(required=("positions", "velocities", "forces", "props"))
+        self.frames_on_disk = 0
+        self.last_flush = time.monotonic()
+        self.last_frame_time = time.monotonic()
+        self.failure: dict[str, Any] | None = None
+
+    # ----------------------------------------------------------------- set-up
+    def _prepare(self, address: str) -> str:
+        """Create or resume the trajectory; return the i-PI input text for this segment."""
+        self.work.mkdir(parents=True, exist_ok=True)
+        (self.work / "spec.json").write_text(self.spec.to_json())
+        last = h5md.last_step(self.out) if self.out.exists() else None
+        if last is not None:
+            usable = [(s, p) for s, p in _checkpoints(self.work) if s <= last]
+            if usable:
+                step, path = usable[-1]
+                self.frames_on_disk = h5md.truncate_after(self.out, step)
+                self.assembler.last_emitted = step
+                return ipi_input.make_restart_input(path.read_text(), address)
+        atoms = read(self.spec.start_file)
+        h5md.create(self.out, atoms.numbers, atoms.get_masses(), self.spec.periodic,
+                    self.spec.to_json(), provenance.collect(self.spec))
+        for stale in self.work.glob(f"{ipi_input.CHECKPOINT_PREFIX}_*"):
+            stale.unlink()
+        (self.work / "RESTART").unlink(missing_ok=True)
+        return ipi_input.make_input(self.spec, address, Path(self.spec.start_file))
+
+    def _open_streams(self) -> dict[str, Any]:
+        vel_factor = 0.01  # m/s -> Angstrom/ps
+        return {
+            "positions": BinFrameStream(self.work / ipi_input.STREAMS["positions"],
+                                        "positions", "angstrom", "angstrom"),
+            "velocities": BinFrameStream(self.work / ipi_input.STREAMS["velocities"],
+                                         "velocities", "m/s", "angstrom", vel_factor),
+            "forces": BinFrameStream(self.work / ipi_input.STREAMS["forces"],
+                                     "forces", "ev/ang", "angstrom"),
+            "props": PropertiesStream(self.work / ipi_input.PROPERTIES_FILE, PROPERTY_COLUMNS),
+        }
+
+    def _start(self) -> _Segment:
+        token = secrets.token_hex(12)
+        socket_dir = Path(f"{SOCKET_PREFIX}{token}")
+        socket_dir.mkdir(mode=0o700)
+        seg = _Segment(work=self.work, socket_dir=socket_dir, address=f"{token}/sock")
+        try:
+            (self.work / "input.xml").write_text(self._prepare(seg.address))
+            seg.streams = self._open_streams()
+            env = dict(os.environ, OMP_NUM_THREADS=str(self.spec.omp_threads),
+                       PYTHONUNBUFFERED="1")
+            seg.ipi = procs.start(_ipi_command() + ["input.xml"], self.work / "ipi.log",
+                                  cwd=self.work, env=env)
+            seg.driver = procs.start(
+                [sys.executable, "-m", "harness.driver", "--spec", str(self.work / "spec.json"),
+                 "--address", f"{SOCKET_PREFIX}{seg.address}"],
+                self.work / "driver.log", cwd=self.work, env=env)
+        except BaseException:
+            self._teardown(seg)
+            raise
+        return seg
+
+    # ------------------------------------------------------------ frame flow
+    def _pump(self, seg: _Segment, timeout_s: float) -> int:
+        """Read what the pipes hold, assemble frames, buffer them; returns new frames."""
+        fds = [s.fd for s in seg.streams.values()]
+        select.select(fds, [], [], timeout_s)
+        for stream in seg.streams.values():
+            stream.read_available()
+        for key in ("positions", "velocities", "forces"):
+            for step, cell, values in seg.streams[key].frames():
+                self.assembler.add(step, key, values)
+                if key == "positions":
+                    self.assembler.add(step, "box", cell)
+        for row in seg.streams["props"].rows():
+            self.assembler.add(int(round(row["step"])), "props", row)
+        frames = self.assembler.complete()
+        for frame in frames:
+            props = frame.pop("props")
+            frame.update({k: props[k] for k in PROPERTY_COLUMNS[1:]})
+            self._check_frame(frame)
+        self.buffer.extend(frames)
+        if frames:
+            self.last_frame_time = time.monotonic()
+        return len(frames)
+
+    def _check_frame(self, frame: dict[str, Any]) -> None:
+        """Record the first non-finite frame as the failure event (the full watchdog: issue 3)."""
+        if self.failure is not None:
+            return
+        for key in ("positions", "velocities", "forces"):
+            if not np.all(np.isfinite(frame[key])):
+                bad = np.unique(np.nonzero(~np.isfinite(frame[key]))[0]).tolist()
+                self._fail("non_finite", f"non-finite {key}", step=frame["step"],
+                           time_ps=frame["time"], atoms=bad[:20])
+                return
+        if not math.isfinite(frame["potential"]):
+            self._fail("non_finite", "non-finite potential energy", step=frame["step"],
+                       time_ps=frame["time"])
+
+    def _fail(self, kind: str, message: str, **details: Any) -> None:
+        if self.failure is None:
+            self.failure = {"kind": kind, "message": message, **details}
+            self.stop_requested = self.stop_requested or "failed"
+
+    def _flush(self, force: bool = False) -> None:
+        due = (len(self.buffer) >= self.spec.flush_every_frames
+               or time.monotonic() - self.last_flush >= self.spec.flush_every_s)
+        if self.buffer and (force or due):
+            h5md.append(self.out, self.buffer)
+            self.frames_on_disk += len(self.buffer)
+            self.buffer = []
+            self._prune_checkpoints()
+        if force or due:
+            self.last_flush = time.monotonic()
+
+    def _prune_checkpoints(self) -> None:
+        """Keep the newest checkpoint the trajectory covers, and any newer ones."""
+        last = self.assembler.last_emitted
+        covered = [(s, p) for s, p in _checkpoints(self.work) if s <= last and p.name != "RESTART"]
+        for _, path in covered[:-1]:
+            path.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------- lifecycle
+    def _report(self, force: bool = False) -> None:
+        if not self.progress:
+            return
+        now = time.monotonic()
+        if force or now - getattr(self, "_last_report", 0.0) >= PROGRESS_INTERVAL_S:
+            self._last_report = now
+            step = max(self.assembler.last_emitted, 0)
+            print(json.dumps({"progress": {"step": step, "n_steps": self.spec.n_steps}}),
+                  flush=True)
+
+    def _watch(self, seg: _Segment) -> None:
+        """Pump frames until i-PI ends, a process dies, the run stalls or a stop is asked."""
+        while True:
+            self._pump(seg, 0.2)
+            self._flush()
+            self._report()
+            if self.stop_requested:
+                return
+            if seg.ipi.poll() is not None:
+                return
+            if seg.driver.poll() is not None:
+                # i-PI quits on the disconnect by itself; give it a moment to say so.
+                try:
+                    seg.ipi.wait(timeout=5)
+                except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
+                    pass
+                if self.assembler.last_emitted < self.spec.n_steps or seg.ipi.poll() is None:
+                    code = procs.describe_exit(seg.driver.returncode)
+                    self._fail("driver_died", f"force client died ({code}): "
+                               + procs.tail(self.work / "driver.log", 3))
+                return
+            stalled = time.monotonic() - self.last_frame_time
+            if stalled > self.spec.stall_timeout_s:
+                self._fail("stalled", f"no new frame for {stalled:.0f} s (limit "
+                           f"{self.spec.stall_timeout_s:g} s; raise it with --stall-timeout)")
+                return
+
+    def _teardown(self, seg: _Segment) -> None:
+        """Stop and reap both children, drain the pipes, remove pipes and socket."""
+        try:
+            self._stop_children(seg)
+        finally:
+            for stream in seg.streams.values():
+                stream.close()
+            shutil.rmtree(seg.socket_dir, ignore_errors=True)
+
+    def _stop_children(self, seg: _Segment) -> None:
+        if seg.ipi is not None and seg.ipi.poll() is None:
+            # SIGTERM makes i-PI soft-exit: it writes RESTART and closes its outputs.
+            seg.ipi.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 20
+            while seg.ipi.poll() is None and time.monotonic() < deadline:
+                if seg.streams:
+                    self._pump(seg, 0.1)
+                else:
+                    time.sleep(0.1)
+        procs.stop(seg.ipi, signal.SIGKILL, 5)
+        procs.stop(seg.driver, signal.SIGTERM, 5)
+        if seg.streams:
+            self._pump(seg, 0.0)
+
+    def run(self) -> Outcome:
+        """Run (or resume) the simulation to its end; never raises for a model failure."""
+        started = time.monotonic()
+        seg = self._start()
+        seg_info = {"start": provenance.now(), "from_step": max(self.assembler.last_emitted, 0)}
+        for step in (self._watch, self._teardown):
+            try:
+                step(seg)
+            except KeyboardInterrupt:
+                self.stop_requested = self.stop_requested or "interrupted"
+            except Exception as exc:  # noqa: BLE001 - a harness bug must still end the run cleanly
+                self._fail("harness_error", f"{type(exc).__name__}: {exc}")
+        self._flush(force=True)
+        last = self.assembler.last_emitted
+        if self.failure is None and self.stop_requested in (None, "failed"):
+            if last < self.spec.n_steps:
+                self._fail("server_exited",
+                           f"i-PI stopped at step {last} of {self.spec.n_steps} "
+                           f"({procs.describe_exit(seg.ipi.returncode)}): "
+                           + procs.tail(self.work / "ipi.log", 3))
+        if self.failure is not None:
+            status = "failed"
+        elif self.stop_requested == "interrupted":
+            status = "interrupted"
+        else:
+            status = "completed"
+        seg_info.update(end=provenance.now(), to_step=max(last, 0), outcome=status)
+        self._record(status, seg_info)
+        if status == "completed":
+            shutil.rmtree(self.work, ignore_errors=True)
+        elif status == "failed":
+            self._keep_logs()
+        return Outcome(status=status, frames=self.frames_on_disk, last_step=max(last, 0),
+                       failure=self.failure, wall_s=time.monotonic() - started)
+
+    def _record(self, status: str, seg_info: dict[str, Any]) -> None:
+        meta = h5md.read_meta(self.out)
+        segments = meta["provenance"].get("segments", []) + [seg_info]
+        update: dict[str, Any] = {"segments": segments}
+        if status in ("completed", "failed"):
+            update["end_time"] = provenance.now()
+        h5md.set_status(self.out, status, self.failure, update)
+
+    def _keep_logs(self) -> None:
+        log = self.out.with_suffix(".log")
+        with open(log, "w") as handle:
+            for name in ("ipi.log", "driver.log"):
+                path = self.work / name
+                if path.is_file():
+                    handle.write(f"===== {name}\n{path.read_text(errors='replace')[-20000:]}\n")
+
+
+def run_spec(spec: RunSpec, progress: bool = False) -> Outcome:
+    """Run one spec in this process (signals SIGTERM/SIGINT stop it softly)."""
+    supervisor = Supervisor(spec, progress=progress)
+
+    def _on_signal(signum: int, frame: Any) -> None:
+        supervisor.stop_requested = supervisor.stop_requested or "interrupted"
+
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return supervisor.run()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m harness.runner SPEC.json``: prints the outcome as a JSON line."""
+    parser = argparse.ArgumentParser(prog="python -m harness.runner")
+    parser.add_argument("spec")
+    parser.add_argument("--progress", action="store_true")
+    args = parser.parse_args(argv)
+    spec = RunSpec.from_json(Path(args.spec).read_text())
+    outcome = run_spec(spec, progress=args.progress)
+    print(outcome.to_json(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
