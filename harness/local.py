@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import selectors
-import shlex
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from typing import TextIO
 
 from harness import h5md, procs
 from harness.plan import RunSpec
+from harness.provenance import command_line
 from harness.runner import work_dir
 
 
@@ -81,7 +81,7 @@ class LocalLauncher:
         work.mkdir(parents=True, exist_ok=True)
         spec_file = work / "spec.json"
         spec_file.write_text(spec.to_json())
-        env = dict(os.environ, TEA_HARNESS_COMMAND=shlex.join(sys.argv), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, TEA_HARNESS_COMMAND=command_line(), PYTHONUNBUFFERED="1")
         proc = procs.start([sys.executable, "-m", "harness.runner", str(spec_file), "--progress"],
                            work / "runner.log", env=env, death_signal=signal.SIGKILL,
                            new_session=True, stdout_pipe=True)

@@ -6,9 +6,11 @@ import getpass
 import importlib.metadata
 import os
 import platform
+import shlex
 import socket
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from harness import __version__, models
@@ -24,6 +26,14 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def command_line() -> str:
+    """The command the user typed (``python -m harness.launch ...`` rather than a file path)."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(("harness/launch.py", "harness\\launch.py")):
+        argv = ["python", "-m", "harness.launch", *argv[1:]]
+    return shlex.join(argv)
+
+
 def now() -> str:
     """Local time, ISO 8601 with offset."""
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -32,7 +42,7 @@ def now() -> str:
 def collect(spec: RunSpec) -> dict[str, Any]:
     """Everything needed to say how a run was made (model metadata included)."""
     family = models.get_family(spec.model)
-    model_file = None if spec.model_file is None else __import__("pathlib").Path(spec.model_file)
+    model_file = None if spec.model_file is None else Path(spec.model_file)
     versions = {"tea-harness": __version__, "python": platform.python_version()}
     versions.update({d: _version(d) for d in _CORE_PACKAGES})
     versions.update(family.versions())
@@ -50,7 +60,7 @@ def collect(spec: RunSpec) -> dict[str, Any]:
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "user": user,
-        "command_line": os.environ.get("TEA_HARNESS_COMMAND", " ".join(sys.argv)),
+        "command_line": os.environ.get("TEA_HARNESS_COMMAND", command_line()),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "start_time": now(),
         "end_time": None,

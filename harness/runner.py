@@ -136,9 +136,16 @@ class Supervisor:
         }
 
     def _start(self) -> _Segment:
+        self.work.mkdir(parents=True, exist_ok=True)
+        record = self.work / "socket_dir"
+        if record.is_file():  # left by a supervisor that was killed (kill -9 cannot clean up)
+            stale = Path(record.read_text().strip())
+            if stale.name.startswith(Path(SOCKET_PREFIX).name):
+                shutil.rmtree(stale, ignore_errors=True)
         token = secrets.token_hex(12)
         socket_dir = Path(f"{SOCKET_PREFIX}{token}")
         socket_dir.mkdir(mode=0o700)
+        record.write_text(str(socket_dir))
         seg = _Segment(work=self.work, socket_dir=socket_dir, address=f"{token}/sock")
         try:
             (self.work / "input.xml").write_text(self._prepare(seg.address))

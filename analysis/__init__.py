@@ -1,0 +1,1 @@
+"""Post-processing of tea-harness trajectories: one module per observable, plus the CLI."""

@@ -1,0 +1,54 @@
+"""The ``analysis`` command: a thin layer over the analysis modules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from harness.errors import UserError
+
+
+def _info(args: argparse.Namespace) -> int:
+    from analysis.info import format_summary, summarize
+
+    for name in args.files:
+        path = Path(name)
+        if not path.is_file():
+            raise UserError(f"{name}: no such file; give a replica-NN.h5 written by the harness")
+        try:
+            info = summarize(path)
+        except (OSError, KeyError) as exc:
+            raise UserError(f"{name} is not a tea-harness H5MD trajectory ({exc})") from None
+        if args.json:
+            print(json.dumps(info, indent=1, default=str))
+        else:
+            print(format_summary(info))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the ``analysis`` command and its subcommands."""
+    parser = argparse.ArgumentParser(prog="analysis",
+                                     description="Analyse tea-harness trajectories.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    info = sub.add_parser("info", help="atoms, frames, status, failure, provenance of a run")
+    info.add_argument("files", nargs="+", metavar="FILE.h5")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.set_defaults(func=_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``analysis`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
