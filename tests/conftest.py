@@ -1,0 +1,49 @@
+"""Shared helpers: run the real commands as a user would, in subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def launch(*args: str, timeout: float = 300, cwd: Path | None = None,
+           check: bool = False) -> subprocess.CompletedProcess:
+    """Run ``python -m harness.launch ARGS`` and capture its output."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "harness.launch", "--quiet", *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"launch failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def socket_dirs() -> set[str]:
+    """Private i-PI socket directories currently in /tmp."""
+    return {p.name for p in Path("/tmp").glob("ipi_*") if p.is_dir()}
+
+
+def processes_matching(text: str) -> list[int]:
+    """PIDs whose command line contains ``text`` (read from /proc; nothing is signalled)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmd:
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    """A fresh output folder."""
+    return tmp_path / "runs"

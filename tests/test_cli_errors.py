@@ -1,0 +1,81 @@
+"""Bad input: one line naming the problem and the fix, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import launch
+
+CASES = {
+    "unknown model": (["--model", "nosuchmodel"], "unknown model 'nosuchmodel'"),
+    "unknown challenge": (["--model", "xtb", "--challenge", "nope"], "unknown challenge 'nope'"),
+    "missing model file": (["--model", "gap", "--model-file", "/nonexistent/gap.xml"],
+                           "no such file"),
+    "negative temperature": (["--model", "xtb", "--temperatures", "-300"], "not a temperature"),
+    "malformed time": (["--model", "xtb", "--time", "2 parsecs"], "is not a duration"),
+    "zero time": (["--model", "xtb", "--time", "0ps"], "must be positive"),
+    "no model": ([], "no model given"),
+    "bad replicas": (["--model", "xtb", "--replicas", "0"], "at least 1"),
+}
+
+
+def _assert_user_error(proc, expected: str) -> None:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ")
+    assert expected in lines[0]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_flags(case: str, out_dir: Path) -> None:
+    args, expected = CASES[case]
+    _assert_user_error(launch(*args, "--out", str(out_dir), "--dry-run"), expected)
+    assert not out_dir.exists()
+
+
+def test_corrupt_model_file(tmp_path: Path) -> None:
+    bad = tmp_path / "gap.xml"
+    bad.write_text("<GAP_params><unclosed>")
+    _assert_user_error(launch("--model", "gap", "--model-file", str(bad), "--dry-run"),
+                       "not a readable GAP xml")
+
+
+def test_model_missing_elements(tmp_path: Path) -> None:
+    partial = tmp_path / "gap.xml"
+    partial.write_text('<GAP_params label="x"><GAP_data e0="0"><e0 Z="1" value="0"/>'
+                       '<e0 Z="6" value="0"/></GAP_data></GAP_params>')
+    _assert_user_error(launch("--model", "gap", "--model-file", str(partial), "--dry-run"),
+                       "needs N,O")
+
+
+def test_unknown_config_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('model = "xtb"\ntemprature = [300]\n')
+    _assert_user_error(launch("--config", str(cfg), "--dry-run"), "unknown key 'temprature'")
+
+
+def test_config_keys_are_flags(tmp_path: Path) -> None:
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('model = "xtb"\ntemperatures = [350]\nreplicas = 3\ntime = "1ps"\n')
+    proc = launch("--config", str(cfg), "--out", str(tmp_path / "o"), "--dry-run", check=True)
+    assert "T = 350 K, 3 replicas, 1ps each" in proc.stdout
+    assert proc.stdout.count("xtb/350K/replica-") == 3
+
+
+def test_flag_overrides_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('model = "xtb"\nreplicas = 3\n')
+    proc = launch("--config", str(cfg), "--replicas", "1", "--dry-run", "--out",
+                  str(tmp_path / "o"), check=True)
+    assert proc.stdout.count("replica-") == 1
+
+
+def test_tea2023_preset_plan(tmp_path: Path) -> None:
+    proc = launch("--model", "xtb", "--preset", "tea2023", "--dry-run", "--out",
+                  str(tmp_path / "o"), check=True)
+    assert "T = 300, 500, 700 K, 12 replicas, 1ns each" in proc.stdout
+    assert "36 runs" in proc.stdout

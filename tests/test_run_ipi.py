@@ -1,0 +1,200 @@
+"""Real i-PI runs through the launcher: H5MD contents, i-PI's own output, kill -9, dead drivers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from ipi.utils.io.backends import io_binary
+
+from conftest import launch, processes_matching, socket_dirs
+from harness import h5md
+from harness.engines import ipi_input
+from harness.plan import RunSpec
+
+CHALLENGE = "alanine-tetrapeptide"
+
+
+def _h5(out_dir: Path, model: str, temp: str, replica: int) -> Path:
+    return out_dir / CHALLENGE / model / temp / f"replica-{replica:02d}.h5"
+
+
+def _ipi_reference_positions(spec: RunSpec, work: Path) -> tuple[list[int], np.ndarray]:
+    """Run plain i-PI (regular output files) + the harness driver on the same input."""
+    work.mkdir()
+    token = f"ref{os.getpid()}"
+    sock_dir = Path(f"/tmp/ipi_{token}")
+    sock_dir.mkdir(mode=0o700)
+    (work / "spec.json").write_text(spec.to_json())
+    (work / "input.xml").write_text(ipi_input.make_input(spec, f"{token}/sock",
+                                                         Path(spec.start_file)))
+    ipi_cmd = str(Path(sys.executable).with_name("i-pi"))
+    server = subprocess.Popen([sys.executable, ipi_cmd, "input.xml"], cwd=work,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        subprocess.run([sys.executable, "-m", "harness.driver", "--spec", "spec.json",
+                        "--address", f"/tmp/ipi_{token}/sock"], cwd=work, timeout=120,
+                       check=True, capture_output=True)
+        server.wait(timeout=60)
+    finally:
+        server.kill()
+        server.wait()
+        for p in sock_dir.iterdir():
+            p.unlink()
+        sock_dir.rmdir()
+    blob = (work / "pos_0.bin").read_bytes()
+    marker = "Step:".encode("utf-32-le")
+    starts = []
+    at = blob.find(marker)
+    while at >= 0:
+        starts.append(at)
+        at = blob.find(marker, at + 1)
+    size = starts[1] - starts[0]
+    steps, positions = [], []
+    for k in range(len(blob) // size):
+        piece = work / "one.bin"
+        piece.write_bytes(blob[k * size:(k + 1) * size])
+        with open(piece, "rb") as handle:
+            title, _, q, _, _ = io_binary.read_binary(handle)
+        step = int(title.split()[1])
+        if step not in steps:
+            steps.append(step)
+            positions.append(q.reshape(-1, 3))
+    return steps, np.array(positions)
+
+
+def test_run_writes_h5md_equal_to_ipi_output(out_dir: Path, tmp_path: Path) -> None:
+    launch("--model", "harmonic", "--temperatures", "300", "--replicas", "1", "--time", "0.1ps",
+           "--stride", "5", "--out", str(out_dir), check=True)
+    path = _h5(out_dir, "harmonic", "300K", 0)
+    meta = h5md.read_meta(path)
+    assert meta["status"] == "completed"
+    assert meta["n_frames"] == 200 // 5 + 1
+    np.testing.assert_array_equal(meta["steps"], np.arange(0, 201, 5))
+    np.testing.assert_allclose(meta["times_ps"], meta["steps"] * 0.5e-3, rtol=1e-12)
+    frames = h5md.read_frames(path)
+    # the harmonic well: forces are exactly -k r (k = 1 eV/A^2)
+    np.testing.assert_allclose(frames["forces"], -frames["positions"], rtol=1e-12, atol=1e-12)
+    with h5py.File(path) as f:
+        assert list(f["h5md"].attrs["version"]) == [1, 1]
+        assert f["particles/all/position/value"].dtype == np.float64
+        assert f["particles/all/position/value"].attrs["unit"] == "Angstrom"
+        assert f["particles/all/velocity/value"].attrs["unit"] == "Angstrom ps-1"
+    prov = meta["provenance"]
+    assert prov["seed"] == meta["run_spec"]["seed"] and prov["versions"]["ipi"]
+    assert "harness.launch" in prov["command_line"] and prov["end_time"]
+    # plain i-PI on the same input gives the same positions, to the last bit
+    spec = RunSpec(**meta["run_spec"])
+    steps, ref = _ipi_reference_positions(spec, tmp_path / "ref")
+    assert steps == list(meta["steps"])
+    np.testing.assert_array_equal(frames["positions"], ref)
+
+
+def test_mdanalysis_reads_the_trajectory(out_dir: Path) -> None:
+    mda = pytest.importorskip("MDAnalysis")
+    launch("--model", "harmonic", "--temperatures", "300", "--replicas", "1", "--time", "0.05ps",
+           "--out", str(out_dir), check=True)
+    path = _h5(out_dir, "harmonic", "300K", 0)
+    start = h5md.read_meta(path)["run_spec"]["start_file"]
+    universe = mda.Universe(start, str(path), format="H5MD")
+    frames = h5md.read_frames(path)
+    assert len(universe.trajectory) == len(frames["step"]) == 6
+    universe.trajectory[3]
+    np.testing.assert_allclose(universe.atoms.positions, frames["positions"][3], atol=1e-5)
+    np.testing.assert_allclose(universe.atoms.velocities, frames["velocities"][3], rtol=1e-5)
+    # MDAnalysis converts our kJ/mol/A forces itself; ours are eV/A
+    np.testing.assert_allclose(universe.atoms.forces / 96.485332, frames["forces"][3], rtol=1e-4)
+    assert universe.trajectory.ts.time == pytest.approx(frames["time"][3])
+
+
+def _wait_for(predicate, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_kill9_then_resume_without_duplicates(out_dir: Path) -> None:
+    args = ["--model", "harmonic", "--temperatures", "300", "--replicas", "2", "--jobs", "2",
+            "--time", "12ps", "--out", str(out_dir), "--quiet"]
+    before = socket_dirs()
+    proc = subprocess.Popen([sys.executable, "-m", "harness.launch", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    paths = [_h5(out_dir, "harmonic", "300K", r) for r in range(2)]
+
+    def flushed() -> bool:
+        try:
+            return all(p.exists() and (h5md.last_step(p) or 0) >= 4000 for p in paths)
+        except OSError:
+            return False
+
+    assert _wait_for(flushed, 120), "runs never flushed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert _wait_for(lambda: not processes_matching(str(out_dir)), 30), "children outlived launch"
+    partial = {}
+    for path in paths:  # readable up to the last flush
+        meta = h5md.read_meta(path)
+        assert meta["status"] == "running"
+        assert 0 < meta["n_frames"] < 24000 // 20 + 1
+        partial[path] = meta["n_frames"]
+    done = launch(*args, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for path in paths:
+        meta = h5md.read_meta(path)
+        assert meta["status"] == "completed"
+        steps = meta["steps"]
+        np.testing.assert_array_equal(steps, np.arange(0, 24001, 20))  # no gap, no duplicate
+        frames = h5md.read_frames(path)
+        np.testing.assert_array_equal(frames["time"], meta["times_ps"])
+        assert len(meta["provenance"]["segments"]) == 1  # the killed segment left no record
+    assert socket_dirs() <= before
+
+
+def test_dead_driver_fails_run_and_others_go_on(out_dir: Path) -> None:
+    args = ["--model", "harmonic", "--temperatures", "300", "--replicas", "2", "--jobs", "2",
+            "--time", "10ps", "--out", str(out_dir)]
+    before = socket_dirs()
+    proc = subprocess.Popen([sys.executable, "-m", "harness.launch", "--quiet", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim = str(out_dir / CHALLENGE / "harmonic" / "300K" / ".replica-00.work")
+
+    def driver_pids() -> list[int]:
+        return [p for p in processes_matching("harness.driver") if p in
+                processes_matching(victim)]
+
+    assert _wait_for(lambda: bool(driver_pids()), 60)
+    time.sleep(2)
+    killed_at = time.monotonic()
+    os.kill(driver_pids()[0], signal.SIGKILL)
+    path = _h5(out_dir, "harmonic", "300K", 0)
+
+    def failed() -> bool:
+        try:
+            return h5md.read_meta(path)["status"] == "failed"
+        except OSError:
+            return False
+
+    assert _wait_for(failed, 60), "the run did not end within 60 s"
+    assert time.monotonic() - killed_at < 60
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    meta = h5md.read_meta(path)
+    assert meta["failure"]["kind"] == "driver_died"
+    assert "SIGKILL" in meta["failure"]["message"]
+    assert meta["n_frames"] > 0
+    assert path.with_suffix(".log").is_file()
+    other = h5md.read_meta(_h5(out_dir, "harmonic", "300K", 1))
+    assert other["status"] == "completed" and other["n_frames"] == 20000 // 20 + 1
+    assert "1 completed, 1 failed" in stdout
+    assert not processes_matching(str(out_dir))
+    assert socket_dirs() <= before
