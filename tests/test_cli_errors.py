@@ -63,15 +63,15 @@ def test_config_keys_are_flags(tmp_path: Path) -> None:
     cfg.write_text('model = "xtb"\ntemperatures = [350]\nreplicas = 3\ntime = "1ps"\n')
     proc = launch("--config", str(cfg), "--out", str(tmp_path / "o"), "--dry-run", check=True)
     assert "T = 350 K, 3 replicas, 1ps each" in proc.stdout
-    assert proc.stdout.count("xtb/350K/replica-") == 3
+    assert proc.stdout.count(" to do  -> ") == 3
 
 
 def test_flag_overrides_config(tmp_path: Path) -> None:
     cfg = tmp_path / "run.toml"
-    cfg.write_text('model = "xtb"\nreplicas = 3\n')
+    cfg.write_text('model = "xtb"\nreplicas = 3\ntemperatures = [300]\n')
     proc = launch("--config", str(cfg), "--replicas", "1", "--dry-run", "--out",
                   str(tmp_path / "o"), check=True)
-    assert proc.stdout.count("replica-") == 1
+    assert proc.stdout.count(" to do  -> ") == 1
 
 
 def test_tea2023_preset_plan(tmp_path: Path) -> None:
