@@ -7,6 +7,7 @@ supervisor reads without blocking; :class:`FrameAssembler` joins the four stream
 
 from __future__ import annotations
 
+import fcntl
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,10 @@ import numpy as np
 
 #: i-PI's binary frame title: "Step:  %10d  Bead:   %5d " + "<key>{<units>}  cell{<units>}".
 _TITLE_HEAD_LEN = len(f"Step:  {0:10d}  Bead:   {0:5d} ")
+
+
+_F_SETPIPE_SZ = 1031  # Linux fcntl
+PIPE_BYTES = 1 << 20
 
 
 class StreamFormatError(RuntimeError):
@@ -32,6 +37,10 @@ class FifoStream:
         os.mkfifo(path, 0o600)
         self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         self.buffer = bytearray()
+        try:  # a deep pipe lets the supervisor read in batches without ever blocking i-PI
+            fcntl.fcntl(self.fd, _F_SETPIPE_SZ, PIPE_BYTES)
+        except OSError:
+            pass
 
     def read_available(self) -> int:
         """Move whatever the pipe holds into the buffer; returns the number of bytes read."""
