@@ -28,6 +28,7 @@ class _Active:
     first_step: int | None = None
     outcome: dict | None = None
     partial: bytes = b""
+    signalled: bool = False
 
 
 @dataclass
@@ -127,8 +128,9 @@ class LocalLauncher:
                     active.append(run)
                 if self.stopping:
                     for run in active:
-                        if run.proc.poll() is None:
-                            run.proc.send_signal(signal.SIGTERM)
+                        if run.proc.poll() is None and not run.signalled:
+                            run.proc.send_signal(signal.SIGTERM)  # once: it stops softly
+                            run.signalled = True
                     queue.clear()
                 for _key, _ in selector.select(timeout=0.5):
                     self._read(_key.data)

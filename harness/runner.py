@@ -359,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
     spec = RunSpec.from_json(Path(args.spec).read_text())
+    for sig in (signal.SIGTERM, signal.SIGINT):  # after the run, a late signal must not
+        signal.signal(sig, signal.SIG_IGN)       # cut the outcome line short
     outcome = run_spec(spec, progress=args.progress)
     print(outcome.to_json(), flush=True)
     return 0

@@ -198,3 +198,27 @@ def test_dead_driver_fails_run_and_others_go_on(out_dir: Path) -> None:
     assert "1 completed, 1 failed" in stdout
     assert not processes_matching(str(out_dir))
     assert socket_dirs() <= before
+
+
+def test_ctrl_c_stops_softly_and_resumes(out_dir: Path) -> None:
+    args = ["--model", "harmonic", "--temperatures", "300", "--replicas", "1", "--time", "8ps",
+            "--out", str(out_dir), "--quiet"]
+    before = socket_dirs()
+    proc = subprocess.Popen([sys.executable, "-m", "harness.launch", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    path = _h5(out_dir, "harmonic", "300K", 0)
+    assert _wait_for(lambda: path.exists() and (h5md.last_step(path) or 0) >= 2000, 120)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert "Traceback" not in stderr
+    assert "1 interrupted" in stdout
+    meta = h5md.read_meta(path)
+    assert meta["status"] == "interrupted" and meta["n_frames"] > 100
+    assert not processes_matching(str(out_dir))
+    assert socket_dirs() <= before
+    done = launch(*args, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    meta = h5md.read_meta(path)
+    assert meta["status"] == "completed"
+    np.testing.assert_array_equal(meta["steps"], np.arange(0, 16001, 20))
+    assert [s["outcome"] for s in meta["provenance"]["segments"]] == ["interrupted", "completed"]
