@@ -18,6 +18,8 @@ from harness.plan import RunSpec
 from harness.provenance import command_line
 from harness.runner import work_dir
 
+LOG_INTERVAL_S = 30.0
+
 
 @dataclass
 class _Active:
@@ -75,7 +77,9 @@ class LocalLauncher:
         self.jobs = max(1, jobs)
         self.stream = stream
         self.live = live and stream.isatty()
+        self.quiet = not live
         self.stopping = False
+        self._last_line = time.monotonic()
 
     def _spawn(self, spec: RunSpec) -> _Active:
         work = work_dir(spec)
@@ -177,7 +181,7 @@ class LocalLauncher:
             log = work_dir(run.spec) / "runner.log"
             reason = f"runner {procs.describe_exit(run.proc.returncode)}: {procs.tail(log, 2)}"
             summary.failed.append((run.spec.name, reason))
-        if not self.live:
+        if not self.live and not self.quiet:
             line = f"[{status or 'error'}] {run.spec.name}"
             if status == "failed":
                 line += f": {(outcome.get('failure') or {}).get('message', '')}"
@@ -185,15 +189,22 @@ class LocalLauncher:
             self.stream.flush()
 
     def _display(self, summary: Summary, active: list[_Active], queued: int, start: float) -> None:
-        if not self.live:
+        now = time.monotonic()
+        if not self.live:  # logs (Slurm, CI): a plain line now and then
+            if not self.quiet and now - self._last_line >= LOG_INTERVAL_S:
+                self._last_line = now
+                self.stream.write(self._status(summary, active, queued, start) + "\n")
+                self.stream.flush()
             return
+        self.stream.write("\r" + self._status(summary, active, queued, start) + " \x1b[K")
+        self.stream.flush()
+
+    def _status(self, summary: Summary, active: list[_Active], queued: int, start: float) -> str:
         running_ps = sum((r.step - (r.first_step or 0)) * r.spec.dt_fs * 1e-3 for r in active)
         total_ps = summary.simulated_ps + running_ps
         elapsed = max(time.monotonic() - start, 1e-9)
         ns_day = total_ps * 1e-3 / (elapsed / 86400.0)
         fractions = " ".join(f"{100 * r.step / r.spec.n_steps:3.0f}%" for r in active)
-        self.stream.write(
-            f"\rdone {len(summary.completed)}  failed {len(summary.failed)}  running "
-            f"{len(active)} [{fractions}]  queued {queued}  |  {total_ps:8.2f} ps simulated  "
-            f"{ns_day:7.3f} ns/day  {elapsed:6.0f} s \x1b[K")
-        self.stream.flush()
+        return (f"done {len(summary.completed)}  failed {len(summary.failed)}  running "
+                f"{len(active)} [{fractions}]  queued {queued}  |  {total_ps:8.2f} ps simulated  "
+                f"{ns_day:7.3f} ns/day  {elapsed:6.0f} s")
