@@ -48,7 +48,9 @@ class ModelServer:
 
         self.atoms = Atoms(symbols=symbols, pbc=periodic)
         self.atoms.calc = calculator
+        self.calculator = calculator
         self.periodic = periodic
+        self.changes = ["positions", "cell"] if periodic else ["positions"]
         self.bohr_to_ang = unit_to_user("length", "angstrom", 1.0)
         self.ev_to_ha = unit_to_internal("energy", "electronvolt", 1.0)
         self.evang_to_au = unit_to_internal("force", "ev/ang", 1.0)
@@ -60,11 +62,15 @@ class ModelServer:
         i-PI sends the cell as column vectors; ASE wants rows. The virial is not computed
         (NVT only) and is sent as zeros.
         """
-        self.atoms.set_positions(pos_au.reshape(-1, 3) * self.bohr_to_ang)
+        self.atoms.positions[:] = pos_au.reshape(-1, 3) * self.bohr_to_ang
         if self.periodic:
-            self.atoms.set_cell(cell_au.T * self.bohr_to_ang)
-        energy = float(self.atoms.get_potential_energy())
-        forces = np.asarray(self.atoms.get_forces(), dtype=np.float64)
+            self.atoms.cell[:] = cell_au.T * self.bohr_to_ang
+        # Call the calculator directly: ASE's get_potential_energy would first compare the
+        # atoms with the cached ones (costly for cheap models); the positions always changed.
+        self.calculator.calculate(self.atoms, ["energy", "forces"], self.changes)
+        results = self.calculator.results
+        energy = float(results["energy"])
+        forces = np.asarray(results["forces"], dtype=np.float64)
         self.calls += 1
         return energy * self.ev_to_ha, forces * self.evang_to_au
 
