@@ -35,6 +35,7 @@ PROPERTY_COLUMNS = ("step", "time", "potential", "kinetic", "conserved", "temper
 SOCKET_PREFIX = "/tmp/ipi_"  # LAMMPS fix ipi and ASE hard-code it; keep one convention
 PROGRESS_INTERVAL_S = 1.0
 POLL_INTERVAL_S = 0.1
+STARTUP_GRACE_S = 300.0
 
 
 @dataclass
@@ -101,6 +102,8 @@ class Supervisor:
         self.last_flush = time.monotonic()
         self.last_frame_time = time.monotonic()
         self.failure: dict[str, Any] | None = None
+        self.seen_frame = False
+        self.frame_interval_max: float | None = None
 
     # ----------------------------------------------------------------- set-up
     def _prepare(self, address: str) -> str:
@@ -183,7 +186,12 @@ class Supervisor:
             self._check_frame(frame)
         self.buffer.extend(frames)
         if frames:
-            self.last_frame_time = time.monotonic()
+            now = time.monotonic()
+            if self.seen_frame:
+                gap = (now - self.last_frame_time) / len(frames)
+                self.frame_interval_max = max(self.frame_interval_max or 0.0, gap)
+            self.seen_frame = True
+            self.last_frame_time = now
         return len(frames)
 
     def _check_frame(self, frame: dict[str, Any]) -> None:
@@ -256,10 +264,22 @@ class Supervisor:
                                + procs.tail(self.work / "driver.log", 3))
                 return
             stalled = time.monotonic() - self.last_frame_time
-            if stalled > self.spec.stall_timeout_s:
-                self._fail("stalled", f"no new frame for {stalled:.0f} s (limit "
-                           f"{self.spec.stall_timeout_s:g} s; raise it with --stall-timeout)")
+            limit = self._stall_limit()
+            if stalled > limit:
+                self._fail("stalled", f"no new frame for {stalled:.0f} s (limit {limit:.0f} s; "
+                           "raise it with --stall-timeout)")
                 return
+
+    def _stall_limit(self) -> float:
+        """Seconds without a frame that count as a hang.
+
+        ``--stall-timeout``, but never less than 5 times the slowest frame interval seen so
+        far (slow models are not hangs), and at least STARTUP_GRACE_S before the first frame
+        (loading a large model can take a while).
+        """
+        if self.frame_interval_max is None:
+            return max(self.spec.stall_timeout_s, STARTUP_GRACE_S)
+        return max(self.spec.stall_timeout_s, 5 * self.frame_interval_max)
 
     def _teardown(self, seg: _Segment) -> None:
         """Stop and reap both children, drain the pipes, remove pipes and socket."""
