@@ -291,6 +291,8 @@ class Supervisor:
             shutil.rmtree(seg.socket_dir, ignore_errors=True)
 
     def _stop_children(self, seg: _Segment) -> None:
+        if self.failure is not None and self.failure["kind"] == "stalled":
+            procs.stop(seg.driver, signal.SIGKILL, 5)  # a hung client ignores polite signals
         if seg.ipi is not None and seg.ipi.poll() is None:
             # SIGTERM makes i-PI soft-exit: it writes RESTART and closes its outputs.
             seg.ipi.send_signal(signal.SIGTERM)

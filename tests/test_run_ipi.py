@@ -222,3 +222,22 @@ def test_ctrl_c_stops_softly_and_resumes(out_dir: Path) -> None:
     assert meta["status"] == "completed"
     np.testing.assert_array_equal(meta["steps"], np.arange(0, 16001, 20))
     assert [s["outcome"] for s in meta["provenance"]["segments"]] == ["interrupted", "completed"]
+
+
+def test_hung_driver_is_detected_as_stalled(out_dir: Path) -> None:
+    args = ["--model", "harmonic", "--temperatures", "300", "--replicas", "1", "--time", "20ps",
+            "--out", str(out_dir), "--stall-timeout", "5", "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "harness.launch", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    path = _h5(out_dir, "harmonic", "300K", 0)
+    assert _wait_for(lambda: path.exists() and (h5md.last_step(path) or 0) >= 2000, 120)
+    drivers = [p for p in processes_matching("harness.driver") if p in
+               processes_matching(str(out_dir))]
+    os.kill(drivers[0], signal.SIGSTOP)  # alive but silent: only the stall limit can tell
+    stopped_at = time.monotonic()
+    stdout, _ = proc.communicate(timeout=90)
+    assert time.monotonic() - stopped_at < 60
+    meta = h5md.read_meta(path)
+    assert meta["status"] == "failed" and meta["failure"]["kind"] == "stalled"
+    assert "1 failed" in stdout
+    assert not processes_matching(str(out_dir))
