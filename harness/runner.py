@@ -110,7 +110,10 @@ class Supervisor:
         """Create or resume the trajectory; return the i-PI input text for this segment."""
         self.work.mkdir(parents=True, exist_ok=True)
         (self.work / "spec.json").write_text(self.spec.to_json())
-        last = h5md.last_step(self.out) if self.out.exists() else None
+        try:
+            last = h5md.last_step(self.out) if self.out.exists() else None
+        except (OSError, KeyError):
+            last = self._set_aside("unreadable")
         if last is not None:
             usable = [(s, p) for s, p in _checkpoints(self.work) if s <= last]
             if usable:
@@ -118,6 +121,8 @@ class Supervisor:
                 self.frames_on_disk = h5md.truncate_after(self.out, step)
                 self.assembler.last_emitted = step
                 return ipi_input.make_restart_input(path.read_text(), address)
+            if last > 0:
+                self._set_aside("no-checkpoint")
         atoms = read(self.spec.start_file)
         h5md.create(self.out, atoms.numbers, atoms.get_masses(), self.spec.periodic,
                     self.spec.to_json(), provenance.collect(self.spec))
@@ -125,6 +130,13 @@ class Supervisor:
             stale.unlink()
         (self.work / "RESTART").unlink(missing_ok=True)
         return ipi_input.make_input(self.spec, address, Path(self.spec.start_file))
+
+    def _set_aside(self, why: str) -> None:
+        """Keep a trajectory that cannot be resumed under another name; never overwrite data."""
+        target = self.out.with_name(f"{self.out.stem}.{why}.{int(time.time())}.h5")
+        self.out.rename(target)
+        print(f"{self.out}: cannot resume ({why}); kept as {target.name}, starting over",
+              file=sys.stderr, flush=True)
 
     def _open_streams(self) -> dict[str, Any]:
         vel_factor = 0.01  # m/s -> Angstrom/ps

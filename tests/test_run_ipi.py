@@ -241,3 +241,14 @@ def test_hung_driver_is_detected_as_stalled(out_dir: Path) -> None:
     assert meta["status"] == "failed" and meta["failure"]["kind"] == "stalled"
     assert "1 failed" in stdout
     assert not processes_matching(str(out_dir))
+
+
+def test_unreadable_trajectory_is_kept_aside_not_overwritten(out_dir: Path) -> None:
+    path = _h5(out_dir, "harmonic", "300K", 0)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"half-written garbage")
+    launch("--model", "harmonic", "--temperatures", "300", "--replicas", "1", "--time", "0.02ps",
+           "--out", str(out_dir), check=True)
+    assert h5md.read_meta(path)["status"] == "completed"
+    kept = list(path.parent.glob("replica-00.unreadable.*.h5"))
+    assert len(kept) == 1 and kept[0].read_bytes() == b"half-written garbage"
