@@ -124,7 +124,7 @@ def main() -> None:
     dt_ps = 0.5e-3
     results = {}
     short, long = 2000, 12000
-    harm = ["--model-option", f"k={K_EV_A2}"]
+    harm = ["--model-option", f"k={K_EV_A2}", "--criteria", "non_finite"]
     t_h = per_step(lambda n: harness_run("harmonic", n * dt_ps, harm), short, long, args.repeats)
     t_b = per_step(bare_ipi_run, short, long, args.repeats)
     results["harmonic_ms_per_step"] = {"harness": t_h * 1e3, "bare_ipi": t_b * 1e3,

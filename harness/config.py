@@ -7,6 +7,7 @@ An unknown config key is an error, so a typo never falls back silently to a defa
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import tomllib
@@ -17,6 +18,7 @@ from typing import Any
 from harness import challenges, models
 from harness.errors import UserError
 from harness.plan import RunSpec, derive_seed, n_steps_for, output_path
+from harness.stability.watchdog import WatchdogSettings, expand
 from harness.units import parse_time_ps
 
 
@@ -51,6 +53,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("threads", "OpenMP threads per run", 1, "int"),
     Option("stall-timeout", "seconds without a new frame before a run is declared hung", 60.0,
            "float"),
+    Option("criteria", "stability criteria: sets tea (default), mdsim, mlipaudit, mlipx, or "
+           "single criteria (bond_break, atom_collapse, ...)", None, "list"),
+    Option("after-event", "keep running this long after the first failure event, for "
+           "inspection (e.g. 50fs; default: stop at once)", None),
     Option("retry-failed", "rerun runs that ended as failed", False, "bool"),
     Option("dry-run", "print the plan and exit", False, "bool"),
     Option("quiet", "no live progress display", False, "bool"),
@@ -153,6 +159,22 @@ def _check_elements(family: models.ModelFamily, model_file: Path | None,
                         "use a model trained on all its elements")
 
 
+def watchdog_settings(settings: dict[str, Any], challenge: challenges.Challenge,
+                      dt_fs: float) -> dict[str, Any]:
+    """The stability settings of the runs: criteria from the flags, thresholds from the TOML."""
+    stab = challenge.stability
+    after = parse_time_ps(settings["after_event"], "--after-event") \
+        if settings["after_event"] not in (None, "", "0", "0fs", "0ps") else 0.0
+    watchdog = WatchdogSettings(
+        criteria=expand(settings["criteria"] or ["tea"]),
+        bond_break_angstrom=float(stab.get("bond_break_angstrom", 2.0)),
+        pair_thresholds={k: float(v) for k, v in stab.get("pair_thresholds", {}).items()},
+        min_distance_angstrom=float(stab.get("min_distance_angstrom", 0.5)),
+        after_event_steps=int(round(after * 1000.0 / dt_fs)),
+    )
+    return dataclasses.asdict(watchdog)
+
+
 def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
     """Validate the settings and expand them into the list of runs."""
     challenge = challenges.load(settings["challenge"])
@@ -184,6 +206,7 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
     options = _model_options(settings["model_option"])
     out_dir = Path(settings["out"]).expanduser().resolve()
     n_steps = n_steps_for(length_ps, dt_fs)
+    watchdog = watchdog_settings(settings, challenge, dt_fs)
     plan: list[RunSpec] = []
     for name in names:
         family = models.get_family(name)
@@ -204,7 +227,7 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
                     periodic=challenge.periodic,
                     out_file=str(output_path(out_dir, challenge.name, label, temp, replica)),
                     model_options=options, stall_timeout_s=settings["stall_timeout"],
-                    omp_threads=settings["threads"],
+                    omp_threads=settings["threads"], watchdog=watchdog,
                 ))
     return plan
 

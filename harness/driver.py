@@ -42,7 +42,7 @@ def _recv_exact(sock: socket.socket, nbytes: int) -> bytes:
 class ModelServer:
     """Evaluates an ASE calculator on the structures i-PI sends, in i-PI's atomic units."""
 
-    def __init__(self, calculator, symbols: list[str], periodic: bool):
+    def __init__(self, calculator, symbols: list[str], periodic: bool, monitor=None):
         from ase import Atoms
         from ipi.utils.units import unit_to_internal, unit_to_user
 
@@ -51,6 +51,7 @@ class ModelServer:
         self.calculator = calculator
         self.periodic = periodic
         self.changes = ["positions", "cell"] if periodic else ["positions"]
+        self.monitor = monitor
         self.bohr_to_ang = unit_to_user("length", "angstrom", 1.0)
         self.ev_to_ha = unit_to_internal("energy", "electronvolt", 1.0)
         self.evang_to_au = unit_to_internal("force", "ev/ang", 1.0)
@@ -72,6 +73,8 @@ class ModelServer:
         energy = float(results["energy"])
         forces = np.asarray(results["forces"], dtype=np.float64)
         self.calls += 1
+        if self.monitor is not None:
+            self.monitor.observe(self.atoms.positions, forces, energy)
         return energy * self.ev_to_ha, forces * self.evang_to_au
 
 
@@ -105,6 +108,8 @@ def serve(sock: socket.socket, server: ModelServer) -> str:
                              + np.ascontiguousarray(forces, np.float64).tobytes()
                              + np.zeros(9, np.float64).tobytes() + np.int32(0).tobytes())
                 have_data = False
+                if server.monitor is not None and server.monitor.done:
+                    return "event"
             elif header == _msg("EXIT"):
                 return "exit"
             else:
@@ -130,12 +135,27 @@ def connect(address: str, timeout_s: float) -> socket.socket:
             time.sleep(0.05)
 
 
+def _monitor(spec, start, first_step: int):
+    """The per-step watchdog of a run (criteria and thresholds from its spec)."""
+    from harness.stability.monitor import StepMonitor
+    from harness.stability.watchdog import WatchdogSettings, build_frame_criteria
+
+    settings = WatchdogSettings.from_dict(spec.watchdog)
+    cell = np.asarray(start.cell) if spec.periodic else None
+    checks = build_frame_criteria(settings, start.numbers, start.positions, cell)
+    return StepMonitor(checks, first_step, spec.dt_fs * 1e-3, max(spec.stride, 10) + 1,
+                       settings.after_event_steps)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the driver process."""
     parser = argparse.ArgumentParser(prog="python -m harness.driver")
     parser.add_argument("--spec", required=True, help="run spec JSON file")
     parser.add_argument("--address", required=True, help="unix socket path")
     parser.add_argument("--connect-timeout", type=float, default=120.0)
+    parser.add_argument("--first-step", type=int, default=0,
+                        help="i-PI step of the first force call (restart step when resuming)")
+    parser.add_argument("--no-watchdog", action="store_true")
     args = parser.parse_args(argv)
 
     from ase.io import read
@@ -147,11 +167,14 @@ def main(argv: list[str] | None = None) -> int:
     family = models.get_family(spec.model)
     model_file = Path(spec.model_file) if spec.model_file else None
     calculator = family.ase_calculator(model_file, dict(spec.model_options))
-    symbols = read(spec.start_file).get_chemical_symbols()
-    server = ModelServer(calculator, symbols, spec.periodic)
+    start = read(spec.start_file)
+    monitor = None if args.no_watchdog else _monitor(spec, start, args.first_step)
+    server = ModelServer(calculator, start.get_chemical_symbols(), spec.periodic, monitor)
     sock = connect(args.address, args.connect_timeout)
     outcome = serve(sock, server)
     sock.close()
+    if outcome == "event":
+        monitor.save(Path.cwd())
     print(json.dumps({"driver": outcome, "force_calls": server.calls}), flush=True)
     return 0
 

@@ -63,8 +63,13 @@ def _time_series(group: h5py.Group, name: str, shape: tuple[int, ...], unit: str
 
 
 def create(path: Path, numbers: np.ndarray, masses: np.ndarray, periodic: bool,
-           run_spec: str, provenance: dict[str, Any]) -> None:
-    """Create an empty H5MD trajectory with status ``running``."""
+           run_spec: str, provenance: dict[str, Any], start_positions: np.ndarray,
+           start_cell: np.ndarray) -> None:
+    """Create an empty H5MD trajectory with status ``running``.
+
+    The starting structure is kept under ``/parameters/harness`` (the bond topology of the
+    stability criteria comes from it).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".h5.tmp")
     natoms = len(numbers)
@@ -94,6 +99,8 @@ def create(path: Path, numbers: np.ndarray, masses: np.ndarray, periodic: bool,
         params.attrs["provenance"] = json.dumps(provenance, sort_keys=True)
         params.attrs["status"] = "running"
         params.attrs["failure"] = "null"
+        params.create_dataset("start_positions", data=np.asarray(start_positions, float))
+        params.create_dataset("start_cell", data=np.asarray(start_cell, float))
     tmp.replace(path)
 
 
@@ -174,6 +181,48 @@ def read_meta(path: Path) -> dict[str, Any]:
             "steps": steps,
             "times_ps": times,
         }
+
+
+def write_pre_failure(path: Path, ring: dict[str, np.ndarray]) -> None:
+    """Store the watchdog's last steps before a failure in ``/particles/pre_failure``.
+
+    Every MD step (not only every stride) up to the event: positions, forces and the
+    potential energy, so the event can be re-evaluated at the step it happened.
+    """
+    with h5py.File(path, "a") as f:
+        part = f[PARTICLES].parent
+        if "pre_failure" in part:
+            del part["pre_failure"]
+        group = part.create_group("pre_failure")
+        for name, key, unit, factor in (("position", "positions", "Angstrom", 1.0),
+                                        ("force", "forces", "kJ mol-1 Angstrom-1",
+                                         EV_TO_KJ_PER_MOL)):
+            element = group.create_group(name)
+            element.create_dataset("step", data=ring["step"])
+            element.create_dataset("time", data=ring["time"]).attrs["unit"] = "ps"
+            element.create_dataset("value", data=ring[key] * factor).attrs["unit"] = unit
+        energy = group.create_group("potential_energy")
+        energy.create_dataset("step", data=ring["step"])
+        energy.create_dataset("time", data=ring["time"]).attrs["unit"] = "ps"
+        energy.create_dataset("value", data=ring["energy"]).attrs["unit"] = "eV"
+
+
+def read_pre_failure(path: Path) -> dict[str, np.ndarray] | None:
+    """The watchdog's last steps before a failure (internal units), or None."""
+    with h5py.File(path, "r") as f:
+        if "particles/pre_failure" not in f:
+            return None
+        group = f["particles/pre_failure"]
+        return {"step": group["position/step"][:], "time": group["position/time"][:],
+                "positions": group["position/value"][:],
+                "forces": group["force/value"][:] / EV_TO_KJ_PER_MOL,
+                "energy": group["potential_energy/value"][:]}
+
+
+def read_start(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Starting positions and cell stored with the run."""
+    with h5py.File(path, "r") as f:
+        return f[f"{PARAMS}/start_positions"][:], f[f"{PARAMS}/start_cell"][:]
 
 
 def read_frames(path: Path, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:

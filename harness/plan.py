@@ -35,6 +35,7 @@ class RunSpec:
     periodic: bool
     out_file: str
     model_options: dict[str, Any] = field(default_factory=dict)
+    watchdog: dict[str, Any] = field(default_factory=dict)
     stall_timeout_s: float = 60.0
     flush_every_frames: int = 100
     flush_every_s: float = 60.0

@@ -30,6 +30,9 @@ from harness import h5md, procs, provenance
 from harness.engines import ipi_input
 from harness.engines.ipi_stream import BinFrameStream, FrameAssembler, PropertiesStream
 from harness.plan import RunSpec
+from harness.stability.criteria import Frame
+from harness.stability.monitor import EVENT_FILE, RING_FILE
+from harness.stability.watchdog import WatchdogSettings, build_temperature_criterion
 
 PROPERTY_COLUMNS = ("step", "time", "potential", "kinetic", "conserved", "temperature")
 SOCKET_PREFIX = "/tmp/ipi_"  # LAMMPS fix ipi and ASE hard-code it; keep one convention
@@ -104,6 +107,8 @@ class Supervisor:
         self.failure: dict[str, Any] | None = None
         self.seen_frame = False
         self.frame_interval_max: float | None = None
+        self.temperature_check = build_temperature_criterion(
+            WatchdogSettings.from_dict(spec.watchdog), spec.temperature_K)
 
     # ----------------------------------------------------------------- set-up
     def _prepare(self, address: str) -> str:
@@ -125,7 +130,8 @@ class Supervisor:
                 self._set_aside("no-checkpoint")
         atoms = read(self.spec.start_file)
         h5md.create(self.out, atoms.numbers, atoms.get_masses(), self.spec.periodic,
-                    self.spec.to_json(), provenance.collect(self.spec))
+                    self.spec.to_json(), provenance.collect(self.spec), atoms.positions,
+                    np.asarray(atoms.cell))
         for stale in self.work.glob(f"{ipi_input.CHECKPOINT_PREFIX}_*"):
             stale.unlink()
         (self.work / "RESTART").unlink(missing_ok=True)
@@ -169,9 +175,12 @@ class Supervisor:
                        PYTHONUNBUFFERED="1")
             seg.ipi = procs.start(_ipi_command() + ["input.xml"], self.work / "ipi.log",
                                   cwd=self.work, env=env)
+            for stale in (EVENT_FILE, RING_FILE):
+                (self.work / stale).unlink(missing_ok=True)
             seg.driver = procs.start(
                 [sys.executable, "-m", "harness.driver", "--spec", str(self.work / "spec.json"),
-                 "--address", f"{SOCKET_PREFIX}{seg.address}"],
+                 "--address", f"{SOCKET_PREFIX}{seg.address}",
+                 "--first-step", str(max(self.assembler.last_emitted, 0))],
                 self.work / "driver.log", cwd=self.work, env=env)
         except BaseException:
             self._teardown(seg)
@@ -219,6 +228,14 @@ class Supervisor:
         if not math.isfinite(frame["potential"]):
             self._fail("non_finite", "non-finite potential energy", step=frame["step"],
                        time_ps=frame["time"])
+            return
+        if self.temperature_check is not None:
+            event = self.temperature_check.check(Frame(frame["step"], frame["time"],
+                                                       frame["positions"],
+                                                       temperature=frame["temperature"]))
+            if event is not None:
+                self.failure = event.to_dict()
+                self.stop_requested = self.stop_requested or "failed"
 
     def _fail(self, kind: str, message: str, **details: Any) -> None:
         if self.failure is None:
@@ -270,7 +287,11 @@ class Supervisor:
                     seg.ipi.wait(timeout=5)
                 except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
                     pass
-                if self.assembler.last_emitted < self.spec.n_steps or seg.ipi.poll() is None:
+                event_file = self.work / EVENT_FILE
+                if event_file.is_file() and self.failure is None:
+                    self.failure = json.loads(event_file.read_text())
+                    self.failure["source"] = "watchdog"
+                elif self.assembler.last_emitted < self.spec.n_steps or seg.ipi.poll() is None:
                     code = procs.describe_exit(seg.driver.returncode)
                     self._fail("driver_died", f"force client died ({code}): "
                                + procs.tail(self.work / "driver.log", 3))
@@ -345,6 +366,8 @@ class Supervisor:
             status = "interrupted"
         else:
             status = "completed"
+        if status == "failed" and (self.work / RING_FILE).is_file():
+            self._store_pre_failure()
         seg_info.update(end=provenance.now(), to_step=max(last, 0), outcome=status)
         self._record(status, seg_info)
         if status == "completed":
@@ -361,6 +384,14 @@ class Supervisor:
         if status in ("completed", "failed"):
             update["end_time"] = provenance.now()
         h5md.set_status(self.out, status, self.failure, update)
+
+    def _store_pre_failure(self) -> None:
+        """Keep the last steps before the event: in the H5MD file and as extxyz."""
+        ring = dict(np.load(self.work / RING_FILE))
+        h5md.write_pre_failure(self.out, ring)
+        from harness.stability.export import write_extxyz
+
+        write_extxyz(self.out.with_suffix(".failure.extxyz"), self.out, ring, self.failure)
 
     def _keep_logs(self) -> None:
         log = self.out.with_suffix(".log")

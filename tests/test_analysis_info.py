@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import launch
+from conftest import HARMONIC, launch
 
 
 def _analysis(*args: str) -> subprocess.CompletedProcess:
@@ -16,7 +16,7 @@ def _analysis(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_info_on_a_finished_run(out_dir: Path) -> None:
-    launch("--model", "harmonic", "--temperatures", "300", "--replicas", "1", "--time", "0.05ps",
+    launch(*HARMONIC, "--temperatures", "300", "--replicas", "1", "--time", "0.05ps",
            "--out", str(out_dir), check=True)
     path = out_dir / "alanine-tetrapeptide" / "harmonic" / "300K" / "replica-00.h5"
     proc = _analysis("info", str(path))

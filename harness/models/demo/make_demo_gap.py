@@ -382,8 +382,15 @@ class FitSettings:
     ----------
     cutoff : float
         SOAP cutoff in Angstrom.
+    cutoff_width : float
+        SOAP cutoff transition width in Angstrom.
+    species_resolved : bool
+        Separate SOAP density channels per neighbour element (True) or one
+        element-agnostic density (False; far fewer dimensions).
     cutoff_2b : float
         Cutoff of the 2-body term in Angstrom.
+    pairwise_2b : bool
+        One 2-body GP per element pair (True) or one for all pairs (False).
     n_max, l_max : int
         SOAP radial and angular basis sizes.
     atom_sigma : float
@@ -411,7 +418,10 @@ class FitSettings:
     """
 
     cutoff: float = 5.0
+    cutoff_width: float = 1.0
+    species_resolved: bool = True
     cutoff_2b: float = 5.0
+    pairwise_2b: bool = False
     n_max: int = 4
     l_max: int = 3
     atom_sigma: float = 0.5
@@ -434,6 +444,12 @@ SPECIES_Z = (1, 6, 7, 8)
 def gap_string(fs: FitSettings) -> str:
     """Build the ``gap={...}`` descriptor string for ``gap_fit``.
 
+    One ``distance_2b`` term (per element pair if ``fs.pairwise_2b``) and one
+    SOAP term per central element.  ``add_species=F`` on the SOAP terms keeps
+    ``gap_fit`` from multiplying each of them by the number of elements; the
+    neighbour species are resolved through ``n_species``/``species_Z`` (nested
+    braces are doubled inside the ``gap`` string).
+
     Parameters
     ----------
     fs : FitSettings
@@ -445,17 +461,23 @@ def gap_string(fs: FitSettings) -> str:
         The value of the ``gap`` argument (without ``gap=``).
     """
     species = " ".join(str(z) for z in SPECIES_Z)
+    channels = (
+        f"n_species={len(SPECIES_Z)} species_Z={{{{{species}}}}} "
+        if fs.species_resolved
+        else "n_species=1 species_Z={{0}} "
+    )
     terms = [
         f"distance_2b cutoff={fs.cutoff_2b} covariance_type=ard_se delta={fs.delta_2b} "
         f"theta_uniform={fs.theta_2b} n_sparse={fs.n_sparse_2b} sparse_method=uniform "
-        "add_species=T"
+        f"add_species={'T' if fs.pairwise_2b else 'F'}"
     ]
     for z, n_sparse in fs.n_sparse:
         terms.append(
-            f"soap cutoff={fs.cutoff} cutoff_transition_width=1.0 n_max={fs.n_max} "
-            f"l_max={fs.l_max} atom_sigma={fs.atom_sigma} zeta={fs.zeta} "
-            f"delta={fs.delta_soap} covariance_type=dot_product n_species={len(SPECIES_Z)} "
-            f"species_Z={{{species}}} Z={z} n_sparse={n_sparse} sparse_method=cur_points"
+            f"soap cutoff={fs.cutoff} cutoff_transition_width={fs.cutoff_width} "
+            f"n_max={fs.n_max} l_max={fs.l_max} atom_sigma={fs.atom_sigma} "
+            f"zeta={fs.zeta} delta={fs.delta_soap} covariance_type=dot_product "
+            f"{channels}Z={z} "
+            f"n_sparse={n_sparse} sparse_method=cur_points add_species=F"
         )
     return "{" + " : ".join(terms) + "}"
 
