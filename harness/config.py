@@ -213,7 +213,9 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
         family.check_installed()
         model_file = models.resolve_model_file(family, settings["model_file"], challenge.name)
         _check_elements(family, model_file, challenge)
-        label = name if not settings["model_file"] else f"{name}-{Path(model_file).stem}"
+        label = name.replace(":", "-")
+        if settings["model_file"]:
+            label = f"{label}-{Path(model_file).stem}"
         for temp in temps:
             for replica in range(replicas):
                 plan.append(RunSpec(

@@ -95,11 +95,39 @@ def families() -> dict[str, ModelFamily]:
     return dict(sorted(found.items()))
 
 
+def _generic_ase_family(name: str) -> ModelFamily:
+    """``ase:module.path:factory``: any ASE calculator; ``factory(**options)`` returns it.
+
+    With ``--model-file F`` the factory also receives ``model_file=F``.
+    """
+    module, sep, factory = name[len("ase:"):].partition(":")
+    if not sep or not module or not factory:
+        raise UserError(f"--model {name!r}: write ase:MODULE:FACTORY, e.g. "
+                        "ase:mypackage.calculators:make_calculator")
+
+    def make(model_file: Path | None, options: dict[str, Any]):
+        try:
+            target = getattr(importlib.import_module(module), factory)
+        except (ImportError, AttributeError) as exc:
+            raise UserError(f"--model {name}: cannot load {module}.{factory} ({exc})") from None
+        if model_file is not None:
+            options = {"model_file": str(model_file), **options}
+        return target(**options)
+
+    return ModelFamily(name=name, description=f"ASE calculator from {module}.{factory}",
+                       ase_calculator=make, packages=(module.split(".")[0], "ase"),
+                       requires=(module.split(".")[0],),
+                       install_hint=f"install {module.split('.')[0]} or add it to PYTHONPATH")
+
+
 def get_family(name: str) -> ModelFamily:
     """Look a family up by name; an unknown name is a UserError listing the known ones."""
+    if name.startswith("ase:"):
+        return _generic_ase_family(name)
     known = families()
     if name not in known:
-        raise UserError(f"unknown model {name!r}: choose one of {', '.join(known)}")
+        raise UserError(f"unknown model {name!r}: choose one of {', '.join(known)}, "
+                        "or ase:MODULE:FACTORY for any ASE calculator")
     return known[name]
 
 

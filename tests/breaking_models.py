@@ -1,0 +1,53 @@
+"""Deliberately broken force fields for the crash-detection tests (``--model ase:...``)."""
+
+from __future__ import annotations
+
+import numpy as np
+from ase.calculators.calculator import Calculator, all_changes
+
+from harness.stability.criteria import Geometry, bond_topology
+
+
+class PulledBonds(Calculator):
+    """Harmonic springs on every bond of the first structure, but one bond is pulled apart.
+
+    E = sum_bonds k/2 (d - d0)^2 - F d_ij for the chosen pair (i, j): that bond, and only
+    that one, stretches until it breaks. Everything else stays intact.
+    """
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, pull: str = "4-6", force: float = 8.0, k: float = 20.0):
+        super().__init__()
+        self.pull = tuple(int(x) for x in str(pull).split("-"))
+        self.force, self.k = float(force), float(k)
+        self.bonds: np.ndarray | None = None
+        self.d0: np.ndarray | None = None
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        pos = self.atoms.positions
+        if self.bonds is None:
+            self.bonds = bond_topology(Geometry(self.atoms.numbers), pos)
+            keep = [tuple(sorted(b)) != tuple(sorted(self.pull)) for b in self.bonds]
+            self.bonds = self.bonds[np.array(keep)]
+            self.d0 = np.linalg.norm(pos[self.bonds[:, 1]] - pos[self.bonds[:, 0]], axis=1)
+        vec = pos[self.bonds[:, 1]] - pos[self.bonds[:, 0]]
+        d = np.linalg.norm(vec, axis=1)
+        energy = 0.5 * self.k * np.sum((d - self.d0) ** 2)
+        fpair = (-self.k * (d - self.d0) / d)[:, None] * vec  # force on atom j
+        forces = np.zeros_like(pos)
+        np.add.at(forces, self.bonds[:, 1], fpair)
+        np.add.at(forces, self.bonds[:, 0], -fpair)
+        i, j = self.pull
+        rij = pos[j] - pos[i]
+        dij = np.linalg.norm(rij)
+        energy -= self.force * dij
+        forces[j] += self.force * rij / dij
+        forces[i] -= self.force * rij / dij
+        self.results = {"energy": float(energy), "forces": forces}
+
+
+def make(**options) -> PulledBonds:
+    """Factory for ``--model ase:breaking_models:make``."""
+    return PulledBonds(**options)

@@ -1,0 +1,115 @@
+"""Crash detection: criteria on analytic frames, a model that really breaks, re-evaluation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from ase.io import read
+
+from conftest import launch
+from harness import challenges, h5md
+from harness.stability import criteria as C
+from harness.stability.reevaluate import reevaluate, same_event
+
+START = challenges.load("alanine-tetrapeptide").starts[0]
+TESTS = Path(__file__).resolve().parent
+
+
+def _geom_and_bonds():
+    atoms = read(START)
+    geom = C.Geometry(atoms.numbers)
+    return atoms, geom, C.bond_topology(geom, atoms.positions)
+
+
+def test_topology_of_the_peptide() -> None:
+    atoms, geom, bonds = _geom_and_bonds()
+    assert len(bonds) == 41  # acyclic: N - 1 bonds
+    kinds = {tuple(sorted((geom.symbols[i], geom.symbols[j]))) for i, j in bonds}
+    assert kinds == {("C", "C"), ("C", "H"), ("C", "N"), ("C", "O"), ("H", "N")}
+
+
+def test_bond_break_names_the_stretched_bond() -> None:
+    atoms, geom, bonds = _geom_and_bonds()
+    pos = atoms.positions.copy()
+    direction = pos[4] - pos[3]
+    pos[4] += direction / np.linalg.norm(direction) * 0.7  # N3-C4 to ~2.15 A
+    check = C.BondBreak(geom, bonds, 2.0)
+    assert check.check(C.Frame(0, 0.0, atoms.positions)) is None
+    event = check.check(C.Frame(40, 0.02, pos))
+    assert event is not None and event.kind == "bond_break"
+    assert event.atoms == [3, 4] and event.elements == ["N", "C"]
+    assert event.distance_angstrom == np.linalg.norm(pos[4] - pos[3])
+    assert event.label == "N-C (3-4)"
+
+
+def test_pair_thresholds_and_periodic_images() -> None:
+    geom = C.Geometry(np.array([82, 53]), cell=np.diag([10.0, 10.0, 10.0]))
+    pos = np.array([[0.2, 0.0, 0.0], [9.0, 0.0, 0.0]])  # 1.2 A apart through the boundary
+    bonds = C.bond_topology(geom, pos)
+    assert bonds.tolist() == [[0, 1]]
+    check = C.BondBreak(geom, bonds, 2.0, {"Pb-I": 4.3})
+    assert check.thresholds.tolist() == [4.3]
+    assert check.check(C.Frame(0, 0, np.array([[0.2, 0, 0], [6.3, 0, 0]]))) is None  # 3.9 A
+    event = check.check(C.Frame(1, 0, np.array([[0.2, 0, 0], [5.6, 0, 0]])))  # 4.6 A
+    assert event is not None and event.distance_angstrom == np.float64(5.4) - 0.8
+
+
+def test_other_criteria() -> None:
+    atoms, geom, bonds = _geom_and_bonds()
+    pos = atoms.positions.copy()
+    pos[10] = pos[0] + [0.3, 0, 0]
+    event = C.AtomCollapse(geom).check(C.Frame(1, 0, pos))
+    assert event.atoms == [0, 10] and abs(event.distance_angstrom - 0.3) < 1e-12
+    h = int(np.nonzero(atoms.numbers == 1)[0][0])
+    pos = atoms.positions.copy()
+    pos[h] += [30.0, 0, 0]
+    event = C.HDetached(geom).check(C.Frame(1, 0, pos))
+    assert event.kind == "h_detached" and h in event.atoms and event.distance_angstrom > 25
+    assert C.HDetached(geom).check(C.Frame(1, 0, atoms.positions)) is None
+    forces = np.zeros((42, 3))
+    forces[7] = [0, 150.0, 0]
+    assert C.MaxForce(geom).check(C.Frame(1, 0, atoms.positions, forces)).atoms == [7]
+    forces[7, 1] = np.nan
+    assert C.NonFinite(geom).check(C.Frame(1, 0, atoms.positions, forces)).atoms == [7]
+    temp = C.Temperature(300)
+    assert temp.check(C.Frame(0, 0, pos, temperature=310)) is None
+    assert temp.check(C.Frame(1, 0, pos, temperature=12000)).kind == "temperature"
+    assert C.Temperature(300).check(C.Frame(1, 0, pos, temperature=10_200)) is None
+    ref = atoms.positions
+    dev = C.BondDeviation(geom, bonds, ref)
+    stretched = ref.copy()
+    stretched[23] += (ref[23] - ref[3]) / np.linalg.norm(ref[23] - ref[3]) * 0.6  # N-H
+    assert dev.check(C.Frame(1, 0, stretched)).atoms == [3, 23]
+
+
+def test_model_that_breaks_is_stopped_and_named(out_dir: Path) -> None:
+    env_path = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = f"{TESTS}:{env_path}" if env_path else str(TESTS)
+    try:
+        proc = launch("--model", "ase:breaking_models:make", "--model-option", "pull=3-4",
+                      "--temperatures", "300", "--replicas", "1", "--time", "2ps",
+                      "--out", str(out_dir))
+    finally:
+        os.environ["PYTHONPATH"] = env_path
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    path = out_dir / "alanine-tetrapeptide" / "ase-breaking_models-make" / "300K" / "replica-00.h5"
+    meta = h5md.read_meta(path)
+    failure = meta["failure"]
+    assert meta["status"] == "failed" and failure["kind"] == "bond_break"
+    assert failure["atoms"] == [3, 4] and failure["elements"] == ["N", "C"]
+    assert 2.0 < failure["distance_angstrom"] < 2.2  # caught in the step it broke
+    # stopped within 10 steps: no stored frame after the event step + 10
+    assert meta["steps"][-1] <= failure["step"] + 10
+    # the every-step record before the event contains the event step itself
+    pre = h5md.read_pre_failure(path)
+    assert pre["step"][-1] == failure["step"]
+    d = np.linalg.norm(pre["positions"][-1, 4] - pre["positions"][-1, 3])
+    assert d == failure["distance_angstrom"]
+    # same event when the finished trajectory is re-evaluated
+    event = reevaluate(path)
+    assert same_event(failure, event), (failure, event)
+    frames = read(path.with_suffix(".failure.extxyz"), index=":")
+    assert frames[-1].info["step"] == failure["step"]
+    assert np.allclose(frames[-1].get_forces(), pre["forces"][-1])
