@@ -113,3 +113,39 @@ def test_model_that_breaks_is_stopped_and_named(out_dir: Path) -> None:
     frames = read(path.with_suffix(".failure.extxyz"), index=":")
     assert frames[-1].info["step"] == failure["step"]
     assert np.allclose(frames[-1].get_forces(), pre["forces"][-1])
+
+
+def test_stability_report_counts_failures(out_dir: Path, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(TESTS))
+    subprocess.run([sys.executable, "-m", "harness.launch", "--quiet", "--model",
+                    "ase:breaking_models:make", "--model-option", "pull=3-4",
+                    "--temperatures", "300", "--replicas", "2", "--time", "0.5ps",
+                    "--out", str(out_dir)], env=env, capture_output=True, timeout=300)
+    launch("--model", "harmonic", "--criteria", "non_finite", "--temperatures", "300",
+           "--replicas", "2", "--time", "0.05ps", "--out", str(out_dir), check=True)
+    report = tmp_path / "report"
+    proc = subprocess.run([sys.executable, "-m", "analysis.cli", "stability", str(out_dir),
+                           "--report-dir", str(report), "--export-failures",
+                           str(tmp_path / "failures.extxyz")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((report / "stability.json").read_text())
+    groups = {g["model"]: g for g in summary["groups"]}
+    assert groups["ase-breaking_models-make"]["stable"] == 0
+    assert groups["ase-breaking_models-make"]["failed"] == 2
+    assert groups["ase-breaking_models-make"]["failure_kinds"] == {"bond_break": 2}
+    assert 0 < groups["ase-breaking_models-make"]["median_time_to_failure_ps"] < 0.05
+    assert groups["harmonic"]["stable"] == 2 and groups["harmonic"]["failed"] == 0
+    assert summary["broken_bonds"] == {"C-N": {"ase-breaking_models-make 300 K": 2}}
+    broken = [r["broken"] for r in summary["runs"] if r["broken"]]
+    assert broken == ["N-C (3-4)", "N-C (3-4)"]
+    surv = groups["ase-breaking_models-make"]["survival"]
+    assert surv["fraction"][0] == 1.0 and surv["fraction"][-1] == 0.0
+    assert (report / "survival.png").stat().st_size > 10_000
+    assert "| C-N | 2 |" in (report / "stability.md").read_text()
+    frames = read(tmp_path / "failures.extxyz", index=":")
+    assert len(frames) >= 2 and {f.info["event_kind"] for f in frames} == {"bond_break"}
