@@ -82,6 +82,10 @@ def test_xtb_mean_temperature_12x2ps(out_dir: Path) -> None:
     temps, temps_all = [], []
     for replica in range(12):
         path = out_dir / CHALLENGE / "xtb" / "300K" / f"replica-{replica:02d}.h5"
+        meta = h5md.read_meta(path)
+        assert meta["status"] == "completed", meta["failure"]  # no false alarm of the watchdog
+        assert meta["run_spec"]["watchdog"]["criteria"] == [
+            "non_finite", "bond_break", "atom_collapse", "temperature"]
         frames = h5md.read_frames(path)
         assert len(frames["step"]) == 4000 // 20 + 1
         temps.append(frames["temperature"][frames["time"] >= 0.5])
