@@ -239,6 +239,9 @@ class Supervisor:
 
     def _fail(self, kind: str, message: str, **details: Any) -> None:
         if self.failure is None:
+            step = max(self.assembler.last_emitted, 0)
+            details.setdefault("step", step)
+            details.setdefault("time_ps", step * self.spec.dt_fs * 1e-3)
             self.failure = {"kind": kind, "message": message, **details}
             self.stop_requested = self.stop_requested or "failed"
 
