@@ -149,3 +149,29 @@ def test_stability_report_counts_failures(out_dir: Path, tmp_path: Path) -> None
     assert "| C-N | 2 |" in (report / "stability.md").read_text()
     frames = read(tmp_path / "failures.extxyz", index=":")
     assert len(frames) >= 2 and {f.info["event_kind"] for f in frames} == {"bond_break"}
+
+
+def test_energy_drift_criterion() -> None:
+    t = np.linspace(0, 10, 101)
+    flat = C.energy_drift(t, -5.0 + 1e-5 * np.sin(t), 42, 0.5e-3)
+    assert flat is None
+    drifting = C.energy_drift(t, -5.0 + 0.084 * t, 42, 0.5e-3)  # 2 meV/atom/ps
+    assert drifting.kind == "energy_drift" and abs(drifting.value - 2.0) < 1e-9
+    assert drifting.step == 20000
+
+
+def test_after_event_window_and_explosion_count(out_dir: Path) -> None:
+    env_path = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = f"{TESTS}:{env_path}" if env_path else str(TESTS)
+    try:
+        launch("--model", "ase:breaking_models:make", "--model-option", "pull=3-4",
+               "--temperatures", "300", "--replicas", "1",
+               "--time", "1ps", "--after-event", "20fs", "--out", str(out_dir))
+    finally:
+        os.environ["PYTHONPATH"] = env_path
+    path = out_dir / "alanine-tetrapeptide" / "ase-breaking_models-make" / "300K" / "replica-00.h5"
+    meta = h5md.read_meta(path)
+    failure = meta["failure"]
+    assert failure["kind"] == "bond_break" and failure["steps_after_event"] == 40
+    assert failure["bonds_broken_by_end"] >= 1
+    assert failure["step"] + 40 - 20 <= meta["steps"][-1] <= failure["step"] + 40 + 1

@@ -12,6 +12,8 @@ criterion             breaks when                                          from
 ``bond_deviation``    a bond deviates > 0.5 A from its reference length    MDsim
 ``h_detached``        an H atom is > 2.5 A from every heavy atom           MLIPAudit
 ``max_force``         an atom feels |F| > 100 eV/A                         mlipx
+``energy_drift``      the conserved energy drifts > 1 meV/atom/ps          LAMBench
+                      (whole trajectory, after the run only)
 ====================  ===================================================  ===============
 
 Criteria are deterministic functions of one frame (``temperature`` also of the previous
@@ -290,3 +292,21 @@ class Temperature:
             return Event(self.name, frame.step, frame.time_ps,
                          f"temperature jumped {temp / previous:.0f}x to {temp:.0f} K", value=temp)
         return None
+
+
+def energy_drift(times_ps: np.ndarray, conserved_ev: np.ndarray, n_atoms: int, step_ps: float,
+                 max_mev_per_atom_ps: float = 1.0) -> Event | None:
+    """Drift of the conserved energy (LAMBench-style; a whole-trajectory criterion).
+
+    The slope of a least-squares line through the conserved quantity (i-PI's ``conserved``:
+    total energy plus the heat the thermostat exchanged, so it is flat in NVT too), per atom.
+    The event is placed at the last frame.
+    """
+    if len(times_ps) < 3:
+        return None
+    slope = np.polyfit(times_ps, conserved_ev, 1)[0] * 1000.0 / n_atoms
+    if abs(slope) <= max_mev_per_atom_ps:
+        return None
+    return Event("energy_drift", int(round(times_ps[-1] / step_ps)), float(times_ps[-1]),
+                 f"conserved energy drifts {slope:.3g} meV/atom/ps (limit "
+                 f"{max_mev_per_atom_ps:g})", value=float(slope))

@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from harness import h5md
+from harness.stability import criteria as C
 from harness.stability.criteria import Event, Frame
 from harness.stability.watchdog import (
     WatchdogSettings,
@@ -82,6 +83,10 @@ def reevaluate(path: Path, criteria: Iterable[str] | None = None) -> Event | Non
             event = temperature.check(frame)
         if event is not None:
             return event
+    if "energy_drift" in settings.criteria:
+        frames = h5md.read_frames(path)
+        return C.energy_drift(frames["time"], frames["conserved"], meta["n_atoms"],
+                              spec["dt_fs"] * 1e-3, settings.max_drift_mev_per_atom_ps)
     return None
 
 

@@ -23,11 +23,12 @@ CRITERIA_SETS: dict[str, tuple[str, ...]] = {
     "mdsim": ("bond_deviation",),
     "mlipaudit": ("temperature", "h_detached"),
     "mlipx": ("max_force",),
+    "lambench": ("energy_drift",),
 }
 #: Evaluation order when several criteria trip on the same frame.
 ORDER = ("non_finite", "bond_break", "atom_collapse", "h_detached", "bond_deviation",
-         "max_force", "temperature")
-FRAME_CRITERIA = tuple(c for c in ORDER if c != "temperature")
+         "max_force", "temperature", "energy_drift")
+FRAME_CRITERIA = tuple(c for c in ORDER if c not in ("temperature", "energy_drift"))
 
 
 def expand(names: Iterable[str]) -> tuple[str, ...]:
@@ -57,6 +58,7 @@ class WatchdogSettings:
     max_force_ev_per_angstrom: float = 100.0
     max_excess_K: float = 10_000.0
     max_jump: float = 100.0
+    max_drift_mev_per_atom_ps: float = 1.0
     after_event_steps: int = 0
 
     @classmethod
