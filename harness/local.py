@@ -65,7 +65,9 @@ def pending(plan: list[RunSpec], retry_failed: bool) -> tuple[list[RunSpec], lis
             done.append(spec)
         else:
             if status == "failed":
-                Path(spec.out_file).unlink()
+                out = Path(spec.out_file)
+                for stale in (out, out.with_suffix(".log"), out.with_suffix(".failure.extxyz")):
+                    stale.unlink(missing_ok=True)
             todo.append(spec)
     return todo, done
 

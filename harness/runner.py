@@ -377,6 +377,7 @@ class Supervisor:
             shutil.rmtree(self.work, ignore_errors=True)
         elif status == "failed":
             self._keep_logs()
+            shutil.rmtree(self.work, ignore_errors=True)  # a failure is final: no resume
         return Outcome(status=status, frames=self.frames_on_disk, last_step=max(last, 0),
                        failure=self.failure, wall_s=time.monotonic() - started)
 

@@ -175,3 +175,22 @@ def test_after_event_window_and_explosion_count(out_dir: Path) -> None:
     assert failure["kind"] == "bond_break" and failure["steps_after_event"] == 40
     assert failure["bonds_broken_by_end"] >= 1
     assert failure["step"] + 40 - 20 <= meta["steps"][-1] <= failure["step"] + 40 + 1
+
+
+def test_failed_runs_are_results_unless_retried(out_dir: Path) -> None:
+    env_path = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = f"{TESTS}:{env_path}" if env_path else str(TESTS)
+    args = ("--model", "ase:breaking_models:make", "--temperatures", "300", "--replicas", "1",
+            "--time", "0.2ps", "--out", str(out_dir))
+    try:
+        first = launch(*args)
+        again = launch(*args)
+        retried = launch(*args, "--retry-failed")
+    finally:
+        os.environ["PYTHONPATH"] = env_path
+    assert first.returncode == 1 and "1 failed" in first.stdout
+    assert again.returncode == 0 and "0 failed, 0 interrupted, 1 already done" in again.stdout
+    assert retried.returncode == 1 and "1 failed" in retried.stdout
+    folder = out_dir / "alanine-tetrapeptide" / "ase-breaking_models-make" / "300K"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "replica-00.failure.extxyz", "replica-00.h5", "replica-00.log"]
