@@ -50,14 +50,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if settings["task"] is not None:
         outcomes = [run_spec(spec) for spec in todo]
-        return 1 if any(o.status == "failed" for o in outcomes) else 0
+        infra = [o for o in outcomes if o.status == "failed"
+                 and (o.failure or {}).get("kind") in INFRASTRUCTURE_FAILURES]
+        return 1 if infra else (3 if any(o.status == "interrupted" for o in outcomes) else 0)
     jobs = settings["jobs"] or config.default_jobs()
     summary = LocalLauncher(jobs, live=not settings["quiet"]).run(todo, done)
     out = settings["out"]
     print(f"{len(summary.completed)} completed, {len(summary.failed)} failed, "
           f"{len(summary.interrupted)} interrupted, {len(summary.skipped)} already done; "
           f"{summary.simulated_ps:.2f} ps simulated in {summary.wall_s:.0f} s")
-    for name, reason in summary.failed:
+    for name, reason, _ in summary.failed:
         print(f"  failed: {name}: {reason}")
     print(f"trajectories: {out}/<challenge>/<model>/<T>K/replica-NN.h5  "
           f"(inspect one with: analysis info FILE.h5)")
@@ -67,7 +69,20 @@ def main(argv: list[str] | None = None) -> int:
         print("this was the short demo; the full TEA-2023 protocol (12 replicas x 300/500/700 K x "
               "1 ns) is: python -m harness.launch --model " + ",".join(settings["model"])
               + " --preset tea2023  (or on a cluster: sbatch slurm/run_challenge.sh)")
-    return 1 if summary.failed else 0
+    return exit_code(summary)
+
+
+#: Failures of the machinery rather than of the model: these make the exit code non-zero.
+INFRASTRUCTURE_FAILURES = ("driver_died", "server_exited", "stalled", "harness_error",
+                           "runner_error")
+
+
+def exit_code(summary) -> int:
+    """0 when every run ended (a model that breaks is a result), 1 when runs could not run
+    (dead processes, hangs, harness errors), 3 when interrupted."""
+    if any(kind in INFRASTRUCTURE_FAILURES for _, _, kind in summary.failed):
+        return 1
+    return 3 if summary.interrupted else 0
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ class Summary:
     """What a launch did."""
 
     completed: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # name, message, kind
     interrupted: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     simulated_ps: float = 0.0
@@ -176,13 +176,14 @@ class LocalLauncher:
             summary.completed.append(run.spec.name)
         elif status == "failed":
             failure = outcome.get("failure") or {}
-            summary.failed.append((run.spec.name, failure.get("message", "")))
+            summary.failed.append((run.spec.name, failure.get("message", ""),
+                                   failure.get("kind", "")))
         elif status == "interrupted":
             summary.interrupted.append(run.spec.name)
         else:
             log = work_dir(run.spec) / "runner.log"
             reason = f"runner {procs.describe_exit(run.proc.returncode)}: {procs.tail(log, 2)}"
-            summary.failed.append((run.spec.name, reason))
+            summary.failed.append((run.spec.name, reason, "runner_error"))
         if not self.live and not self.quiet:
             line = f"[{status or 'error'}] {run.spec.name}"
             if status == "failed":

@@ -93,7 +93,7 @@ def test_model_that_breaks_is_stopped_and_named(out_dir: Path) -> None:
                       "--out", str(out_dir))
     finally:
         os.environ["PYTHONPATH"] = env_path
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # a broken model is a result
     path = out_dir / "alanine-tetrapeptide" / "ase-breaking_models-make" / "300K" / "replica-00.h5"
     meta = h5md.read_meta(path)
     failure = meta["failure"]
@@ -188,9 +188,9 @@ def test_failed_runs_are_results_unless_retried(out_dir: Path) -> None:
         retried = launch(*args, "--retry-failed")
     finally:
         os.environ["PYTHONPATH"] = env_path
-    assert first.returncode == 1 and "1 failed" in first.stdout
+    assert first.returncode == 0 and "1 failed" in first.stdout
     assert again.returncode == 0 and "0 failed, 0 interrupted, 1 already done" in again.stdout
-    assert retried.returncode == 1 and "1 failed" in retried.stdout
+    assert retried.returncode == 0 and "1 failed" in retried.stdout
     folder = out_dir / "alanine-tetrapeptide" / "ase-breaking_models-make" / "300K"
     assert sorted(p.name for p in folder.iterdir()) == [
         "replica-00.failure.extxyz", "replica-00.h5", "replica-00.log"]

@@ -409,6 +409,8 @@ class FitSettings:
         Energy regularisation per atom (eV).
     sigma_force : float
         Force regularisation (eV/A).
+    contact_sigma_energy, contact_sigma_force : float
+        The same for the close-contact frames (``config_type=contact``).
     seed : int
         ``gap_fit`` random seed (CUR selection).
     threads : int
@@ -433,6 +435,8 @@ class FitSettings:
     n_sparse: tuple[tuple[int, int], ...] = ((1, 80), (6, 80), (7, 40), (8, 40))
     sigma_energy: float = 0.002
     sigma_force: float = 0.05
+    contact_sigma_energy: float = 0.01
+    contact_sigma_force: float = 0.5
     seed: int = 7
     threads: int = 2
     timeout_s: int = 1800
@@ -523,7 +527,7 @@ def write_training_file(frames: list, path: Path) -> None:
         a = f.copy()
         a.cell = np.eye(3) * 50.0
         a.pbc = False
-        a.info = {"traj": f.info["traj"]}
+        a.info = {"traj": f.info["traj"], "config_type": f.info.get("config_type", "md")}
         a.calc = SinglePointCalculator(
             a, energy=f.get_potential_energy(), forces=f.get_forces()
         )
@@ -557,6 +561,7 @@ def gap_fit_command(fs: FitSettings, train_file: str) -> list[str]:
         "do_copy_at_file=F",
         "sparse_separate_file=T",
         f"default_sigma={{{fs.sigma_energy} {fs.sigma_force} 0.0 0.0}}",
+        f"config_type_sigma={{contact:{fs.contact_sigma_energy}:{fs.contact_sigma_force}:0.0:0.0}}",
         f"rnd_seed={fs.seed}",
         f"gap={gap_string(fs)}",
     ]
