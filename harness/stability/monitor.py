@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from harness.stability.criteria import BondBreak, Event, Frame
-from harness.stability.watchdog import first_event
 
 EVENT_FILE = "event.json"
 RING_FILE = "pre_failure.npz"
@@ -58,7 +57,10 @@ class StepMonitor:
         self.ring.append((self.step, positions.copy(), forces.copy(), energy))
         frame = Frame(self.step, self.step * self.dt_ps, positions, forces, energy)
         if self.event is None:
-            self.event = first_event(self.checks, frame)
+            for check in self.checks:
+                self.event = check.check(frame)
+                if self.event is not None:
+                    break
             if self.event is not None:
                 self.stop_at = self.step + self.after
         if self.event is not None and self.bond_check is not None:

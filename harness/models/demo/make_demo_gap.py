@@ -688,6 +688,7 @@ def errors(frames: list, calc) -> dict:
             1000 * float(np.sqrt(np.mean(de_arr**2))) / n_atoms, 3
         ),
         "energy_max_abs_eV": round(float(np.max(np.abs(de_arr))), 5),
+        "energy_mean_signed_error_eV": round(float(np.mean(de_arr)), 5),
         "force_mae_eV_A": round(float(np.mean(np.abs(df_arr))), 4),
         "force_rmse_eV_A": round(float(np.sqrt(np.mean(df_arr**2))), 4),
         "force_max_abs_eV_A": round(float(np.max(np.abs(df_arr))), 4),
@@ -736,7 +737,14 @@ def time_model(calc, frames: list, n_calls: int = 200) -> dict:
 
 
 def stability_run(
-    calc, atoms0, start: int, temp: float, n_steps: int, seed: int, pairs: np.ndarray
+    calc,
+    atoms0,
+    start: int,
+    temp: float,
+    n_steps: int,
+    seed: int,
+    pairs: np.ndarray,
+    n_snapshots: int = 8,
 ) -> tuple[dict, list]:
     """Langevin MD with the model; checks that no bonded pair exceeds 2 A.
 
@@ -756,11 +764,14 @@ def stability_run(
         Random seed.
     pairs : numpy.ndarray
         Bonded pairs (SMILES graph).
+    n_snapshots : int
+        Number of evenly spaced snapshots to return.
 
     Returns
     -------
     tuple of (dict, list of ase.Atoms)
-        Result summary and up to 8 snapshots for an xTB cross-check.
+        Result summary and the snapshots (``info["step"]``); if a bond broke,
+        the broken configuration is appended with ``info["broken"] = True``.
     """
     from ase import units
     from ase.constraints import FixCom
@@ -798,7 +809,7 @@ def stability_run(
     snapshots = []
     broken_at = None
     t0 = time.perf_counter()
-    snap_every = max(1, n_steps // 8)
+    snap_every = max(1, n_steps // n_snapshots)
     for step in range(1, n_steps + 1):
         dyn.run(1)
         pos = atoms.positions
@@ -808,9 +819,11 @@ def stability_run(
             d = np.linalg.norm(pos[:, None, :] - pos[None, :, :], axis=-1)
             min_nonbonded = min(min_nonbonded, float(np.min(d[nonbonded])))
             temps.append(atoms.get_temperature())
-        if step % snap_every == 0:
+        if step % snap_every == 0 or mb > BOND_BREAK_A:
             snap = atoms.copy()
             snap.set_constraint()
+            snap.calc = None
+            snap.info = {"step": step, "broken": bool(mb > BOND_BREAK_A)}
             snapshots.append(snap)
         if mb > BOND_BREAK_A:
             broken_at = step
@@ -831,6 +844,94 @@ def stability_run(
     return result, snapshots
 
 
+def label_with_xtb(structures: list) -> list:
+    """GFN2-xTB energies and forces for a list of structures.
+
+    Parameters
+    ----------
+    structures : list of ase.Atoms
+        Structures to label (not modified).
+
+    Returns
+    -------
+    list of ase.Atoms
+        Copies carrying a :class:`~ase.calculators.singlepoint.SinglePointCalculator`;
+        structures whose xTB calculation fails are left out.
+    """
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from tblite.ase import TBLite
+
+    out = []
+    for s in structures:
+        a = s.copy()
+        a.calc = TBLite(method="GFN2-xTB", verbosity=0)
+        try:
+            e, f = a.get_potential_energy(), a.get_forces()
+        except Exception as exc:  # SCF failure on a mangled geometry
+            print(f"  xTB failed on a snapshot ({exc}); skipped")
+            continue
+        a.calc = SinglePointCalculator(a, energy=e, forces=f)
+        out.append(a)
+    return out
+
+
+def active_learning_round(
+    calc, round_idx: int, n_steps: int, n_snapshots: int, seed: int
+) -> tuple[list, list]:
+    """One round of model MD from all starts, labelled with GFN2-xTB.
+
+    Start ``s`` runs at ``TEMPERATURES_K[s % 3]``.  Snapshots of the model's
+    own trajectories are exactly where a model trained on xTB MD alone is
+    most wrong (it drifts into configurations with spuriously low energy), so
+    adding them removes those holes.
+
+    Parameters
+    ----------
+    calc : ase.calculators.calculator.Calculator
+        Current model.
+    round_idx : int
+        Round number (1-based), for seeds and labels.
+    n_steps : int
+        Model MD steps (0.5 fs) per start.
+    n_snapshots : int
+        Snapshots per run.
+    seed : int
+        Base seed.
+
+    Returns
+    -------
+    tuple of (list of ase.Atoms, list of dict)
+        New labelled frames (``config_type=al``) and the run summaries.
+    """
+    starts = load_starts()
+    pairs = bonded_pairs()
+    frames, runs = [], []
+    for s, atoms0 in enumerate(starts):
+        temp = TEMPERATURES_K[s % len(TEMPERATURES_K)]
+        run_seed = seed + 1000 * round_idx + s
+        res, snaps = stability_run(
+            calc, atoms0, s, temp, n_steps, run_seed, pairs, n_snapshots=n_snapshots
+        )
+        runs.append(res)
+        for f in label_with_xtb(snaps):
+            f.info = {
+                "start": s,
+                "temperature_K": int(temp),
+                "step": int(f.info["step"]),
+                "traj": f"al{round_idx}-s{s:02d}-T{int(temp)}",
+                "config_type": "al",
+                "al_round": round_idx,
+                "broken": bool(f.info.get("broken", False)),
+            }
+            frames.append(f)
+        print(
+            f"  AL round {round_idx} start {s:2d} T={temp:.0f} K: "
+            f"{res['steps_done']}/{n_steps} steps, stable={res['stable']}",
+            flush=True,
+        )
+    return frames, runs
+
+
 def xtb_crosscheck(snapshots: list, calc) -> dict:
     """Compare the model with GFN2-xTB on snapshots of the model's own MD.
 
@@ -846,22 +947,14 @@ def xtb_crosscheck(snapshots: list, calc) -> dict:
     dict
         Force RMSE/MAE (eV/A) and energy error spread (eV).
     """
-    from ase.calculators.singlepoint import SinglePointCalculator
-    from tblite.ase import TBLite
-
-    ref = []
-    for s in snapshots:
-        a = s.copy()
-        a.calc = TBLite(method="GFN2-xTB", verbosity=0)
-        e, f = a.get_potential_energy(), a.get_forces()
-        a.calc = SinglePointCalculator(a, energy=e, forces=f)
-        ref.append(a)
+    ref = label_with_xtb([s for s in snapshots if not s.info.get("broken")])
     err = errors(ref, calc)
     return {
         "n_snapshots": len(ref),
         "force_mae_eV_A": err["force_mae_eV_A"],
         "force_rmse_eV_A": err["force_rmse_eV_A"],
         "energy_rmse_eV": err["energy_rmse_eV"],
+        "energy_mean_signed_error_eV": err["energy_mean_signed_error_eV"],
     }
 
 
