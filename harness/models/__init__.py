@@ -50,6 +50,9 @@ class ModelFamily:
         (None: any element). Raises UserError for a corrupt file.
     model_metadata
         ``model_metadata(model_file) -> dict``: training settings carried by the file, if any.
+    model_files
+        ``model_files(model_file) -> list[Path]``: every file the model consists of (hashed
+        into the provenance).
     """
 
     name: str
@@ -62,6 +65,7 @@ class ModelFamily:
     default_model_file: Callable[[str], Path | None] = field(default=lambda challenge: None)
     model_elements: Callable[[Path | None], set[str] | None] = field(default=lambda path: None)
     model_metadata: Callable[[Path | None], dict[str, Any]] = field(default=lambda path: {})
+    model_files: Callable[[Path], list[Path]] = field(default=lambda path: [path])
 
     def check_installed(self) -> None:
         """Raise UserError naming the install command when a required package is missing."""
@@ -131,13 +135,12 @@ def get_family(name: str) -> ModelFamily:
     return known[name]
 
 
-def sha256_of(path: Path | None) -> str | None:
-    """SHA-256 of a model file, or of every file in a model folder (sorted by name)."""
-    if path is None:
+def sha256_of(paths: list[Path] | Path | None) -> str | None:
+    """SHA-256 over the bytes of a model's files, in the given order."""
+    if paths is None:
         return None
     digest = hashlib.sha256()
-    paths = sorted(p for p in path.parent.iterdir() if p.is_file()) if path.is_dir() else [path]
-    for item in paths:
+    for item in [paths] if isinstance(paths, Path) else paths:
         with open(item, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)

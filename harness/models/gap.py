@@ -59,6 +59,14 @@ def _elements(model_file: Path | None) -> set[str] | None:
     return {chemical_symbols[z] for z in numbers}
 
 
+def _files(model_file: Path) -> list[Path]:
+    """The xml and the sparseX files it names."""
+    root = _parse(model_file)
+    sparse = sorted({c.get("sparseX_filename") for c in root.iter("gpCoordinates")
+                     if c.get("sparseX_filename")})
+    return [model_file] + [model_file.parent / name for name in sparse]
+
+
 def _metadata(model_file: Path | None) -> dict[str, Any]:
     if model_file is None:
         return {}
@@ -92,4 +100,5 @@ FAMILY = ModelFamily(
     default_model_file=lambda challenge: _DEMO.get(challenge),
     model_elements=_elements,
     model_metadata=_metadata,
+    model_files=_files,
 )

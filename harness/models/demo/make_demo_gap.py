@@ -73,6 +73,7 @@ REPO = HERE.parents[2]
 CHALLENGE = REPO / "harness" / "challenges" / "alanine-tetrapeptide"
 STARTS_DIR = CHALLENGE / "starts"
 FRAMES_FILE = CHALLENGE / "reference" / "xtb-frames.extxyz"
+AL_FILE = CHALLENGE / "reference" / "xtb-al-frames.extxyz"
 MODEL_DIR = HERE / "gap-alanine-tetrapeptide"
 SMILES = "CC(=O)N[C@@H](C)C(=O)N[C@@H](C)C(=O)N[C@@H](C)C(=O)NC"
 TEMPERATURES_K = (300.0, 500.0, 700.0)
@@ -229,11 +230,7 @@ def run_reference_md(
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import (
-        MaxwellBoltzmannDistribution,
-        Stationary,
-        ZeroRotation,
-    )
+    from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
     from tblite.ase import TBLite
 
     temp = TEMPERATURES_K[temp_index]
@@ -242,7 +239,7 @@ def run_reference_md(
     atoms = atoms0.copy()
     atoms.info = {}
     atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=2.0 * temp, rng=rng)
+    thermalize_momenta(atoms, 2.0 * temp, rng=rng)
     Stationary(atoms)
     ZeroRotation(atoms)
     atoms.set_constraint(FixCom())
@@ -409,8 +406,6 @@ class FitSettings:
         Energy regularisation per atom (eV).
     sigma_force : float
         Force regularisation (eV/A).
-    contact_sigma_energy, contact_sigma_force : float
-        The same for the close-contact frames (``config_type=contact``).
     seed : int
         ``gap_fit`` random seed (CUR selection).
     threads : int
@@ -419,24 +414,22 @@ class FitSettings:
         Hard limit for ``gap_fit``.
     """
 
-    cutoff: float = 5.0
+    cutoff: float = 3.0
     cutoff_width: float = 1.0
-    species_resolved: bool = True
+    species_resolved: bool = False
     cutoff_2b: float = 5.0
-    pairwise_2b: bool = False
-    n_max: int = 4
-    l_max: int = 3
+    pairwise_2b: bool = True
+    n_max: int = 6
+    l_max: int = 4
     atom_sigma: float = 0.5
     zeta: int = 4
-    delta_soap: float = 0.2
+    delta_soap: float = 1.0
     delta_2b: float = 1.0
-    theta_2b: float = 1.0
-    n_sparse_2b: int = 20
-    n_sparse: tuple[tuple[int, int], ...] = ((1, 80), (6, 80), (7, 40), (8, 40))
-    sigma_energy: float = 0.002
-    sigma_force: float = 0.05
-    contact_sigma_energy: float = 0.01
-    contact_sigma_force: float = 0.5
+    theta_2b: float = 0.5
+    n_sparse_2b: int = 30
+    n_sparse: tuple[tuple[int, int], ...] = ((1, 300), (6, 250), (7, 120), (8, 120))
+    sigma_energy: float = 0.001
+    sigma_force: float = 0.02
     seed: int = 7
     threads: int = 2
     timeout_s: int = 1800
@@ -528,9 +521,7 @@ def write_training_file(frames: list, path: Path) -> None:
         a.cell = np.eye(3) * 50.0
         a.pbc = False
         a.info = {"traj": f.info["traj"], "config_type": f.info.get("config_type", "md")}
-        a.calc = SinglePointCalculator(
-            a, energy=f.get_potential_energy(), forces=f.get_forces()
-        )
+        a.calc = SinglePointCalculator(a, energy=f.get_potential_energy(), forces=f.get_forces())
         out.append(a)
     write(path, out, format="extxyz")
 
@@ -561,7 +552,6 @@ def gap_fit_command(fs: FitSettings, train_file: str) -> list[str]:
         "do_copy_at_file=F",
         "sparse_separate_file=T",
         f"default_sigma={{{fs.sigma_energy} {fs.sigma_force} 0.0 0.0}}",
-        f"config_type_sigma={{contact:{fs.contact_sigma_energy}:{fs.contact_sigma_force}:0.0:0.0}}",
         f"rnd_seed={fs.seed}",
         f"gap={gap_string(fs)}",
     ]
@@ -684,9 +674,7 @@ def errors(frames: list, calc) -> dict:
         "energy_mae_eV": round(float(np.mean(np.abs(de_arr))), 5),
         "energy_rmse_eV": round(float(np.sqrt(np.mean(de_arr**2))), 5),
         "energy_mae_meV_per_atom": round(1000 * float(np.mean(np.abs(de_arr))) / n_atoms, 3),
-        "energy_rmse_meV_per_atom": round(
-            1000 * float(np.sqrt(np.mean(de_arr**2))) / n_atoms, 3
-        ),
+        "energy_rmse_meV_per_atom": round(1000 * float(np.sqrt(np.mean(de_arr**2))) / n_atoms, 3),
         "energy_max_abs_eV": round(float(np.max(np.abs(de_arr))), 5),
         "energy_mean_signed_error_eV": round(float(np.mean(de_arr)), 5),
         "force_mae_eV_A": round(float(np.mean(np.abs(df_arr))), 4),
@@ -776,17 +764,13 @@ def stability_run(
     from ase import units
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import (
-        MaxwellBoltzmannDistribution,
-        Stationary,
-        ZeroRotation,
-    )
+    from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
 
     rng = np.random.default_rng(seed)
     atoms = atoms0.copy()
     atoms.info = {}
     atoms.calc = calc
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temp, rng=rng)
+    thermalize_momenta(atoms, temp, rng=rng)
     Stationary(atoms)
     ZeroRotation(atoms)
     atoms.set_constraint(FixCom())
@@ -1064,62 +1048,67 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     argparse.Namespace
         Parsed options.
     """
+    d = FitSettings()
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--stage", choices=("all", "frames", "fit"), default="all")
-    p.add_argument("--regenerate", action="store_true", help="redo the xTB frames")
+    p.add_argument("--regenerate", action="store_true", help="redo the xTB MD frames")
+    p.add_argument("--regenerate-al", action="store_true", help="redo the active-learning frames")
+    p.add_argument("--al-rounds", type=int, default=2)
+    p.add_argument("--al-steps", type=int, default=600, help="model MD steps per start")
+    p.add_argument("--al-snapshots", type=int, default=6, help="snapshots per run")
+    p.add_argument("--al-seed", type=int, default=500)
     p.add_argument("--model-dir", type=Path, default=MODEL_DIR)
     p.add_argument("--workdir", type=Path, default=None, help="gap_fit scratch (temp)")
     p.add_argument("--threads", type=int, default=2, help="gap_fit OpenMP threads")
-    p.add_argument("--n-max", type=int, default=FitSettings.n_max)
-    p.add_argument("--l-max", type=int, default=FitSettings.l_max)
-    p.add_argument("--cutoff", type=float, default=FitSettings.cutoff)
-    p.add_argument("--zeta", type=int, default=FitSettings.zeta)
-    p.add_argument("--delta-soap", type=float, default=FitSettings.delta_soap)
-    p.add_argument("--delta-2b", type=float, default=FitSettings.delta_2b)
+    p.add_argument("--n-max", type=int, default=d.n_max)
+    p.add_argument("--l-max", type=int, default=d.l_max)
+    p.add_argument("--cutoff", type=float, default=d.cutoff, help="SOAP cutoff (A)")
+    p.add_argument("--cutoff-2b", type=float, default=d.cutoff_2b)
+    p.add_argument(
+        "--species-resolved",
+        action=argparse.BooleanOptionalAction,
+        default=d.species_resolved,
+        help="SOAP density channels per neighbour element",
+    )
+    p.add_argument("--zeta", type=int, default=d.zeta)
+    p.add_argument("--delta-soap", type=float, default=d.delta_soap)
+    p.add_argument("--delta-2b", type=float, default=d.delta_2b)
     p.add_argument(
         "--n-sparse",
-        default=",".join(f"{z}:{n}" for z, n in FitSettings.n_sparse),
+        default=",".join(f"{z}:{n}" for z, n in d.n_sparse),
         help="SOAP sparse points per element, Z:n,...",
     )
-    p.add_argument("--sigma-energy", type=float, default=FitSettings.sigma_energy)
-    p.add_argument("--sigma-force", type=float, default=FitSettings.sigma_force)
+    p.add_argument("--sigma-energy", type=float, default=d.sigma_energy, help="eV/atom")
+    p.add_argument("--sigma-force", type=float, default=d.sigma_force, help="eV/A")
     p.add_argument(
         "--stability",
-        default="0:300:6000,6:300:4000,3:500:2000",
+        default="0:300:6000,6:300:4000,3:500:2000,9:700:2000",
         help="model MD runs start:T_K:steps,... (0.5 fs steps)",
     )
     p.add_argument("--stability-seed", type=int, default=11)
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Generate frames, fit the GAP, check it and write the metadata.
+def fit_settings_from_args(args: argparse.Namespace) -> FitSettings:
+    """Build :class:`FitSettings` from the command line.
 
     Parameters
     ----------
-    argv : list of str, optional
-        Command-line arguments.
+    args : argparse.Namespace
+        Parsed options.
+
+    Returns
+    -------
+    FitSettings
+        Hyperparameters.
     """
-    from ase.io import read
-
-    args = parse_args(argv)
-    md = MDSettings()
-    t_start = time.perf_counter()
-    gen_summary = None
-    if args.stage == "frames" or args.regenerate or not FRAMES_FILE.is_file():
-        gen_summary = generate_frames(md, FRAMES_FILE)
-    if args.stage == "frames":
-        return
-
-    frames = read(FRAMES_FILE, index=":", format="extxyz")
-    train, test = split_frames(frames)
-    print(f"{len(frames)} frames: {len(train)} train, {len(test)} test")
-
     n_sparse = tuple(
         (int(z), int(n)) for z, n in (item.split(":") for item in args.n_sparse.split(","))
     )
-    fs = FitSettings(
+    return FitSettings(
         cutoff=args.cutoff,
+        cutoff_2b=args.cutoff_2b,
+        species_resolved=args.species_resolved,
         n_max=args.n_max,
         l_max=args.l_max,
         zeta=args.zeta,
@@ -1130,21 +1119,141 @@ def main(argv: list[str] | None = None) -> None:
         sigma_force=args.sigma_force,
         threads=args.threads,
     )
-    model_dir = args.model_dir.resolve()
-    if args.workdir is None:
-        with tempfile.TemporaryDirectory(prefix="gapfit-") as tmp:
-            fit_info = fit_gap(train, fs, model_dir, Path(tmp))
-    else:
-        fit_info = fit_gap(train, fs, model_dir, args.workdir.resolve())
 
+
+def run_fit(train: list, fs: FitSettings, model_dir: Path, workdir: Path | None) -> dict:
+    """Fit into ``model_dir``, in ``workdir`` or a temporary folder.
+
+    Parameters
+    ----------
+    train : list of ase.Atoms
+        Training frames.
+    fs : FitSettings
+        Hyperparameters.
+    model_dir : pathlib.Path
+        Destination folder.
+    workdir : pathlib.Path or None
+        Scratch folder (temporary if None).
+
+    Returns
+    -------
+    dict
+        See :func:`fit_gap`.
+    """
+    if workdir is not None:
+        return fit_gap(train, fs, model_dir, workdir.resolve())
+    with tempfile.TemporaryDirectory(prefix="gapfit-") as tmp:
+        return fit_gap(train, fs, model_dir, Path(tmp))
+
+
+def generate_al_frames(
+    train: list, fs: FitSettings, args: argparse.Namespace, model_dir: Path
+) -> tuple[list, dict]:
+    """Active learning: alternate fits and xTB-labelled model-MD snapshots.
+
+    Parameters
+    ----------
+    train : list of ase.Atoms
+        xTB MD training frames.
+    fs : FitSettings
+        Hyperparameters.
+    args : argparse.Namespace
+        Options (rounds, steps, snapshots, seed, workdir).
+    model_dir : pathlib.Path
+        Folder used for the intermediate models (overwritten later).
+
+    Returns
+    -------
+    tuple of (list of ase.Atoms, dict)
+        All new frames and a per-round summary, including the error of the
+        model of that round on the snapshots of its own MD (before they were
+        added to the training set).
+    """
+    al_frames: list = []
+    rounds = []
+    t0 = time.perf_counter()
+    for r in range(1, args.al_rounds + 1):
+        run_fit(train + al_frames, fs, model_dir, args.workdir)
+        calc = load_model(model_dir)
+        new, runs = active_learning_round(calc, r, args.al_steps, args.al_snapshots, args.al_seed)
+        err = errors(new, calc)
+        rounds.append(
+            {
+                "round": r,
+                "n_new_frames": len(new),
+                "runs_stable": sum(x["stable"] for x in runs),
+                "runs": len(runs),
+                "model_error_on_new_frames": {
+                    k: err[k]
+                    for k in (
+                        "force_rmse_eV_A",
+                        "energy_rmse_eV",
+                        "energy_mean_signed_error_eV",
+                    )
+                },
+            }
+        )
+        print(f"AL round {r}: {rounds[-1]}", flush=True)
+        al_frames.extend(new)
+    summary = {
+        "rounds": rounds,
+        "n_frames": len(al_frames),
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+    return al_frames, summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Generate frames, fit the GAP, check it and write the metadata.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments.
+    """
+    from ase.io import read, write
+
+    args = parse_args(argv)
+    md = MDSettings()
+    t_start = time.perf_counter()
+    model_dir = args.model_dir.resolve()
+    meta_path = model_dir / "metadata.json"
+    old_meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+
+    gen_summary = None
+    if args.stage == "frames" or args.regenerate or not FRAMES_FILE.is_file():
+        gen_summary = generate_frames(md, FRAMES_FILE)
+    if args.stage == "frames":
+        return
+    if gen_summary is None:
+        gen_summary = old_meta.get("reference_data", {}).get("generation")
+
+    frames = read(FRAMES_FILE, index=":", format="extxyz")
+    train, test = split_frames(frames)
+    print(f"{len(frames)} xTB MD frames: {len(train)} train, {len(test)} test")
+    fs = fit_settings_from_args(args)
+
+    regen_al = args.regenerate or args.regenerate_al or not AL_FILE.is_file()
+    if regen_al and args.al_rounds > 0:
+        al_frames, al_summary = generate_al_frames(train, fs, args, model_dir)
+        write(AL_FILE.with_suffix(".partial"), al_frames, format="extxyz")
+        AL_FILE.with_suffix(".partial").replace(AL_FILE)
+        print(f"wrote {len(al_frames)} active-learning frames to {AL_FILE}")
+    elif args.al_rounds > 0:
+        al_frames = read(AL_FILE, index=":", format="extxyz")
+        al_summary = old_meta.get("active_learning", {}).get("generation")
+        print(f"reusing {len(al_frames)} active-learning frames from {AL_FILE}")
+    else:
+        al_frames, al_summary = [], None
+
+    fit_info = run_fit(train + al_frames, fs, model_dir, args.workdir)
     checks = check_model(
         model_dir, train, test, parse_stability(args.stability), args.stability_seed
     )
+    if al_frames:
+        calc = load_model(model_dir)
+        checks["al_frames"] = errors(al_frames, calc)
 
-    meta_path = model_dir / "metadata.json"
-    if gen_summary is None and meta_path.is_file():
-        old = json.loads(meta_path.read_text())
-        gen_summary = old.get("reference_data", {}).get("generation")
     ref = frames_settings(md)
     ref["n_frames"] = len(frames)
     ref["generation"] = gen_summary
@@ -1154,14 +1263,30 @@ def main(argv: list[str] | None = None) -> None:
         "(Ac-Ala3-NHMe, gas phase), trained on GFN2-xTB, not on the TEA PBE+MBD data",
         "created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "script": str(Path(__file__).resolve().relative_to(REPO)),
-        "load": "quippy.potential.Potential(param_filename='<this folder>/gap.xml')",
+        "load": "quippy.potential.Potential(param_filename='<this folder>/gap.xml'); "
+        "the sparseX files are found relative to gap.xml, any working directory",
         "elements": ["C", "H", "N", "O"],
+        "n_atoms": len(frames[0]),
         "reference_method": f"GFN2-xTB via tblite {version('tblite')}",
         "reference_data": ref,
+        "active_learning": {
+            "file": str(AL_FILE.relative_to(REPO)),
+            "protocol": "per round: fit, then model Langevin MD (0.5 fs, 0.01/fs) "
+            "from all 12 starts, start s at (300, 500, 700 K)[s % 3], "
+            f"{args.al_steps} steps, {args.al_snapshots} snapshots per run (plus the "
+            "configuration at a bond break, if any), labelled with GFN2-xTB and added "
+            "to the training set (config_type=al)",
+            "rounds": args.al_rounds,
+            "n_frames": len(al_frames),
+            "generation": al_summary,
+        },
         "split": {
-            "rule": "whole trajectories; test if start % 5 == temperature index "
-            "(300 K: starts 0,5,10; 500 K: 1,6,11; 700 K: 2,7)",
-            "n_train": len(train),
+            "rule": "test = whole held-out xTB MD trajectories: start % 5 == temperature "
+            "index (300 K: starts 0, 5, 10; 500 K: 1, 6, 11; 700 K: 2, 7); all other "
+            "xTB MD frames and all active-learning frames are training data",
+            "n_train": len(train) + len(al_frames),
+            "n_train_md": len(train),
+            "n_train_al": len(al_frames),
             "n_test": len(test),
         },
         "training": {
@@ -1178,7 +1303,8 @@ def main(argv: list[str] | None = None) -> None:
         },
         "test_errors": checks["test"],
         "test_force_rmse_by_temperature_eV_A": checks["test_by_temperature"],
-        "train_errors": checks["train"],
+        "train_errors_md_frames": checks["train"],
+        "train_errors_al_frames": checks.get("al_frames"),
         "eval_ms_per_call": checks["timing"],
         "stability_check": checks["stability"],
         "model_files": checks["size"],
