@@ -46,8 +46,10 @@ def test_corrupt_model_file(tmp_path: Path) -> None:
 
 def test_model_missing_elements(tmp_path: Path) -> None:
     partial = tmp_path / "gap.xml"
-    partial.write_text('<GAP_params label="x"><GAP_data e0="0"><e0 Z="1" value="0"/>'
-                       '<e0 Z="6" value="0"/></GAP_data></GAP_params>')
+    partial.write_text('<GAP_params label="x"><GAP_data e0="0"><e0 Z="1" value="-1"/>'
+                       '<e0 Z="6" value="-1"/><e0 Z="7" value="0"/></GAP_data><gpSparse>'
+                       '<gpCoordinates><descriptor>distance_2b cutoff=5 Z1=1 Z2=6</descriptor>'
+                       '</gpCoordinates></gpSparse></GAP_params>')
     _assert_user_error(launch("--model", "gap", "--model-file", str(partial), "--dry-run"),
                        "needs N,O")
 

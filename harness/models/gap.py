@@ -47,10 +47,21 @@ def _elements(model_file: Path | None) -> set[str] | None:
     if model_file is None:
         return None
     root = _parse(model_file)
-    numbers = {int(e.get("Z")) for e in root.iter("e0") if e.get("Z") is not None}
-    if not numbers:
+    e0 = [e for e in root.iter("e0") if e.get("Z") is not None]
+    if not e0:
         raise UserError(f"model file {model_file} has no GAP_data/e0 entries: it is not a "
                         "GAP model written by gap_fit")
+    # The descriptors name the species they were trained on (Z=, Z1=, Z2=, species_Z={..});
+    # 0 is a wildcard. gap_fit writes an e0 for every element, so e0 alone cannot tell.
+    numbers: set[int] = set()
+    for desc in root.iter("descriptor"):
+        text = desc.text or ""
+        numbers.update(int(z) for z in re.findall(r"\bZ[12]?=(\d+)", text))
+        for group in re.findall(r"species_Z=\{+([\d\s]+)\}+", text):
+            numbers.update(int(z) for z in group.split())
+    numbers.discard(0)
+    if not numbers:  # descriptors for any species: trust the non-zero e0 values
+        numbers = {int(e.get("Z")) for e in e0 if float(e.get("value", "0")) != 0.0}
     for coords in root.iter("gpCoordinates"):
         sparse = coords.get("sparseX_filename")
         if sparse and not (model_file.parent / sparse).is_file():
