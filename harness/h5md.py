@@ -49,6 +49,20 @@ OBSERVABLES = {
 STATUSES = ("running", "completed", "failed", "interrupted")
 
 
+def open_file(path: Path, mode: str = "r") -> h5py.File:
+    """Open an H5MD file; if another process holds HDF5's lock on it, open it without locks.
+
+    The run supervisor appends while users read (``analysis``, MDAnalysis). With HDF5's
+    locks alone, a reader could make the writer fail (and the other way round). The writer
+    keeps the file consistent at every close, so ignoring a lock is safe for it; a reader that
+    catches a write in progress gets an error and can try again.
+    """
+    try:
+        return h5py.File(path, mode)
+    except BlockingIOError:
+        return h5py.File(path, mode, locking=False)
+
+
 def _time_series(group: h5py.Group, name: str, shape: tuple[int, ...], unit: str) -> None:
     element = group.create_group(name)
     element.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(1024,))
@@ -73,7 +87,7 @@ def create(path: Path, numbers: np.ndarray, masses: np.ndarray, periodic: bool,
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".h5.tmp")
     natoms = len(numbers)
-    with h5py.File(tmp, "w") as f:
+    with open_file(tmp, "w") as f:
         h5md = f.create_group("h5md")
         h5md.attrs["version"] = np.array([1, 1], dtype=np.int32)
         h5md.create_group("author").attrs["name"] = provenance.get("user", "unknown")
@@ -119,7 +133,7 @@ def append(path: Path, frames: list[dict[str, Any]]) -> None:
         return
     steps = np.array([fr["step"] for fr in frames], dtype=np.int64)
     times = np.array([fr["time"] for fr in frames], dtype=np.float64)
-    with h5py.File(path, "a") as f:
+    with open_file(path, "a") as f:
         for group, key, factor in _series(f):
             old = group["step"].shape[0]
             new = old + len(frames)
@@ -132,14 +146,14 @@ def append(path: Path, frames: list[dict[str, Any]]) -> None:
 
 def last_step(path: Path) -> int | None:
     """Step of the last frame on disk (None for an empty trajectory)."""
-    with h5py.File(path, "r") as f:
+    with open_file(path, "r") as f:
         steps = f[f"{PARTICLES}/position/step"]
         return int(steps[-1]) if steps.shape[0] else None
 
 
 def truncate_after(path: Path, step: int) -> int:
     """Drop frames with a step above ``step``; returns the number of frames kept."""
-    with h5py.File(path, "a") as f:
+    with open_file(path, "a") as f:
         steps = f[f"{PARTICLES}/position/step"][:]
         keep = int(np.searchsorted(steps, step, side="right"))
         for group, _, _ in _series(f):
@@ -153,7 +167,7 @@ def set_status(path: Path, status: str, failure: dict[str, Any] | None = None,
     """Record the run's status (and failure event), merging provenance fields."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}")
-    with h5py.File(path, "a") as f:
+    with open_file(path, "a") as f:
         params = f[PARAMS]
         params.attrs["status"] = status
         params.attrs["failure"] = json.dumps(failure)
@@ -166,7 +180,7 @@ def set_status(path: Path, status: str, failure: dict[str, Any] | None = None,
 
 def read_meta(path: Path) -> dict[str, Any]:
     """Run spec, provenance, status, failure and sizes of a trajectory, without the frames."""
-    with h5py.File(path, "r") as f:
+    with open_file(path, "r") as f:
         params = f[PARAMS]
         steps = f[f"{PARTICLES}/position/step"][:]
         times = f[f"{PARTICLES}/position/time"][:]
@@ -189,7 +203,7 @@ def write_pre_failure(path: Path, ring: dict[str, np.ndarray]) -> None:
     Every MD step (not only every stride) up to the event: positions, forces and the
     potential energy, so the event can be re-evaluated at the step it happened.
     """
-    with h5py.File(path, "a") as f:
+    with open_file(path, "a") as f:
         part = f[PARTICLES].parent
         if "pre_failure" in part:
             del part["pre_failure"]
@@ -209,7 +223,7 @@ def write_pre_failure(path: Path, ring: dict[str, np.ndarray]) -> None:
 
 def read_pre_failure(path: Path) -> dict[str, np.ndarray] | None:
     """The watchdog's last steps before a failure (internal units), or None."""
-    with h5py.File(path, "r") as f:
+    with open_file(path, "r") as f:
         if "particles/pre_failure" not in f:
             return None
         group = f["particles/pre_failure"]
@@ -221,14 +235,14 @@ def read_pre_failure(path: Path) -> dict[str, np.ndarray] | None:
 
 def read_start(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Starting positions and cell stored with the run."""
-    with h5py.File(path, "r") as f:
+    with open_file(path, "r") as f:
         return f[f"{PARAMS}/start_positions"][:], f[f"{PARAMS}/start_cell"][:]
 
 
 def read_frames(path: Path, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
     """Frames in internal units: positions (A), velocities (A/ps), forces (eV/A), observables."""
     out: dict[str, np.ndarray] = {}
-    with h5py.File(path, "r") as f:
+    with open_file(path, "r") as f:
         for group, key, factor in _series(f):
             out[key] = group["value"][start:stop] / factor
         out["step"] = f[f"{PARTICLES}/position/step"][start:stop]

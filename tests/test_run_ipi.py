@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 from ipi.utils.io.backends import io_binary
@@ -82,7 +81,7 @@ def test_run_writes_h5md_equal_to_ipi_output(out_dir: Path, tmp_path: Path) -> N
     frames = h5md.read_frames(path)
     # the harmonic well: forces are exactly -k r (k = 1 eV/A^2)
     np.testing.assert_allclose(frames["forces"], -frames["positions"], rtol=1e-12, atol=1e-12)
-    with h5py.File(path) as f:
+    with h5md.open_file(path) as f:
         assert list(f["h5md"].attrs["version"]) == [1, 1]
         assert f["particles/all/position/value"].dtype == np.float64
         assert f["particles/all/position/value"].attrs["unit"] == "Angstrom"
@@ -251,3 +250,21 @@ def test_unreadable_trajectory_is_kept_aside_not_overwritten(out_dir: Path) -> N
     assert h5md.read_meta(path)["status"] == "completed"
     kept = list(path.parent.glob("replica-00.unreadable.*.h5"))
     assert len(kept) == 1 and kept[0].read_bytes() == b"half-written garbage"
+
+
+def test_a_reader_holding_the_file_does_not_break_the_run(out_dir: Path) -> None:
+    import h5py
+
+    args = [*HARMONIC, "--temperatures", "300", "--replicas", "1", "--time", "6ps",
+            "--out", str(out_dir), "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "harness.launch", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    path = _h5(out_dir, "harmonic", "300K", 0)
+    assert _wait_for(path.exists, 60)
+    with h5py.File(path, "r") as held:  # HDF5's default shared lock, as other tools take
+        time.sleep(4)
+        assert held["particles/all/position/value"].dtype == np.float64
+    proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    meta = h5md.read_meta(path)
+    assert meta["status"] == "completed" and meta["n_frames"] == 12000 // 20 + 1

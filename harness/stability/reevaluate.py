@@ -12,7 +12,6 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from harness import h5md
@@ -30,7 +29,7 @@ CHUNK_FRAMES = 5000
 
 
 def _stored_frames(path: Path) -> Iterator[tuple[int, Frame]]:
-    with h5py.File(path, "r") as f:
+    with h5md.open_file(path, "r") as f:
         n = f[f"{h5md.PARTICLES}/position/step"].shape[0]
     for start in range(0, n, CHUNK_FRAMES):
         chunk = h5md.read_frames(path, start, start + CHUNK_FRAMES)
