@@ -61,8 +61,11 @@ def test_demo_gap_ships_with_metadata() -> None:
     meta = json.loads((path.parent / "metadata.json").read_text())
     text = json.dumps(meta)
     assert "rmse" in text.lower() and "GFN2-xTB" in text
-    size = sum(p.stat().st_size for p in path.parent.iterdir())
+    files = family.model_files(path)
+    size = sum(p.stat().st_size for p in files)
     assert size < 8e6, f"demo GAP is {size / 1e6:.1f} MB"
+    # the metadata describes these very files (a refit must rewrite both together)
+    assert {p.name: p.stat().st_size for p in files} == meta["model_files"]["files"]
 
 
 def test_gap_forces_served_through_ipi_equal_quippy(out_dir: Path) -> None:
