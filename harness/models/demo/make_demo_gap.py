@@ -17,10 +17,12 @@ What
    start is still seen in training at the other two temperatures.
 3. **Active learning.** A model fitted to the xTB MD frames alone runs stably
    but its own MD drifts into configurations where its energy is ~0.8 eV too
-   low (twisted amides, close O...O contacts).  So, for ``--al-rounds`` rounds:
-   fit, run 600 steps of model MD from every start (start ``s`` at
-   300/500/700 K for ``s % 3`` = 0/1/2), label 6 snapshots per run with
-   GFN2-xTB and add them to the training set.  These frames are stored in
+   low (e.g. twisted amides).  So, for ``--al-rounds`` rounds (default 2):
+   fit (in a scratch folder), run 600 steps of model MD from every start
+   (start ``s`` at 300/500/700 K for ``s % 3`` = 0/1/2), label 6 snapshots
+   per run with GFN2-xTB and add them to the training set; snapshots after a
+   bond break or with an xTB force component above 25 eV/A are not used (such
+   frames ruined the fit in a trial).  These frames are stored in
    ``reference/xtb-al-frames.extxyz`` (``config_type=al``) and reused by later
    runs unless ``--regenerate-al``.
 4. **Fit.** ``gap_fit`` (quippy-ase): ``distance_2b`` per element pair
@@ -30,8 +32,9 @@ What
    Short SOAP cutoffs and the element-agnostic density were chosen because
    they were both more accurate and cheaper here than 4-5 A, element-resolved
    SOAP at the same model size; see ``metadata.json`` for the exact command.
-   ``gap_fit``'s output goes to ``gap_fit.log`` beside the model (ignored by
-   git).
+   The final model is fitted and checked in a staging folder and only then
+   copied, with ``gap_fit.log`` (ignored by git), into
+   ``gap-alanine-tetrapeptide/``.
 5. **Checks.** Test-set energy/force errors; evaluation time per energy+forces
    call (single thread); loading from another working directory; Langevin MD
    stability runs with the fitted model (300 K for 3 ps and 2 ps, 500 K and
@@ -100,6 +103,7 @@ MODEL_DIR = HERE / "gap-alanine-tetrapeptide"
 SMILES = "CC(=O)N[C@@H](C)C(=O)N[C@@H](C)C(=O)N[C@@H](C)C(=O)NC"
 TEMPERATURES_K = (300.0, 500.0, 700.0)
 BOND_BREAK_A = 2.0
+AL_MAX_FORCE = 25.0  # eV/A; active-learning snapshots above this are not used
 
 
 @dataclass(frozen=True)
@@ -284,7 +288,7 @@ def run_reference_md(
         if step in sample_steps:
             frame = atoms.copy()
             frame.set_constraint()
-            frame.set_velocities(np.zeros((len(frame), 3)))
+            frame.arrays.pop("momenta", None)
             frame.info = {
                 "start": start,
                 "temperature_K": int(temp),
@@ -443,7 +447,7 @@ class FitSettings:
     pairwise_2b: bool = True
     n_max: int = 6
     l_max: int = 4
-    atom_sigma: float = 0.35
+    atom_sigma: float = 0.5
     zeta: int = 4
     delta_soap: float = 1.0
     delta_2b: float = 1.0
@@ -600,6 +604,8 @@ def fit_gap(train: list, fs: FitSettings, model_dir: Path, workdir: Path) -> dic
         Command line and wall time.
     """
     workdir.mkdir(parents=True, exist_ok=True)
+    for stale in workdir.glob("gap.xml*"):
+        stale.unlink()
     write_training_file(train, workdir / "train.extxyz")
     cmd = gap_fit_command(fs, "train.extxyz")
     env = dict(os.environ, OMP_NUM_THREADS=str(fs.threads))
@@ -870,6 +876,7 @@ def label_with_xtb(structures: list) -> list:
     out = []
     for s in structures:
         a = s.copy()
+        a.arrays.pop("momenta", None)
         a.calc = TBLite(method="GFN2-xTB", verbosity=0)
         try:
             e, f = a.get_potential_energy(), a.get_forces()
@@ -883,13 +890,15 @@ def label_with_xtb(structures: list) -> list:
 
 def active_learning_round(
     calc, round_idx: int, n_steps: int, n_snapshots: int, seed: int
-) -> tuple[list, list]:
+) -> tuple[list, list, dict]:
     """One round of model MD from all starts, labelled with GFN2-xTB.
 
     Start ``s`` runs at ``TEMPERATURES_K[s % 3]``.  Snapshots of the model's
     own trajectories are exactly where a model trained on xTB MD alone is
     most wrong (it drifts into configurations with spuriously low energy), so
-    adding them removes those holes.
+    adding them removes those holes.  Configurations past a bond break and
+    snapshots with any xTB force component above :data:`AL_MAX_FORCE` are not
+    used: such far-off-equilibrium frames wrecked the fit in a trial run.
 
     Parameters
     ----------
@@ -906,12 +915,14 @@ def active_learning_round(
 
     Returns
     -------
-    tuple of (list of ase.Atoms, list of dict)
-        New labelled frames (``config_type=al``) and the run summaries.
+    tuple of (list of ase.Atoms, list of dict, dict)
+        New labelled frames (``config_type=al``), the run summaries and the
+        counts of skipped snapshots.
     """
     starts = load_starts()
     pairs = bonded_pairs()
     frames, runs = [], []
+    skipped = {"broken": 0, "high_force": 0}
     for s, atoms0 in enumerate(starts):
         temp = TEMPERATURES_K[s % len(TEMPERATURES_K)]
         run_seed = seed + 1000 * round_idx + s
@@ -919,7 +930,12 @@ def active_learning_round(
             calc, atoms0, s, temp, n_steps, run_seed, pairs, n_snapshots=n_snapshots
         )
         runs.append(res)
-        for f in label_with_xtb(snaps):
+        intact = [x for x in snaps if not x.info.get("broken")]
+        skipped["broken"] += len(snaps) - len(intact)
+        for f in label_with_xtb(intact):
+            if float(np.max(np.abs(f.get_forces()))) > AL_MAX_FORCE:
+                skipped["high_force"] += 1
+                continue
             f.info = {
                 "start": s,
                 "temperature_K": int(temp),
@@ -927,7 +943,6 @@ def active_learning_round(
                 "traj": f"al{round_idx}-s{s:02d}-T{int(temp)}",
                 "config_type": "al",
                 "al_round": round_idx,
-                "broken": bool(f.info.get("broken", False)),
             }
             frames.append(f)
         print(
@@ -935,7 +950,7 @@ def active_learning_round(
             f"{res['steps_done']}/{n_steps} steps, stable={res['stable']}",
             flush=True,
         )
-    return frames, runs
+    return frames, runs, skipped
 
 
 def xtb_crosscheck(snapshots: list, calc) -> dict:
@@ -1075,10 +1090,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stage", choices=("all", "frames", "fit"), default="all")
     p.add_argument("--regenerate", action="store_true", help="redo the xTB MD frames")
     p.add_argument("--regenerate-al", action="store_true", help="redo the active-learning frames")
-    p.add_argument("--al-rounds", type=int, default=3)
+    p.add_argument("--al-rounds", type=int, default=2)
     p.add_argument("--al-steps", type=int, default=600, help="model MD steps per start")
     p.add_argument("--al-snapshots", type=int, default=6, help="snapshots per run")
     p.add_argument("--al-seed", type=int, default=500)
+    p.add_argument("--al-file", type=Path, default=AL_FILE, help="active-learning frames")
     p.add_argument("--model-dir", type=Path, default=MODEL_DIR)
     p.add_argument("--workdir", type=Path, default=None, help="gap_fit scratch (temp)")
     p.add_argument("--threads", type=int, default=2, help="gap_fit OpenMP threads")
@@ -1143,6 +1159,37 @@ def fit_settings_from_args(args: argparse.Namespace) -> FitSettings:
     )
 
 
+def install_model(stage: Path, model_dir: Path, probe: list) -> None:
+    """Replace the model files in ``model_dir`` by those in ``stage``.
+
+    Afterwards the installed copy is loaded (from a foreign working directory)
+    and must reproduce the staged model's energies and forces on ``probe``.
+
+    Parameters
+    ----------
+    stage : pathlib.Path
+        Folder with the freshly fitted ``gap.xml*`` and ``gap_fit.log``.
+    model_dir : pathlib.Path
+        Destination (created if needed).
+    probe : list of ase.Atoms
+        Structures for the consistency check.
+    """
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for old in model_dir.glob("gap.xml*"):
+        old.unlink()
+    for f in sorted(stage.glob("gap.xml*")) + [stage / "gap_fit.log"]:
+        shutil.copy2(f, model_dir / f.name)
+    staged, installed = load_model(stage), load_model(model_dir)
+    for frame in probe:
+        a, b = frame.copy(), frame.copy()
+        a.calc, b.calc = staged, installed
+        if abs(a.get_potential_energy() - b.get_potential_energy()) > 1e-8 or not np.allclose(
+            a.get_forces(), b.get_forces(), atol=1e-8
+        ):
+            raise RuntimeError("installed model differs from the staged one")
+    print(f"installed model in {model_dir}")
+
+
 def run_fit(train: list, fs: FitSettings, model_dir: Path, workdir: Path | None) -> dict:
     """Fit into ``model_dir``, in ``workdir`` or a temporary folder.
 
@@ -1169,7 +1216,7 @@ def run_fit(train: list, fs: FitSettings, model_dir: Path, workdir: Path | None)
 
 
 def generate_al_frames(
-    train: list, fs: FitSettings, args: argparse.Namespace, model_dir: Path
+    train: list, fs: FitSettings, args: argparse.Namespace, scratch: Path
 ) -> tuple[list, dict]:
     """Active learning: alternate fits and xTB-labelled model-MD snapshots.
 
@@ -1181,8 +1228,8 @@ def generate_al_frames(
         Hyperparameters.
     args : argparse.Namespace
         Options (rounds, steps, snapshots, seed, workdir).
-    model_dir : pathlib.Path
-        Folder used for the intermediate models (overwritten later).
+    scratch : pathlib.Path
+        Folder for the intermediate models (never the shipped model folder).
 
     Returns
     -------
@@ -1195,9 +1242,11 @@ def generate_al_frames(
     rounds = []
     t0 = time.perf_counter()
     for r in range(1, args.al_rounds + 1):
-        run_fit(train + al_frames, fs, model_dir, args.workdir)
-        calc = load_model(model_dir)
-        new, runs = active_learning_round(calc, r, args.al_steps, args.al_snapshots, args.al_seed)
+        run_fit(train + al_frames, fs, scratch, args.workdir)
+        calc = load_model(scratch)
+        new, runs, skipped = active_learning_round(
+            calc, r, args.al_steps, args.al_snapshots, args.al_seed
+        )
         err = errors(new, calc)
         rounds.append(
             {
@@ -1205,6 +1254,7 @@ def generate_al_frames(
                 "n_new_frames": len(new),
                 "runs_stable": sum(x["stable"] for x in runs),
                 "runs": len(runs),
+                "snapshots_skipped": skipped,
                 "model_error_on_new_frames": {
                     k: err[k]
                     for k in (
@@ -1255,26 +1305,32 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(frames)} xTB MD frames: {len(train)} train, {len(test)} test")
     fs = fit_settings_from_args(args)
 
-    regen_al = args.regenerate or args.regenerate_al or not AL_FILE.is_file()
+    al_file = args.al_file.resolve()
+    regen_al = args.regenerate or args.regenerate_al or not al_file.is_file()
     if regen_al and args.al_rounds > 0:
-        al_frames, al_summary = generate_al_frames(train, fs, args, model_dir)
-        write(AL_FILE.with_suffix(".partial"), al_frames, format="extxyz")
-        AL_FILE.with_suffix(".partial").replace(AL_FILE)
-        print(f"wrote {len(al_frames)} active-learning frames to {AL_FILE}")
+        with tempfile.TemporaryDirectory(prefix="gap-al-") as scratch:
+            al_frames, al_summary = generate_al_frames(train, fs, args, Path(scratch))
+        write(al_file.with_suffix(".partial"), al_frames, format="extxyz")
+        al_file.with_suffix(".partial").replace(al_file)
+        print(f"wrote {len(al_frames)} active-learning frames to {al_file}")
     elif args.al_rounds > 0:
-        al_frames = read(AL_FILE, index=":", format="extxyz")
+        al_frames = read(al_file, index=":", format="extxyz")
         al_summary = old_meta.get("active_learning", {}).get("generation")
-        print(f"reusing {len(al_frames)} active-learning frames from {AL_FILE}")
+        print(f"reusing {len(al_frames)} active-learning frames from {al_file}")
     else:
         al_frames, al_summary = [], None
 
-    fit_info = run_fit(train + al_frames, fs, model_dir, args.workdir)
-    checks = check_model(
-        model_dir, train, test, parse_stability(args.stability), args.stability_seed
-    )
-    if al_frames:
-        calc = load_model(model_dir)
-        checks["al_frames"] = errors(al_frames, calc)
+    # Fit and check in a staging folder; the shipped folder is replaced only
+    # at the end, together with its metadata.
+    with tempfile.TemporaryDirectory(prefix="gap-final-") as stage_name:
+        stage = Path(stage_name)
+        fit_info = run_fit(train + al_frames, fs, stage, args.workdir)
+        checks = check_model(
+            stage, train, test, parse_stability(args.stability), args.stability_seed
+        )
+        if al_frames:
+            checks["al_frames"] = errors(al_frames, load_model(stage))
+        install_model(stage, model_dir, test[:5])
 
     ref = frames_settings(md)
     ref["n_frames"] = len(frames)
@@ -1292,12 +1348,15 @@ def main(argv: list[str] | None = None) -> None:
         "reference_method": f"GFN2-xTB via tblite {version('tblite')}",
         "reference_data": ref,
         "active_learning": {
-            "file": str(AL_FILE.relative_to(REPO)),
+            "file": str(al_file.relative_to(REPO))
+            if al_file.is_relative_to(REPO)
+            else str(al_file),
             "protocol": "per round: fit, then model Langevin MD (0.5 fs, 0.01/fs) "
             "from all 12 starts, start s at (300, 500, 700 K)[s % 3], "
-            f"{args.al_steps} steps, {args.al_snapshots} snapshots per run (plus the "
-            "configuration at a bond break, if any), labelled with GFN2-xTB and added "
-            "to the training set (config_type=al)",
+            f"{args.al_steps} steps, {args.al_snapshots} snapshots per run, labelled "
+            "with GFN2-xTB and added to the training set (config_type=al); snapshots "
+            f"after a bond break or with an xTB force component > {AL_MAX_FORCE} eV/A "
+            "are not used",
             "rounds": args.al_rounds,
             "n_frames": len(al_frames),
             "generation": al_summary,
