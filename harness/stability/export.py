@@ -8,7 +8,6 @@ the reference method before training).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +54,7 @@ def collect(paths: list[Path], target: Path) -> int:
     for path in paths:
         ring = h5md.read_pre_failure(path)
         if ring is not None:
-            frames += failure_frames(path, ring, json.loads(json.dumps(
-                h5md.read_meta(path)["failure"])))
+            frames += failure_frames(path, ring, h5md.read_meta(path)["failure"])
     if frames:
         write(target, frames, format="extxyz")
     return len(frames)

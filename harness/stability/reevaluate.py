@@ -12,8 +12,6 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import numpy as np
-
 from harness import h5md
 from harness.stability import criteria as C
 from harness.stability.criteria import Event, Frame
@@ -95,10 +93,3 @@ def same_event(recorded: dict | None, event: Event | None) -> bool:
         return recorded is None and event is None
     return (recorded.get("kind") == event.kind and recorded.get("step") == event.step
             and list(recorded.get("atoms", [])) == list(event.atoms))
-
-
-def bond_lengths(path: Path, pairs: np.ndarray) -> np.ndarray:
-    """Bond lengths (frames, pairs) of stored frames, for plots and checks."""
-    frames = h5md.read_frames(path)
-    d = frames["positions"][:, pairs[:, 1]] - frames["positions"][:, pairs[:, 0]]
-    return np.linalg.norm(d, axis=-1)
