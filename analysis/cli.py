@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from analysis import commands
 from harness.errors import UserError
 
 
@@ -97,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     stab.add_argument("--export-failures", metavar="FILE.extxyz",
                       help="collect the frames before every failure (for retraining)")
     stab.set_defaults(func=_stability)
+    for module in commands.modules():
+        module.register(sub)
     return parser
 
 
