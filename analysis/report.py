@@ -1,0 +1,276 @@
+"""``analysis report``: every challenge found, models side by side, in one document.
+
+The report does not compute observables itself. It finds the *section providers*, calls each
+once per challenge with that challenge's trajectory files, and assembles what they return
+(:class:`analysis.sections.Section`) with the run provenance; :mod:`analysis.render` turns the
+result into HTML and Markdown. Providers are
+
+* every module in ``analysis/commands/`` that defines ``report_sections(files, workdir)``
+  (:func:`analysis.commands.section_modules`; ``stability`` is the worked example), and
+* plug-ins from other packages, registered as entry points in the group
+  ``tea_harness.report_sections`` (``name = package.module:report_sections``).
+
+Each call is cached (:mod:`analysis.cache`) under a key made of the provider's name and
+``REPORT_VERSION``, the digests of the code it may run and of the challenge's data folder,
+and the content digests of its input files: a second report on unchanged data only hashes
+what changed and renders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import shutil
+import sys
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from analysis import cache, commands
+from analysis.progress import Progress
+from analysis.runs import RunInfo, read_runs
+from analysis.sections import Figure, Section
+from harness.errors import UserError
+
+ENTRY_POINT_GROUP = "tea_harness.report_sections"
+#: Providers shown first, in this order; the others follow by name.
+FIRST = ("stability",)
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One ``report_sections`` function and the module it comes from."""
+
+    name: str
+    function: Callable[[list[Path], Path], list[Section]]
+    module: ModuleType
+
+    @property
+    def version(self) -> str:
+        """``REPORT_VERSION`` (or ``__version__``) of the module, '' when it declares none."""
+        return str(getattr(self.module, "REPORT_VERSION", getattr(self.module, "__version__",
+                                                                   "")))
+
+
+@dataclass
+class Outcome:
+    """What one provider gave for one challenge, and how."""
+
+    provider: str
+    version: str
+    challenge: str
+    sections: list[Section]
+    seconds: float
+    cached: bool
+    error: str | None = None
+
+
+@dataclass
+class ChallengeReport:
+    """Everything the report shows for one challenge."""
+
+    name: str
+    title: str
+    tea_label: str
+    reference_method: str
+    declared: list[str]
+    runs: list[RunInfo]
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def sections(self) -> list[Section]:
+        """All sections, in provider order."""
+        return [s for o in self.outcomes for s in o.sections]
+
+    @property
+    def missing(self) -> list[str]:
+        """Declared observables that no section covers (see :func:`covers`)."""
+        return [name for name in self.declared
+                if not any(covers(s, name) for s in self.sections)]
+
+
+@dataclass
+class Report:
+    """The whole report: challenges, runs, and how long each part took."""
+
+    inputs: list[Path]
+    challenges: list[ChallengeReport]
+    created: str
+    seconds: float = 0.0
+    #: Temporary folder holding the figures when the cache is off (the caller removes it).
+    scratch: Path | None = None
+
+    @property
+    def runs(self) -> list[RunInfo]:
+        """Every run, all challenges."""
+        return [r for c in self.challenges for r in c.runs]
+
+    @property
+    def errors(self) -> list[Outcome]:
+        """Providers that raised."""
+        return [o for c in self.challenges for o in c.outcomes if o.error]
+
+
+def covers(section: Section, observable: str) -> bool:
+    """Whether a section reports a declared observable.
+
+    Matched case-insensitively against ``section.data["observable"]`` (the preferred way
+    for a provider to say it), the verdicts' observable names and the section title.
+    """
+    want = observable.lower()
+    names = [str(section.data.get("observable", "")), section.title,
+             *(v.observable for v in section.verdicts)]
+    return any(want == n.lower() or want in n.lower().split() for n in names if n)
+
+
+def providers() -> list[Provider]:
+    """Section providers: command modules first, then entry-point plug-ins."""
+    found = {m.__name__.rsplit(".", 1)[-1]: Provider(m.__name__.rsplit(".", 1)[-1],
+                                                     m.report_sections, m)
+             for m in commands.section_modules()}
+    for point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            function = point.load()
+        except Exception as exc:  # a broken plug-in must not stop the report
+            raise UserError(f"report plug-in {point.name!r} ({point.value}) cannot be "
+                            f"loaded: {exc}; fix or uninstall the package that declares it "
+                            f"in the entry-point group {ENTRY_POINT_GROUP}") from None
+        if not callable(function):
+            raise UserError(f"report plug-in {point.name!r} ({point.value}) is not a function "
+                            "report_sections(files, workdir)")
+        found.setdefault(point.name, Provider(point.name, function,
+                                              sys.modules[function.__module__]))
+    rank = {name: i for i, name in enumerate(FIRST)}
+    return sorted(found.values(), key=lambda p: (rank.get(p.name, len(rank)), p.name))
+
+
+def build(paths: list[Path], cache_root: Path | None, progress: Progress,
+          use: list[Provider] | None = None) -> Report:
+    """Find the runs under ``paths``, call every provider per challenge, collect the results.
+
+    ``progress`` counts two steps of its own (reading the runs; writing, which the caller
+    does) and gets one more per (provider, challenge). ``cache_root`` None disables the
+    cache: sections are computed in :attr:`Report.scratch`, which the caller removes.
+    """
+    start = time.perf_counter()
+    found = providers() if use is None else use
+    hasher = cache.ContentHasher(cache_root / "digests.json" if cache_root else None)
+    progress.start("reading runs")
+    runs = read_runs(paths, hasher, cache_root, progress.partial)
+    progress.finish(f"{len(runs)} runs")
+    by_challenge: dict[str, list[RunInfo]] = defaultdict(list)
+    for run in runs:
+        by_challenge[run.challenge].append(run)
+    progress.total += len(found) * len(by_challenge)
+    challenges = [_challenge(name, group) for name, group in sorted(by_challenge.items())]
+    scratch = None
+    if cache_root is None:
+        import tempfile
+
+        scratch = Path(tempfile.mkdtemp(prefix="tea-report-"))
+    store = cache.ResultCache(cache_root or scratch)
+    try:
+        for chal in challenges:
+            for provider in found:
+                progress.start(f"{provider.name}: {chal.name}")
+                outcome = _run_provider(provider, chal, store, hasher, keep=scratch is None)
+                chal.outcomes.append(outcome)
+                progress.finish("error" if outcome.error else
+                                "cached" if outcome.cached else f"{outcome.seconds:.1f} s")
+    finally:
+        hasher.save()
+    return Report(inputs=paths, challenges=challenges,
+                  created=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                  seconds=time.perf_counter() - start, scratch=scratch)
+
+
+def _challenge(name: str, runs: list[RunInfo]) -> ChallengeReport:
+    from harness import challenges
+
+    try:
+        chal = challenges.load(name)
+    except UserError:  # a challenge defined elsewhere: show what the files say
+        return ChallengeReport(name, name, "", "", [], runs)
+    raw = chal.raw
+    return ChallengeReport(name=name, title=chal.title, tea_label=str(raw.get("tea_challenge",
+                                                                              "")),
+                           reference_method=str(raw.get("reference_method", "")),
+                           declared=list(chal.observables), runs=runs)
+
+
+def _challenge_files(name: str) -> list[Path]:
+    from harness import challenges
+
+    try:
+        folder = challenges.load(name).path
+    except UserError:
+        return []
+    return sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
+def _run_provider(provider: Provider, chal: ChallengeReport, store: cache.ResultCache,
+                  hasher: cache.ContentHasher, keep: bool) -> Outcome:
+    code = [hasher.digest(p) for p in cache.code_files(provider.module,
+                                                       _challenge_files(chal.name))]
+    key = cache.make_key(provider.name, provider.version, code, [r.digest for r in chal.runs])
+    if keep:
+        stored = store.load(provider.name, chal.name, key)
+        if stored is not None:
+            entry = store.entry(provider.name, chal.name, key)
+            return Outcome(provider.name, provider.version, chal.name,
+                           [_relocate(s, entry) for s in stored["sections"]],
+                           stored["seconds"], cached=True)
+    work = store.workdir(provider.name, chal.name, key)
+    start = time.perf_counter()
+    try:
+        sections = list(provider.function([r.path for r in chal.runs], work))
+        _check(sections, provider)
+    except Exception as exc:  # a failing observable is shown in the report, not fatal
+        store.discard(work)
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return Outcome(provider.name, provider.version, chal.name, [],
+                       time.perf_counter() - start, cached=False,
+                       error=f"{type(exc).__name__}: {exc} ({Path(where.filename).name}:"
+                             f"{where.lineno})")
+    seconds = time.perf_counter() - start
+    portable = [_make_portable(s, work) for s in sections]
+    entry = store.store(provider.name, chal.name, key, work,
+                        {"sections": portable, "seconds": seconds})
+    return Outcome(provider.name, provider.version, chal.name,
+                   [_relocate(s, entry) for s in portable], seconds, cached=False)
+
+
+def _check(sections: Any, provider: Provider) -> None:
+    for section in sections:
+        if not isinstance(section, Section):
+            raise TypeError(f"{provider.name}.report_sections returned {type(section).__name__},"
+                            " expected analysis.sections.Section")
+        for figure in section.figures:
+            if not Path(figure.path).is_file():
+                raise FileNotFoundError(f"figure {figure.path} of section {section.title!r} "
+                                        "was not written")
+
+
+def _make_portable(section: Section, work: Path) -> Section:
+    """Figures as paths relative to the cache entry (copied in when written elsewhere)."""
+    figures = []
+    for i, fig in enumerate(section.figures):
+        path = Path(fig.path).resolve()
+        try:
+            rel = path.relative_to(work.resolve())
+        except ValueError:
+            rel = Path("figures") / f"{i:02d}-{path.name}"
+            (work / rel).parent.mkdir(exist_ok=True)
+            shutil.copyfile(path, work / rel)
+        figures.append(Figure(rel, fig.caption))
+    return dataclasses.replace(section, figures=figures)
+
+
+def _relocate(section: Section, entry: Path) -> Section:
+    return dataclasses.replace(section, figures=[Figure(entry / f.path, f.caption)
+                                                 for f in section.figures])

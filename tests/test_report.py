@@ -1,0 +1,291 @@
+"""``analysis report``: sections from providers, the content cache, the page in a real browser."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from report_data import synthesise
+
+from conftest import launch
+from harness import h5md
+
+TESTS = Path(__file__).resolve().parent
+NOISE = {"reference": 0.05, "close": 0.06, "wobbly": 0.4}
+FAILING = frozenset({("wobbly", 500.0, 1)})
+
+
+def plugin_site(root: Path) -> Path:
+    """A folder holding an installed-looking distribution that declares the test plug-in."""
+    dist = root / "site" / "tea_test_plugin-0.dist-info"
+    dist.mkdir(parents=True, exist_ok=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tea-test-plugin\nVersion: 0\n")
+    (dist / "entry_points.txt").write_text(
+        "[tea_harness.report_sections]\nrg-test = report_plugin:report_sections\n")
+    return root / "site"
+
+
+def report(out: Path, *args: str, site: Path | None = None, timeout: float = 300,
+           **env_extra: str) -> subprocess.CompletedProcess:
+    """Run ``analysis report OUT ARGS`` as a user would, with the plug-in when ``site``."""
+    path = [str(site), str(TESTS)] if site else []
+    path += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(path), **env_extra)
+    return subprocess.run([sys.executable, "-m", "analysis.cli", "report", str(out), *args],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Three models, two temperatures, one failed run, reported once with the plug-in."""
+    root = tmp_path_factory.mktemp("report")
+    out = root / "runs"
+    synthesise(out, NOISE, temperatures=(300.0, 500.0), replicas=2, n_frames=200,
+               failing=FAILING)
+    site = plugin_site(root)
+    calls = root / "calls.txt"
+    proc = report(out, site=site, TEA_TEST_PLUGIN_CALLS=str(calls))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {"out": out, "dir": out / "reports", "site": site, "calls": calls, "proc": proc}
+
+
+# --- the cache ---------------------------------------------------------------------------
+
+def test_content_hasher_remembers_by_stat_and_sees_every_write(tmp_path: Path) -> None:
+    from analysis.cache import ContentHasher
+
+    data = tmp_path / "a.bin"
+    data.write_bytes(b"x" * 100_000)
+    memo = tmp_path / "memo.json"
+    first = ContentHasher(memo)
+    original = first.digest(data)
+    assert original == hashlib.sha256(data.read_bytes()).hexdigest()
+    first.save()
+    second = ContentHasher(memo)
+    assert second.digest(data) == original and second.bytes_hashed == 0
+    # same size, mtime set back: the ctime still moves, so the file is read again
+    stat = data.stat()
+    data.write_bytes(b"y" + b"x" * 99_999)
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    third = ContentHasher(memo)
+    assert third.needs_reading(data)
+    assert third.digest(data) == hashlib.sha256(data.read_bytes()).hexdigest() != original
+
+
+def test_cache_key_depends_on_code_version_and_inputs_not_order() -> None:
+    from analysis.cache import make_key
+
+    base = make_key("rama", "1", ["c1", "c2"], ["f1", "f2"])
+    assert base == make_key("rama", "1", ["c2", "c1"], ["f2", "f1"])
+    others = {make_key("rama", "2", ["c1", "c2"], ["f1", "f2"]),
+              make_key("rama", "1", ["c1", "c3"], ["f1", "f2"]),
+              make_key("rama", "1", ["c1", "c2"], ["f1", "f3"]),
+              make_key("other", "1", ["c1", "c2"], ["f1", "f2"])}
+    assert base not in others and len(others) == 4
+
+
+def test_providers_stability_first_and_entry_point_plugins(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from analysis.report import providers
+
+    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.syspath_prepend(str(plugin_site(tmp_path)))
+    found = providers()
+    names = [p.name for p in found]
+    assert names[0] == "stability" and "rg-test" in names
+    plugin = found[names.index("rg-test")]
+    assert plugin.module.__name__ == "report_plugin"
+
+
+# --- what the report says ------------------------------------------------------------------
+
+def test_report_sections_verdicts_and_provenance(built: dict) -> None:
+    summary = json.loads((built["dir"] / "report.json").read_text())
+    (chal,) = summary["challenges"]
+    assert chal["name"] == "alanine-tetrapeptide" and chal["runs"] == 12
+    assert [s["provider"] for s in chal["sections"]][0] == "stability"
+    verdicts = {(v["observable"], v["model"], v["temperature_K"]): v for v in chal["verdicts"]}
+    # stability: only wobbly at 500 K lost a run
+    stab = {k[1:]: v["agrees"] for k, v in verdicts.items() if k[0] == "stability"}
+    assert stab == {(m, t): not (m == "wobbly" and t == 500.0)
+                    for m in NOISE for t in (300.0, 500.0)}
+    assert "1 of 2 runs failed (bond_break x1" in verdicts[("stability", "wobbly", 500.0)]["detail"]
+    # the plug-in's observable: noise 0.4 A shifts the mean Rg beyond 0.02 A, 0.06 A does not
+    rg = {k[1:]: v["agrees"] for k, v in verdicts.items() if k[0] == "radius of gyration"}
+    assert rg == {("close", 300.0): True, ("close", 500.0): True,
+                  ("wobbly", 300.0): False, ("wobbly", 500.0): False}
+    assert chal["missing_observables"] == ["ramachandran"]  # declared, nobody reported it
+    md = (built["dir"] / "report.md").read_text()
+    assert "## Challenge I: Alanine tetrapeptide" in md and "### Stability" in md
+    assert "\n#### Means\n" in md  # the plug-in's own "# Means", demoted under its section
+    figures = re.findall(r"\]\((report_files/figure-\d+\.png)\)", md)
+    assert len(figures) == 2 and all((built["dir"] / f).stat().st_size > 5000 for f in figures)
+    assert "| wobbly | 500 | 1 / 2 | 1 | 0 |" in md
+    assert "tolerance: >= 100% of runs intact" in md and "tolerance 0.02 A" in md
+    # provenance appendix: every run, with its content digest
+    runs = md.split("### Runs")[1]
+    digests = [hashlib.sha256(p.read_bytes()).hexdigest()[:12]
+               for p in sorted(built["out"].rglob("replica-*.h5"))]
+    assert all(f"`{d}`" in runs for d in digests)
+    assert "stderr" not in built["proc"].stdout
+
+
+def test_second_report_reuses_every_section_until_a_file_changes(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    paths = synthesise(out, {"reference": 0.05, "close": 0.06}, n_frames=100)
+    assert "close" in paths[2].parts
+    site, calls = plugin_site(tmp_path), tmp_path / "calls.txt"
+    env = {"TEA_TEST_PLUGIN_CALLS": str(calls)}
+    assert report(out, "--quiet", site=site, **env).returncode == 0
+    assert report(out, "--quiet", site=site, **env).returncode == 0
+    assert calls.read_text().splitlines() == ["4"]  # the second report did not call it
+    summary = json.loads((out / "reports" / "report.json").read_text())
+    assert all(s["cached"] for s in summary["challenges"][0]["sections"])
+    h5md.set_status(paths[2], "failed", {"kind": "bond_break", "time_ps": 0.5,
+                                         "atoms": [3, 4], "elements": ["N", "C"]})
+    proc = report(out, site=site, **env)
+    assert proc.returncode == 0 and calls.read_text().splitlines() == ["4", "4"]
+    summary = json.loads((out / "reports" / "report.json").read_text())
+    assert not any(s["cached"] for s in summary["challenges"][0]["sections"])
+    assert "report: stability: alanine-tetrapeptide" in proc.stderr  # progress, one line per step
+    stab = [v for v in summary["challenges"][0]["verdicts"] if v["observable"] == "stability"]
+    assert [v["agrees"] for v in stab if v["model"] == "close"] == [False]
+    # one cache entry per (provider, challenge): the superseded ones are gone
+    assert len(list((out / "reports" / ".cache" / "stability").glob("*/*"))) == 1
+
+
+def test_a_failing_section_is_shown_and_the_rest_still_written(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    synthesise(out, {"reference": 0.05}, n_frames=50)
+    proc = report(out, "--quiet", site=plugin_site(tmp_path), TEA_TEST_PLUGIN_FAIL="1")
+    assert proc.returncode == 1
+    assert "section provider rg-test failed on alanine-tetrapeptide: RuntimeError" in proc.stderr
+    html = (out / "reports" / "report.html").read_text()
+    assert "asked to fail by TEA_TEST_PLUGIN_FAIL" in html and 'id="stability"' in html
+    assert not (out / "reports" / ".cache" / "rg-test").exists() or not any(
+        (out / "reports" / ".cache" / "rg-test").rglob("result.pkl"))
+
+
+def test_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
+    proc = report(tmp_path / "nothing-here")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ")
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_challenge_one_runs_then_report(tmp_path: Path) -> None:
+    """Real MD (i-PI) of two models on Challenge I, one that breaks, then the report."""
+    out = tmp_path / "runs"
+    env_path = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS), env_path) if p)
+    try:
+        launch("--model", "harmonic", "--criteria", "non_finite", "--temperatures", "300",
+               "--replicas", "2", "--time", "0.05ps", "--out", str(out), check=True)
+        launch("--model", "ase:breaking_models:make", "--model-option", "pull=3-4",
+               "--temperatures", "300", "--replicas", "1", "--time", "0.5ps", "--out", str(out))
+    finally:
+        os.environ["PYTHONPATH"] = env_path
+    proc = report(out, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "verdicts: 1 within tolerance, 1 outside" in proc.stdout
+    md = (out / "reports" / "report.md").read_text()
+    assert "| harmonic | 300 | ✔ yes |" in md and "| ase-breaking_models-make | 300 | ✘ no |" in md
+    assert "bond_break N-C (3-4) at" in md
+    assert "python -m harness.launch --quiet --model harmonic" in md
+
+
+# --- the page, in a browser ---------------------------------------------------------------
+
+def _chromium_missing() -> str | None:
+    from browser import available
+
+    return available()
+
+
+@pytest.mark.skipif(_chromium_missing() is not None, reason=str(_chromium_missing()))
+def test_report_page_in_headless_chromium(built: dict, tmp_path: Path) -> None:
+    from browser import ELEMENT, Browser, decode_png, resized
+
+    page = built["dir"] / "report.html"
+    with Browser(tmp_path) as browser:
+        browser.open(page.as_uri())
+        assert browser.run("return document.title").startswith("Force-field crash test")
+        headings = browser.run("return Array.from(document.querySelectorAll('h2, h3'))"
+                               ".map(h => [h.tagName, h.textContent, h.offsetHeight > 0])")
+        shown = {(tag, text) for tag, text, visible in headings if visible}
+        for expected in (("H2", "Verdicts at a glance"), ("H3", "Stability"),
+                         ("H2", "Challenge I: Alanine tetrapeptide (Ac-Ala3-NHMe), gas phase"),
+                         ("H3", "Radius of gyration (test plugin)"),
+                         ("H2", "Appendix: provenance"), ("H3", "Runs")):
+            assert expected in shown, (expected, headings)
+        images = browser.run(
+            "return Array.from(document.images).map(i => ({el: i, ok: i.complete, "
+            "w: i.naturalWidth, shown: i.getBoundingClientRect().width, "
+            "vis: getComputedStyle(i).visibility, src: i.src.slice(0, 22)}))")
+        assert len(images) == 2
+        for image, source in zip(images, sorted((built["dir"] / "report_files").glob("*.png")),
+                                 strict=True):
+            assert image["ok"] and image["w"] > 300 and image["shown"] > 300, image
+            assert image["vis"] == "visible" and image["src"] == "data:image/png;base64,"
+            pixels = browser.element_png(image["el"])[1:-1, 1:-1]  # without the 1px border
+            assert (pixels.mean(axis=2) < 0.85).mean() > 0.01  # not blank: lines, text, axes
+            original = decode_png(source.read_bytes())
+            same = np.corrcoef(resized(original, pixels.shape[:2]).ravel(), pixels.ravel())[0, 1]
+            assert same > 0.95, f"the figure on screen does not look like {source.name}: {same}"
+        cells = browser.run(
+            "return ['ok', 'bad', 'na'].map(c => Array.from(document.querySelectorAll('td.' + c))"
+            ".map(td => getComputedStyle(td).backgroundColor))")
+        ok, bad, _ = cells
+        assert ok and bad
+        red = [tuple(map(int, re.findall(r"\d+", c)[:3])) for c in bad]
+        green = [tuple(map(int, re.findall(r"\d+", c)[:3])) for c in ok]
+        assert all(r > g for r, g, _ in red) and all(g > r for r, g, _ in green)
+        resources = browser.run("return performance.getEntriesByType('resource')"
+                                ".map(e => e.name)")
+        assert all(r.startswith(("data:", "file:")) for r in resources), resources
+        shot = browser.page_png()
+        assert isinstance(images[0]["el"], dict) and ELEMENT in images[0]["el"]
+    (built["dir"] / "screenshot.png").write_bytes(shot)
+    full = decode_png(shot)
+    assert full.shape[0] > 2000 and full.shape[1] >= 1000
+    assert 'src="http' not in page.read_text() and "url(http" not in page.read_text()
+
+
+# --- speed of the cache ---------------------------------------------------------------------
+
+def _timed(fn) -> tuple[float, float]:
+    """(wall s, CPU s of child processes) of ``fn()``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    fn()
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+@pytest.mark.slow
+def test_second_report_at_least_5x_faster_on_realistic_data(tmp_path: Path) -> None:
+    """Three models x three temperatures x four replicas of 20,000 frames (1.4 GB)."""
+    out = tmp_path / "runs"
+    synthesise(out, NOISE, temperatures=(300.0, 500.0, 700.0), replicas=4, n_frames=20_000)
+    site = plugin_site(tmp_path)
+
+    def run() -> None:
+        proc = report(out, "--quiet", site=site, timeout=1200)
+        assert proc.returncode == 0, proc.stderr
+
+    first_wall, first_cpu = _timed(run)
+    second = [_timed(run) for _ in range(3)]
+    best_wall, best_cpu = min(w for w, _ in second), min(c for _, c in second)
+    print(f"first report {first_wall:.1f} s wall ({first_cpu:.1f} s CPU); second "
+          f"{best_wall:.2f} s wall ({best_cpu:.2f} s CPU): {first_wall / best_wall:.1f}x")
+    assert first_cpu >= 5 * best_cpu
+    assert first_wall >= 5 * best_wall
