@@ -148,13 +148,27 @@ class ResultCache:
         shutil.rmtree(final, ignore_errors=True)
         work.replace(final)
         for other in final.parent.iterdir():
-            if other.name != key:
+            if other.name != key and not _in_use(other.name):
                 shutil.rmtree(other, ignore_errors=True)
         return final
 
     def discard(self, work: Path) -> None:
         """Remove a work folder whose computation failed."""
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _in_use(name: str) -> bool:
+    """Whether a folder is the work folder of a process still running (``KEY.work-PID``)."""
+    _, sep, pid = name.rpartition(".work-")
+    if not sep or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _safe(text: str) -> str:

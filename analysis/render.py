@@ -210,6 +210,7 @@ nav.toc ul { margin: .3em 0; padding-left: 1.1em; }
 nav.toc li.toc3 { margin-left: 1.2em; font-size: .93em; }
 a { color: #2f6fb3; }
 code { background: #f1f3f6; padding: 0 3px; font-size: .92em; }
+td code { white-space: nowrap; }
 pre { background: #f1f3f6; padding: 8px; overflow-x: auto; font-size: .85em; }
 details { margin: .5em 0 1em; }
 summary { cursor: pointer; font-weight: 600; }

@@ -189,6 +189,36 @@ def build(paths: list[Path], cache_root: Path | None, progress: Progress,
                   seconds=time.perf_counter() - start, scratch=scratch)
 
 
+def default_report_dir(paths: list[Path]) -> Path:
+    """``OUT/reports`` for the first folder given (the folder of the first file given)."""
+    first = paths[0]
+    return (first if first.is_dir() else first.parent) / "reports"
+
+
+def cached_sections(module: ModuleType, paths: list[Path],
+                    cache_root: Path | None = None) -> list[Section]:
+    """One command module's sections for the runs under ``paths``, through the report's cache.
+
+    A single command (``analysis <observable> OUT``) that computes through this function
+    leaves its result where ``analysis report OUT`` looks (``cache_root`` defaults to the
+    report's), so the report reuses it when the files did not change. Exceptions propagate.
+    """
+    cache_root = cache_root or default_report_dir(paths) / ".cache"
+    provider = Provider(module.__name__.rsplit(".", 1)[-1], module.report_sections, module)
+    hasher = cache.ContentHasher(cache_root / "digests.json")
+    runs = read_runs(paths, hasher, cache_root)
+    by_challenge: dict[str, list[RunInfo]] = defaultdict(list)
+    for run in runs:
+        by_challenge[run.challenge].append(run)
+    store = cache.ResultCache(cache_root)
+    try:
+        return [section for name, group in sorted(by_challenge.items())
+                for section in _run_provider(provider, _challenge(name, group), store, hasher,
+                                             keep=True, catch=False).sections]
+    finally:
+        hasher.save()
+
+
 def _challenge(name: str, runs: list[RunInfo]) -> ChallengeReport:
     from harness import challenges
 
@@ -214,7 +244,12 @@ def _challenge_files(name: str) -> list[Path]:
 
 
 def _run_provider(provider: Provider, chal: ChallengeReport, store: cache.ResultCache,
-                  hasher: cache.ContentHasher, keep: bool) -> Outcome:
+                  hasher: cache.ContentHasher, keep: bool, catch: bool = True) -> Outcome:
+    """Load the provider's sections for this challenge from the cache, or compute them.
+
+    ``keep`` False: never read the cache (it is a scratch folder). ``catch``: an exception
+    of the provider becomes :attr:`Outcome.error` instead of propagating.
+    """
     code = [hasher.digest(p) for p in cache.code_files(provider.module,
                                                        _challenge_files(chal.name))]
     key = cache.make_key(provider.name, provider.version, code, [r.digest for r in chal.runs])
@@ -232,6 +267,8 @@ def _run_provider(provider: Provider, chal: ChallengeReport, store: cache.Result
         _check(sections, provider)
     except Exception as exc:  # a failing observable is shown in the report, not fatal
         store.discard(work)
+        if not catch:
+            raise
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return Outcome(provider.name, provider.version, chal.name, [],
                        time.perf_counter() - start, cached=False,

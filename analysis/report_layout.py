@@ -221,13 +221,10 @@ def _metadata(meta: dict[str, Any]) -> str:
 def _runs_table(report: Report) -> str:
     root = _root(report)
     rows = ["| model | T (K) | replica | status | reached / planned (ps) | frames | seed | "
-            "host | started | wall time | file | content sha256 |",
+            "host | started | wall time | file (under OUT/challenge) | content sha256 |",
             "|---|---:|---:|---|---|---:|---:|---|---|---:|---|---|"]
     for r in report.runs:
-        try:
-            name = r.path.resolve().relative_to(root)
-        except ValueError:
-            name = r.path
+        name = _short_name(r.path, root / r.challenge, root)
         prov = r.provenance
         status = r.status + (f" ({r.failure.get('kind')})" if r.failure else "")
         rows.append(f"| {cell(r.model_label)} | {r.temperature_K:g} | {r.replica} | "
@@ -237,6 +234,16 @@ def _runs_table(report: Report) -> str:
                     f"{_wall(prov.get('start_time'), prov.get('end_time'))} | "
                     f"`{cell(name)}` | `{r.digest[:12]}` |")
     return "\n".join(rows)
+
+
+def _short_name(path: Path, *roots: Path) -> Path:
+    """The path relative to the first root it lies under (the challenge folder, OUT)."""
+    for root in roots:
+        try:
+            return path.resolve().relative_to(root)
+        except ValueError:
+            continue
+    return path
 
 
 def _clock(stamp: str | None) -> str:

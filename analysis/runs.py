@@ -22,6 +22,8 @@ from harness import h5md
 from harness.errors import UserError
 
 _MEMO = "runs.pkl"
+#: Bumped when :class:`RunInfo` changes, so that memos of older versions are ignored.
+_MEMO_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -102,11 +104,13 @@ def _load_memo(cache_root: Path | None) -> dict[str, RunInfo]:
         return {}
     try:
         with open(cache_root / _MEMO, "rb") as handle:
-            memo = pickle.load(handle)
+            stored = pickle.load(handle)
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError,
             TypeError):
         return {}
-    return memo if isinstance(memo, dict) else {}
+    if not isinstance(stored, dict) or stored.get("version") != _MEMO_VERSION:
+        return {}
+    return stored["runs"]
 
 
 def _save_memo(cache_root: Path | None, memo: dict[str, RunInfo], keep: set[str],
@@ -120,7 +124,7 @@ def _save_memo(cache_root: Path | None, memo: dict[str, RunInfo], keep: set[str]
     tmp = cache_root / f"{_MEMO}.{os.getpid()}.tmp"
     try:
         with open(tmp, "wb") as handle:
-            pickle.dump(memo, handle)
+            pickle.dump({"version": _MEMO_VERSION, "runs": memo}, handle)
         tmp.replace(cache_root / _MEMO)
     except OSError as exc:
         raise UserError(f"cannot write the report cache in {cache_root} ({exc}); "

@@ -289,3 +289,19 @@ def test_second_report_at_least_5x_faster_on_realistic_data(tmp_path: Path) -> N
           f"{best_wall:.2f} s wall ({best_cpu:.2f} s CPU): {first_wall / best_wall:.1f}x")
     assert first_cpu >= 5 * best_cpu
     assert first_wall >= 5 * best_wall
+
+
+def test_a_single_command_can_fill_the_report_cache(tmp_path: Path) -> None:
+    from analysis.commands import stability
+    from analysis.report import cached_sections
+
+    out = tmp_path / "runs"
+    synthesise(out, {"reference": 0.05}, n_frames=50)
+    (section,) = cached_sections(stability, [out])
+    assert section.title == "Stability" and Path(section.figures[0].path).is_file()
+    proc = report(out, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "reports" / "report.json").read_text())
+    first = summary["challenges"][0]["sections"][0]
+    assert (first["provider"], first["cached"], first["titles"]) == ("stability", True,
+                                                                     ["Stability"])

@@ -37,11 +37,11 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build and write the report; exit code 1 when a section provider failed."""
     from analysis.progress import Progress
-    from analysis.report import build
+    from analysis.report import build, default_report_dir
     from harness.errors import UserError
 
     paths = [Path(p) for p in args.paths]
-    report_dir = Path(args.report_dir) if args.report_dir else _default_report_dir(paths)
+    report_dir = Path(args.report_dir) if args.report_dir else default_report_dir(paths)
     cache_root = None if args.no_cache else \
         Path(args.cache_dir) if args.cache_dir else report_dir / ".cache"
     try:
@@ -113,8 +113,3 @@ def _summary(report: Any, written: dict[str, Path]) -> None:
             print(f"note: {chal.name} declares {', '.join(chal.missing)} but no module "
                   "reported it", file=sys.stderr)
     print(f"report: {written['html']} (open in a browser; self-contained), {written['markdown']}")
-
-
-def _default_report_dir(paths: list[Path]) -> Path:
-    first = paths[0]
-    return (first if first.is_dir() else first.parent) / "reports"
