@@ -305,3 +305,29 @@ def test_a_single_command_can_fill_the_report_cache(tmp_path: Path) -> None:
     first = summary["challenges"][0]["sections"][0]
     assert (first["provider"], first["cached"], first["titles"]) == ("stability", True,
                                                                      ["Stability"])
+
+
+def test_progress_bar_on_a_terminal_and_in_a_log() -> None:
+    import io
+
+    from analysis.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    with Progress(total=4, stream=screen, tick_s=0.05) as bar:
+        bar.start("stability: alanine-tetrapeptide")
+        bar.partial(0.5)
+        time.sleep(0.2)  # the clock keeps redrawing while a step runs
+        bar.finish()
+        bar.start("writing")
+    frames = screen.getvalue().split("\r")
+    assert any(f.startswith("[###") and " 12%" in f and "stability: alanine" in f for f in frames)
+    assert any(" 25%  1/4  writing" in f for f in frames) and len(frames) > 4
+    log = io.StringIO()
+    with Progress(total=2, stream=log) as bar:
+        bar.start("reading runs")
+        bar.finish("8 runs")
+    assert log.getvalue() == "report: reading runs: 8 runs\n"
