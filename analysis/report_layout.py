@@ -157,15 +157,22 @@ def _section(section: Section, taken: set[str], figure: list[int]) -> list[Block
         figure[0] += 1
         out.append(Image(Path(fig.path), figure[0], fig.caption))
     if section.verdicts:
-        rows = ["| observable | model | T (K) | within tolerance | numbers and tolerance |",
-                "|---|---|---:|---|---|"]
-        for v in sorted(section.verdicts, key=lambda v: (v.observable, v.model,
-                                                         v.temperature_K or 0)):
-            temp = "-" if v.temperature_K is None else f"{v.temperature_K:g}"
-            rows.append(f"| {cell(v.observable)} | {cell(v.model)} | {temp} | "
-                        f"{mark(v.agrees)} | {cell(v.detail)} |")
-        out.append(Text(f"**Verdicts: {section.title}**\n\n" + "\n".join(rows)))
+        out.append(Text(_verdict_table(section)))
     return out
+
+
+def _verdict_table(section: Section) -> str:
+    """The verdicts of a section; an observable column only when there are several."""
+    several = len({v.observable for v in section.verdicts}) > 1
+    rows = ["| " + ("observable | " if several else "") + "model | T (K) | within tolerance | "
+            "numbers and tolerance |", "|---" * several + "|---|---:|---|---|"]
+    for v in sorted(section.verdicts, key=lambda v: (v.observable, v.model,
+                                                     v.temperature_K or 0)):
+        temp = "-" if v.temperature_K is None else f"{v.temperature_K:g}"
+        rows.append("| " + (f"{cell(v.observable)} | " if several else "")
+                    + f"{cell(v.model)} | {temp} | {mark(v.agrees)} | {cell(v.detail)} |")
+    name = section.title if several else section.verdicts[0].observable
+    return f"**Verdicts: {name}**\n\n" + "\n".join(rows)
 
 
 # --- provenance appendix ---------------------------------------------------------------------
@@ -248,7 +255,7 @@ def _short_name(path: Path, *roots: Path) -> Path:
 
 def _clock(stamp: str | None) -> str:
     """``2026-11-21T10:15:55+0000`` as ``2026-11-21 10:15:55``."""
-    return "-" if not stamp else stamp[:19].replace("T", " ")
+    return "-" if not stamp else stamp[:19].replace("T", "\u00a0")
 
 
 def _wall(start: str | None, end: str | None) -> str:
@@ -262,7 +269,7 @@ def _wall(start: str | None, end: str | None) -> str:
                    - datetime.strptime(start, "%Y-%m-%dT%H:%M:%S%z")).total_seconds()
     except ValueError:
         return "-"
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+    return f"{seconds:.0f}\u00a0s" if seconds < 120 else f"{seconds / 60:.1f}\u00a0min"
 
 
 def _software(runs: list[RunInfo]) -> str:
@@ -285,7 +292,8 @@ def _production(report: Report) -> str:
     lines = [f"Report built in {report.seconds:.1f} s. Each section is cached under a key made "
              "of the code of the analysis and the content (SHA-256) of its input files; "
              "'cached' means the result of an earlier report on identical files was reused.",
-             "", "| section provider | version | challenge | sections | result | seconds |",
+             "", "| section provider | version | challenge | sections | result | "
+             "seconds to compute |",
              "|---|---|---|---:|---|---:|"]
     for chal in report.challenges:
         for o in chal.outcomes:
