@@ -331,3 +331,21 @@ def test_progress_bar_on_a_terminal_and_in_a_log() -> None:
         bar.start("reading runs")
         bar.finish("8 runs")
     assert log.getvalue() == "report: reading runs: 8 runs\n"
+
+
+def test_each_challenge_gets_its_own_sections_and_files(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    paths = synthesise(out, {"reference": 0.05}, n_frames=30)
+    with h5md.open_file(paths[1], "a") as f:  # the second run now says it is another challenge
+        spec = json.loads(f[h5md.PARAMS].attrs["run_spec"])
+        f[h5md.PARAMS].attrs["run_spec"] = json.dumps({**spec, "challenge": "my-challenge"})
+    calls = tmp_path / "calls.txt"
+    proc = report(out, "--quiet", site=plugin_site(tmp_path), TEA_TEST_PLUGIN_CALLS=str(calls))
+    assert proc.returncode == 0, proc.stderr
+    assert calls.read_text().splitlines() == ["1", "1"]  # one call per challenge, its file only
+    summary = json.loads((out / "reports" / "report.json").read_text())
+    assert [(c["name"], c["runs"]) for c in summary["challenges"]] == [
+        ("alanine-tetrapeptide", 1), ("my-challenge", 1)]
+    assert summary["challenges"][1]["missing_observables"] == []  # unknown challenge: no list
+    md = (out / "reports" / "report.md").read_text()
+    assert "## Challenge: my-challenge" in md and md.count("### Stability") == 2
