@@ -142,8 +142,8 @@ class ResultCache:
 
     def store(self, name: str, scope: str, key: str, work: Path, result: Any) -> Path:
         """Pickle ``result`` into ``work``, make it the entry for ``key`` and drop older keys."""
-        with open(work / self.RESULT, "wb") as handle:
-            pickle.dump(result, handle)
+        data = pickle.dumps(result)  # first, so that an unpicklable result leaves no entry
+        (work / self.RESULT).write_bytes(data)
         final = self.entry(name, scope, key)
         shutil.rmtree(final, ignore_errors=True)
         work.replace(final)

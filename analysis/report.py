@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import pickle
 import shutil
 import sys
 import time
@@ -275,9 +276,12 @@ def _run_provider(provider: Provider, chal: ChallengeReport, store: cache.Result
                        error=f"{type(exc).__name__}: {exc} ({Path(where.filename).name}:"
                              f"{where.lineno})")
     seconds = time.perf_counter() - start
-    portable = [_make_portable(s, work) for s in sections]
-    entry = store.store(provider.name, chal.name, key, work,
-                        {"sections": portable, "seconds": seconds})
+    portable = [_make_portable(s, work, f"{n:02d}") for n, s in enumerate(sections)]
+    try:
+        entry = store.store(provider.name, chal.name, key, work,
+                            {"sections": portable, "seconds": seconds})
+    except (pickle.PicklingError, TypeError, AttributeError):  # data that cannot be stored
+        entry = work  # shown now, computed again next time; the folder is swept later
     return Outcome(provider.name, provider.version, chal.name,
                    [_relocate(s, entry) for s in portable], seconds, cached=False)
 
@@ -293,7 +297,7 @@ def _check(sections: Any, provider: Provider) -> None:
                                         "was not written")
 
 
-def _make_portable(section: Section, work: Path) -> Section:
+def _make_portable(section: Section, work: Path, tag: str) -> Section:
     """Figures as paths relative to the cache entry (copied in when written elsewhere)."""
     figures = []
     for i, fig in enumerate(section.figures):
@@ -301,7 +305,7 @@ def _make_portable(section: Section, work: Path) -> Section:
         try:
             rel = path.relative_to(work.resolve())
         except ValueError:
-            rel = Path("figures") / f"{i:02d}-{path.name}"
+            rel = Path("figures") / f"{tag}-{i:02d}-{path.name}"
             (work / rel).parent.mkdir(exist_ok=True)
             shutil.copyfile(path, work / rel)
         figures.append(Figure(rel, fig.caption))

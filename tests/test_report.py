@@ -349,3 +349,37 @@ def test_each_challenge_gets_its_own_sections_and_files(tmp_path: Path) -> None:
     assert summary["challenges"][1]["missing_observables"] == []  # unknown challenge: no list
     md = (out / "reports" / "report.md").read_text()
     assert "## Challenge: my-challenge" in md and md.count("### Stability") == 2
+
+
+def test_figures_written_elsewhere_and_unstorable_data(tmp_path: Path) -> None:
+    import types
+
+    from analysis.progress import Progress
+    from analysis.report import Provider, build
+    from analysis.sections import Figure, Section
+
+    out = tmp_path / "runs"
+    synthesise(out, {"reference": 0.05}, n_frames=20)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def sections(files: list[Path], workdir: Path) -> list[Section]:
+        made = []
+        for n in range(2):  # two sections, each with a figure of the same name elsewhere
+            png = elsewhere / f"{n}" / "fig.png"
+            png.parent.mkdir(exist_ok=True)
+            png.write_bytes(b"\x89PNG fake " + bytes([n]))
+            made.append(Section("alanine-tetrapeptide", f"part {n}", "text",
+                                [Figure(png, "caption")], data={"f": lambda: None}))
+        return made
+
+    module = types.ModuleType("elsewhere_sections")
+    provider = Provider("elsewhere", sections, module)
+    cache_root = tmp_path / "cache"
+    for _ in range(2):  # data with a lambda cannot be cached: computed again, shown both times
+        result = build([out], cache_root, Progress(2, enabled=False), use=[provider])
+        (outcome,) = result.challenges[0].outcomes
+        assert not outcome.cached and outcome.error is None
+        shown = [Path(s.figures[0].path).read_bytes()[-1] for s in outcome.sections]
+        assert shown == [0, 1]  # both figures kept apart
+    assert not list((cache_root / "elsewhere").rglob("result.pkl"))
