@@ -29,6 +29,9 @@ from types import ModuleType
 from typing import Any
 
 _PACKAGES = ("analysis", "harness")
+#: Modules that only present results (how the report looks): editing them keeps the cache.
+_PRESENTATION = ("analysis/render.py", "analysis/report_layout.py", "analysis/progress.py",
+                 "analysis/commands/report.py")
 
 
 class ContentHasher:
@@ -86,13 +89,15 @@ def code_files(module: ModuleType, extra: Iterable[Path] = ()) -> list[Path]:
     """The source files a result computed by ``module`` depends on.
 
     All Python files of the ``analysis`` and ``harness`` packages (small; an observable
-    usually calls library modules beside its command module), the module's own file when it
-    lives elsewhere (a plug-in), and ``extra`` files such as a challenge's reference data.
+    usually calls library modules beside its command module) except those that only present
+    the report, the module's own file when it lives elsewhere (a plug-in), and ``extra``
+    files such as a challenge's reference data.
     """
     files: set[Path] = set()
     for package in _PACKAGES:
         root = Path(__import__(package).__file__).resolve().parent
-        files.update(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+        files.update(p for p in root.rglob("*.py") if "__pycache__" not in p.parts
+                     and p.relative_to(root.parent).as_posix() not in _PRESENTATION)
     own = getattr(module, "__file__", None)
     if own:
         files.add(Path(own).resolve())

@@ -226,20 +226,34 @@ def _metadata(meta: dict[str, Any]) -> str:
 
 
 def _runs_table(report: Report) -> str:
+    """One row per run; what all runs share (host, start date) is said once above the table."""
     root = _root(report)
-    rows = ["| model | T (K) | replica | status | reached / planned (ps) | frames | seed | "
-            "host | started | wall time | file (under OUT/challenge) | content sha256 |",
-            "|---|---:|---:|---|---|---:|---:|---|---|---:|---|---|"]
+    hosts = {str(r.provenance.get("host", "-")) for r in report.runs}
+    days = {str(r.provenance.get("start_time") or "-")[:10] for r in report.runs}
+    per_host, per_day = len(hosts) > 1, len(days) > 1
+    shared = []
+    if not per_host:
+        shared.append(f"All runs ran on host `{hosts.pop()}`")
+    if not per_day:
+        shared.append(f"started on {days.pop()}")
+    rows = [", ".join(shared) + "." if shared else "",
+            "", "| model | T (K) | replica | status | reached / planned (ps) | frames | seed | "
+            + ("host | " if per_host else "") + "started | wall time | "
+            "file (under OUT/challenge) | content sha256 |",
+            "|---|---:|---:|---|---|---:|---:|" + ("---|" if per_host else "")
+            + "---|---:|---|---|"]
     for r in report.runs:
-        name = _short_name(r.path, root / r.challenge, root)
         prov = r.provenance
         status = r.status + (f" ({r.failure.get('kind')})" if r.failure else "")
+        start = str(prov.get("start_time") or "-")
         rows.append(f"| {cell(r.model_label)} | {r.temperature_K:g} | {r.replica} | "
                     f"{cell(status)} | {r.reached_ps:.4g} / {r.target_ps:.4g} | {r.n_frames} | "
-                    f"{prov.get('seed', r.spec.get('seed'))} | {cell(prov.get('host', '-'))} | "
-                    f"{_clock(prov.get('start_time'))} | "
+                    f"{prov.get('seed', r.spec.get('seed'))} | "
+                    + (f"{cell(prov.get('host', '-'))} | " if per_host else "")
+                    + f"{_clock(start) if per_day else start[11:19] or '-'} | "
                     f"{_wall(prov.get('start_time'), prov.get('end_time'))} | "
-                    f"`{cell(name)}` | `{r.digest[:12]}` |")
+                    f"`{cell(_short_name(r.path, root / r.challenge, root))}` | "
+                    f"`{r.digest[:12]}` |")
     return "\n".join(rows)
 
 

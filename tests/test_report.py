@@ -93,6 +93,17 @@ def test_cache_key_depends_on_code_version_and_inputs_not_order() -> None:
     assert base not in others and len(others) == 4
 
 
+def test_code_that_can_change_a_section_is_in_its_key_presentation_is_not() -> None:
+    from analysis.cache import code_files
+    from analysis.commands import stability
+
+    names = {p.relative_to(Path(stability.__file__).parents[2]).as_posix()
+             for p in code_files(stability)}
+    assert {"analysis/commands/stability.py", "analysis/stability.py", "harness/h5md.py",
+            "analysis/sections.py"} <= names
+    assert not names & {"analysis/render.py", "analysis/report_layout.py"}
+
+
 def test_providers_stability_first_and_entry_point_plugins(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from analysis.report import providers
