@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from analysis import stability
 from analysis.sections import Figure, Section, Verdict
-from analysis.trajectories import RunRecord, read_record
+
+if TYPE_CHECKING:  # imported when used: `analysis --help` imports every command module
+    from analysis.trajectories import RunRecord
 
 #: A group is judged stable when this fraction of its runs (or more) stayed intact.
 MIN_INTACT_FRACTION = 1.0
@@ -28,6 +29,8 @@ REPORT_VERSION = "1"
 
 def report_sections(files: list[Path], workdir: Path) -> list[Section]:
     """One stability section per challenge found in ``files``."""
+    from analysis.trajectories import read_record
+
     by_challenge: dict[str, list[RunRecord]] = defaultdict(list)
     for path in files:
         record = read_record(path)
@@ -37,6 +40,8 @@ def report_sections(files: list[Path], workdir: Path) -> list[Section]:
 
 
 def _section(challenge: str, records: list[RunRecord], workdir: Path) -> Section:
+    from analysis import stability
+
     summary = stability.summarize(records)
     figure = workdir / f"survival-{challenge}.png"
     plot_survival_by_temperature(summary, figure)
