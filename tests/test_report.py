@@ -394,3 +394,40 @@ def test_figures_written_elsewhere_and_unstorable_data(tmp_path: Path) -> None:
         shown = [Path(s.figures[0].path).read_bytes()[-1] for s in outcome.sections]
         assert shown == [0, 1]  # both figures kept apart
     assert not list((cache_root / "elsewhere").rglob("result.pkl"))
+
+
+def test_no_cache_keeps_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    synthesise(out, {"reference": 0.05}, n_frames=20)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = report(out, "--no-cache", "--quiet", "--report-dir", str(tmp_path / "rep"),
+                  TMPDIR=str(scratch))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "rep" / "report.html").stat().st_size > 10_000
+    assert (tmp_path / "rep" / "report_files" / "figure-01.png").is_file()
+    assert not (tmp_path / "rep" / ".cache").exists() and not list(scratch.iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium_missing() is not None, reason=str(_chromium_missing()))
+def test_gap_and_xtb_on_challenge_one_then_a_readable_page(tmp_path: Path) -> None:
+    """The demo GAP and the xTB reference, a short run each, then the report in a browser."""
+    from browser import Browser
+
+    out = tmp_path / "runs"
+    launch("--model", "gap,xtb", "--temperatures", "300", "--replicas", "1", "--time",
+           "0.1ps", "--out", str(out), check=True, timeout=900)
+    proc = report(out)
+    assert proc.returncode == 0, proc.stderr
+    md = (out / "reports" / "report.md").read_text()
+    assert "| gap | 300 | ✔ yes |" in md and "| xtb | 300 | ✔ yes |" in md
+    assert "xtb: GFN2-xTB via tblite: the reference method" in md
+    with Browser(tmp_path) as browser:
+        browser.open((out / "reports" / "report.html").as_uri())
+        text = browser.run("return document.body.innerText")
+        shot = browser.page_png()
+    (out / "reports" / "screenshot.png").write_bytes(shot)
+    for words in ("Verdicts at a glance", "Challenge I: Alanine tetrapeptide", "Stability",
+                  "Figure 1.", "Appendix: provenance", "python -m harness.launch"):
+        assert words in text
