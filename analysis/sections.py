@@ -4,8 +4,9 @@ Every analysis command module (``analysis/commands/<name>.py``) may define::
 
     def report_sections(files: list[Path], workdir: Path) -> list[Section]: ...
 
-``files`` are all trajectory files the report found (any challenge; keep those your observable
-applies to, return ``[]`` when none); ``workdir`` is a folder where the function writes its figures
+``files`` are trajectory files the report found (keep those your observable applies to, return
+``[]`` when none; ``analysis report`` calls once per challenge with that challenge's files, other
+callers may mix challenges); ``workdir`` is a folder where the function writes its figures
 (PNG) and any cached numbers. The report calls it, embeds the figures, renders the Markdown and
 collects the verdicts. The function must not print; it may be slow the first time and should
 reuse its own cached results when the files did not change (the report keys its cache on the
