@@ -282,3 +282,14 @@ def test_fchl19_train_command_rejects_bad_input(tmp_path: Path) -> None:
     np.savez(bad, something=np.zeros(3))
     with pytest.raises(UserError, match="not a tea-harness FCHL19 model"):
         models.get_family("fchl19").model_elements(bad)
+
+
+def test_corrupt_mace_and_sgdml_files_are_user_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.model"
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(UserError, match="not a readable MACE model"):
+        models.get_family("mace").model_elements(bad)
+    npz = tmp_path / "other.npz"
+    np.savez(npz, z=np.arange(3))
+    with pytest.raises(UserError, match="not an sGDML model"):
+        models.get_family("sgdml").model_elements(npz)
