@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ase.io import read
+
 from harness import challenges, models
 from harness.errors import UserError
 from harness.plan import RunSpec, derive_seed, n_steps_for, output_path
@@ -34,9 +36,10 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("model", "model family, repeatable or comma separated (e.g. gap,xtb)", None, "list"),
-    Option("model-file", "trained model file (default: the family's built-in model, if any)"),
-    Option("model-option", "KEY=VALUE passed to the model's calculator, repeatable", None,
-           "list"),
+    Option("model-file", "trained model file (default: the family's built-in model, if any); "
+           "with several models: MODEL=PATH, repeatable", None, "files"),
+    Option("model-option", "KEY=VALUE passed to the model's calculator, repeatable; "
+           "MODEL:KEY=VALUE for one model only", None, "list"),
     Option("challenge", "challenge name or folder", "alanine-tetrapeptide"),
     Option("preset", "demo (short taste, default) or tea2023 (12 replicas, 300/500/700 K, 1 ns)",
            "demo"),
@@ -79,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         flag = f"--{opt.name}"
         if opt.kind == "bool":
             parser.add_argument(flag, action="store_true", default=None, help=opt.help)
-        elif opt.kind == "list":
+        elif opt.kind in ("list", "files"):
             parser.add_argument(flag, action="append", default=None, help=opt.help)
         else:
             parser.add_argument(flag, default=None, help=opt.help)
@@ -98,6 +101,11 @@ def _coerce(opt: Option, value: Any, source: str) -> Any:
             if isinstance(value, bool):
                 return value
             raise ValueError
+        if opt.kind == "files":  # no comma splitting: paths may hold commas
+            if isinstance(value, dict):  # TOML table: [model-file] mace = "PATH"
+                return [f"{k}={v}" for k, v in value.items()]
+            items = value if isinstance(value, list) else [value]
+            return [str(item) for item in items]
         if opt.kind == "list":
             items = value if isinstance(value, list) else [value]
             out: list[str] = []
@@ -134,17 +142,64 @@ def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
     return settings
 
 
-def _model_options(items: list[str] | None) -> dict[str, Any]:
-    options: dict[str, Any] = {}
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def model_options(items: list[str] | None, names: list[str]) -> dict[str, dict[str, Any]]:
+    """``--model-option`` values per model: ``KEY=VALUE`` for all, ``MODEL:KEY=VALUE`` for one.
+
+    Models are matched by their full name (``ase:pkg.mod:factory`` included), longest first.
+    """
+    options: dict[str, dict[str, Any]] = {name: {} for name in names}
     for item in items or []:
-        key, sep, value = item.partition("=")
+        target = next((n for n in sorted(names, key=len, reverse=True)
+                       if item.startswith(f"{n}:")), None)
+        body = item[len(target) + 1:] if target else item
+        key, sep, value = body.partition("=")
         if not sep or not key:
-            raise UserError(f"--model-option {item!r}: write KEY=VALUE")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
+            raise UserError(f"--model-option {item!r}: write KEY=VALUE, or MODEL:KEY=VALUE for "
+                            "one of several models")
+        for name in [target] if target else names:
+            options[name][key] = _parse_value(value)
+    for name, given in options.items():
+        allowed = models.get_family(name).options
+        unknown = sorted(set(given) - set(allowed)) if allowed is not None else []
+        if unknown:
+            raise UserError(f"--model-option {unknown[0]}: model {name!r} takes "
+                            + (", ".join(allowed) if allowed else "no options")
+                            + (f"; to set it for one model only write MODEL:{unknown[0]}=VALUE"
+                               if len(names) > 1 else ""))
     return options
+
+
+def model_files(items: list[str] | None, names: list[str]) -> dict[str, str | None]:
+    """``--model-file`` values per model: ``PATH`` for a single model, ``MODEL=PATH`` each.
+
+    A value counts as ``MODEL=PATH`` when the text before the first ``=`` is one of the
+    models given, so paths holding ``=`` still work in the single-model form.
+    """
+    files: dict[str, str | None] = {name: None for name in names}
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        if sep and name in files:
+            target = name
+        elif sep and (name in models.families() or name.startswith("ase:")):
+            raise UserError(f"--model-file {item}: model {name!r} is not among --model "
+                            f"{','.join(names)}")
+        elif len(names) == 1:
+            target, path = names[0], item
+        else:
+            raise UserError(f"--model-file {item}: with several models write MODEL=PATH, "
+                            f"e.g. --model-file {names[0]}={item}")
+        if files[target] is not None:
+            raise UserError(f"--model-file: two files for model {target!r} ({files[target]} "
+                            f"and {path}); give one")
+        files[target] = path
+    return files
 
 
 def _check_elements(family: models.ModelFamily, model_file: Path | None,
@@ -201,20 +256,24 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
         raise UserError("no model given: use --model NAME (one of "
                         + ", ".join(models.families()) + ")")
     names = list(dict.fromkeys(settings["model"]))
-    if settings["model_file"] and len(names) > 1:
-        raise UserError("--model-file applies to one model; run one --model at a time with it")
-    options = _model_options(settings["model_option"])
+    for name in names:
+        models.get_family(name).check_installed()
+    files = model_files(settings["model_file"], names)
+    options = model_options(settings["model_option"], names)
     out_dir = Path(settings["out"]).expanduser().resolve()
     n_steps = n_steps_for(length_ps, dt_fs)
     watchdog = watchdog_settings(settings, challenge, dt_fs)
     plan: list[RunSpec] = []
     for name in names:
         family = models.get_family(name)
-        family.check_installed()
-        model_file = models.resolve_model_file(family, settings["model_file"], challenge.name)
+        model_file = models.resolve_model_file(family, files[name], challenge.name)
         _check_elements(family, model_file, challenge)
+        for start in sorted({challenge.start_for_replica(r) for r in range(replicas)}):
+            atoms = read(start)
+            atoms.info["source"] = Path(start).name
+            family.check_structure(model_file, atoms)
         label = name.replace(":", "-")
-        if settings["model_file"]:
+        if files[name]:
             label = f"{label}-{Path(model_file).stem}"
         for temp in temps:
             for replica in range(replicas):
@@ -228,7 +287,7 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
                     thermostat=base.thermostat, thermostat_tau_fs=base.thermostat_tau_fs,
                     periodic=challenge.periodic,
                     out_file=str(output_path(out_dir, challenge.name, label, temp, replica)),
-                    model_options=options, stall_timeout_s=settings["stall_timeout"],
+                    model_options=options[name], stall_timeout_s=settings["stall_timeout"],
                     omp_threads=settings["threads"], watchdog=watchdog,
                 ))
     return plan

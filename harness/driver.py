@@ -51,6 +51,9 @@ class ModelServer:
         self.calculator = calculator
         self.periodic = periodic
         self.changes = ["positions", "cell"] if periodic else ["positions"]
+        # the first call must say everything changed: calculators such as ASE's EMT set
+        # themselves up only when told the atomic numbers are new
+        self.first_changes = ["positions", "numbers", "cell", "pbc"]
         self.monitor = monitor
         self.bohr_to_ang = unit_to_user("length", "angstrom", 1.0)
         self.ev_to_ha = unit_to_internal("energy", "electronvolt", 1.0)
@@ -68,7 +71,8 @@ class ModelServer:
             self.atoms.cell[:] = cell_au.T * self.bohr_to_ang
         # Call the calculator directly: ASE's get_potential_energy would first compare the
         # atoms with the cached ones (costly for cheap models); the positions always changed.
-        self.calculator.calculate(self.atoms, ["energy", "forces"], self.changes)
+        changes = self.changes if self.calls else self.first_changes
+        self.calculator.calculate(self.atoms, ["energy", "forces"], changes)
         results = self.calculator.results
         energy = float(results["energy"])
         forces = np.asarray(results["forces"], dtype=np.float64)

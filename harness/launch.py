@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings["preset"] == "demo":
         print("this was the short demo; the full TEA-2023 protocol (12 replicas x 300/500/700 K x "
               "1 ns) is: python -m harness.launch --model " + ",".join(settings["model"])
+              + "".join(f" --model-file {f}" for f in settings["model_file"] or [])
               + " --preset tea2023  (or on a cluster: sbatch slurm/run_challenge.sh)")
     return exit_code(summary)
 

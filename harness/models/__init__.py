@@ -53,6 +53,13 @@ class ModelFamily:
     model_files
         ``model_files(model_file) -> list[Path]``: every file the model consists of (hashed
         into the provenance).
+    options
+        Names ``--model-option`` may set (None: any; the calculator checks them).
+    model_is_directory
+        Whether the model is a folder (a checkpoint directory) rather than one file.
+    check_structure
+        ``check_structure(model_file, atoms)``: raise UserError when the model cannot
+        describe this starting structure (e.g. a global model trained on another molecule).
     """
 
     name: str
@@ -66,6 +73,10 @@ class ModelFamily:
     model_elements: Callable[[Path | None], set[str] | None] = field(default=lambda path: None)
     model_metadata: Callable[[Path | None], dict[str, Any]] = field(default=lambda path: {})
     model_files: Callable[[Path], list[Path]] = field(default=lambda path: [path])
+    options: tuple[str, ...] | None = None
+    model_is_directory: bool = False
+    check_structure: Callable[[Path | None, Any], None] = field(
+        default=lambda path, atoms: None)
 
     def check_installed(self) -> None:
         """Raise UserError naming the install command when a required package is missing."""
@@ -135,6 +146,30 @@ def get_family(name: str) -> ModelFamily:
     return known[name]
 
 
+def files_in(folder: Path) -> list[Path]:
+    """Every file under a model folder, in a fixed order (for hashing a checkpoint folder)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def json_safe(value: Any) -> Any:
+    """Model metadata made storable as JSON: arrays to lists, other objects to strings."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist()) if value.size <= 1000 else f"array{value.shape}"
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
 def sha256_of(paths: list[Path] | Path | None) -> str | None:
     """SHA-256 over the bytes of a model's files, in the given order."""
     if paths is None:
@@ -157,7 +192,11 @@ def resolve_model_file(family: ModelFamily, model_file: str | None, challenge: s
     """
     if model_file:
         path = Path(model_file).expanduser().resolve()
-        if not path.is_file():
+        if family.model_is_directory:
+            if not path.is_dir():
+                raise UserError(f"--model-file {model_file}: no such folder; give the "
+                                f"checkpoint folder of a trained {family.name} model")
+        elif not path.is_file():
             raise UserError(f"--model-file {model_file}: no such file; give the path of a "
                             f"trained {family.name} model")
         return path

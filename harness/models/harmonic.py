@@ -45,4 +45,5 @@ FAMILY = ModelFamily(
     description="isotropic harmonic well (analytic; plumbing tests and overhead benchmarks)",
     ase_calculator=_calculator,
     packages=("ase",),
+    options=("k",),
 )

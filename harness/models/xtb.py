@@ -27,4 +27,6 @@ FAMILY = ModelFamily(
     packages=("tblite",),
     requires=("tblite",),
     install_hint="pip install tblite",
+    options=("method", "accuracy", "electronic_temperature", "charge", "multiplicity",
+             "max_iterations", "guess", "mixer_damping", "solvation", "verbosity"),
 )

@@ -1,0 +1,123 @@
+"""``mace``: MACE models (mace-torch ``.model`` files) through mace-torch's ASE calculator.
+
+Options: ``device`` (``cpu`` default, ``cuda``), ``default_dtype`` (``float64`` default: MD
+wants exact forces; ``float32`` is faster), ``head`` (multi-head models),
+``enable_cueq`` (cuEquivariance kernels on GPUs). Elements and the model's architecture
+(r_max, channels, interactions, ...) are read from the file into the provenance.
+
+A ``.model`` file is a pickled torch module: loading it runs code from the file. Under
+torch >= 2.6 that needs ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` (e3nn 0.4.4 also needs it to
+import); this entry sets it only when it loads a file the user named with ``--model-file``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import warnings
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ase.data import chemical_symbols
+
+from harness.errors import UserError
+from harness.models import ModelFamily, json_safe
+
+INSTALL = ("pip install 'tea-harness[mace]' (CPU clusters: pip install torch==2.13.0 first, "
+           "or pip fetches several GB of CUDA wheels)")
+
+
+def _allow_pickled_model() -> None:
+    """The user named this file: let torch.load unpickle it (and e3nn import)."""
+    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+
+
+@contextmanager
+def _quiet():
+    """Hide the import-time chatter of e3nn/mace (a weights_only warning per import and a
+    cuequivariance notice on stdout) that would otherwise precede every plan and run."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
+@lru_cache(maxsize=4)
+def _load(model_file: Path, mtime: float):
+    """The torch module in a .model file (cached per file and modification time)."""
+    _allow_pickled_model()
+    import torch
+
+    try:
+        with _quiet():
+            return torch.load(str(model_file), map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
+        raise UserError(f"model file {model_file} is not a readable MACE model "
+                        f"({type(exc).__name__}: {exc}); give a .model file written by "
+                        "mace-torch") from None
+
+
+def _module(model_file: Path):
+    model = _load(model_file, model_file.stat().st_mtime)
+    if not hasattr(model, "atomic_numbers") or not hasattr(model, "r_max"):
+        raise UserError(f"model file {model_file} holds a {type(model).__name__}, not a MACE "
+                        "model; give a .model file written by mace-torch")
+    return model
+
+
+def _elements(model_file: Path | None) -> set[str] | None:
+    if model_file is None:
+        return None
+    return {chemical_symbols[int(z)] for z in _module(model_file).atomic_numbers}
+
+
+def _metadata(model_file: Path | None) -> dict[str, Any]:
+    """The architecture and training constants the file carries (mace-torch's own reader)."""
+    if model_file is None:
+        return {}
+    model = _module(model_file)
+    meta: dict[str, Any] = {"class": type(model).__name__}
+    try:
+        with _quiet():
+            from mace.tools.scripts_utils import extract_config_mace_model
+
+            config = extract_config_mace_model(model)
+        if "error" not in config:
+            meta.update(config)
+    except Exception as exc:  # noqa: BLE001 - metadata must never stop a run
+        meta["config_error"] = f"{type(exc).__name__}: {exc}"
+    meta["atomic_numbers"] = [int(z) for z in model.atomic_numbers]
+    meta["r_max"] = float(model.r_max)
+    meta["n_parameters"] = int(sum(p.numel() for p in model.parameters()))
+    for extra in ("heads", "training_args", "metadata"):  # present in some versions
+        if hasattr(model, extra):
+            meta[extra] = getattr(model, extra)
+    return json_safe(meta)
+
+
+def _calculator(model_file: Path | None, options: dict[str, Any]):
+    assert model_file is not None
+    _allow_pickled_model()
+    with _quiet():
+        from mace.calculators import MACECalculator
+
+        settings = {"device": "cpu", "default_dtype": "float64"}
+        settings.update(options)
+        return MACECalculator(model_paths=str(model_file), **settings)
+
+
+FAMILY = ModelFamily(
+    name="mace",
+    description="MACE (mace-torch .model files; options device, default_dtype)",
+    ase_calculator=_calculator,
+    packages=("mace-torch", "torch", "e3nn"),
+    requires=("mace", "torch"),
+    install_hint=INSTALL,
+    needs_model_file=True,
+    model_elements=_elements,
+    model_metadata=_metadata,
+    options=("device", "default_dtype", "head", "enable_cueq"),
+)
