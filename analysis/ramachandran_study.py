@@ -35,6 +35,7 @@ class ChallengeStudy:
     pairs: list[rama.DihedralPair]
     groups: list[rama.GroupResult]
     comparisons: dict[str, dict[str, Any]] = field(default_factory=dict)
+    between_models: dict[str, dict[str, Any]] = field(default_factory=dict)
     reference_noise: dict[str, float] = field(default_factory=dict)
     data: dict[str, rama.Trajectories] = field(default_factory=dict, repr=False)
 
@@ -87,6 +88,12 @@ def _study_challenge(name: str, records: list[trajectories.RunRecord],
                                          model, is_reference=is_ref)
         study.groups.append(group)
         study.data[group.key] = data
+    models = [g for g in study.groups if not g.is_reference]
+    for i, first in enumerate(models):
+        for second in models[i + 1:]:
+            if first.temperature_K == second.temperature_K:
+                study.between_models[f"{first.key} vs {second.key}"] = rama.compare(
+                    first, second, settings)
     ref = study.reference
     if ref is not None:
         smooth = settings.smooth_deg / (360.0 / settings.bins)
@@ -152,6 +159,7 @@ def to_json(studies: list[ChallengeStudy]) -> dict[str, Any]:
                 "pairs": [asdict(p) for p in s.pairs],
                 "groups": [g.to_json() for g in s.groups],
                 "comparisons_vs_reference": s.comparisons,
+                "comparisons_between_models": s.between_models,
                 "reference_half_vs_half_js_bits": s.reference_noise,
             } for s in studies]}
 
@@ -174,9 +182,16 @@ def verdicts(study: ChallengeStudy) -> list[Verdict]:
         js = comp[worst]["js_divergence_bits"]
         text = (f"largest JS divergence {js:.3f} bits (pair {worst}) vs the {ref.model} "
                 f"{ref.temperature_K:g} K reference; tolerance {tol:g}")
+        noisy = {k: v for k, v in study.reference_noise.items() if v > tol}
         if group.temperature_K != ref.temperature_K:
             out.append(Verdict("ramachandran", group.model, group.temperature_K, None,
                                text + " applies at the reference temperature only"))
+        elif noisy:
+            worst_noise = max(noisy, key=noisy.get)
+            out.append(Verdict("ramachandran", group.model, group.temperature_K, None,
+                               text + "; inconclusive: the reference's own first and second "
+                               f"halves differ by {noisy[worst_noise]:.3f} bits (pair "
+                               f"{worst_noise}), more than the tolerance"))
         else:
             out.append(Verdict("ramachandran", group.model, group.temperature_K, js <= tol,
                                text.replace("; tolerance", f" {'<=' if js <= tol else '>'}")))
@@ -207,12 +222,16 @@ def to_markdown(study: ChallengeStudy, figures: list[Path] | None = None) -> str
             js = f"{comp['js_divergence_bits']:.3f}" if comp else "-"
             hel = f"{comp['hellinger']:.3f}" if comp else "-"
             name = f"{group.model} {group.temperature_K:g} K"
+            name = f"**reference** {name}" if group.is_reference else name
             lines.append(f"| {name} | {res.n_frames} | {res.assigned_percent:.1f} | {clusters} "
                          f"| {n_trans} | {js} | {hel} |")
         if pair.name in study.reference_noise:
             lines += ["", f"Sampling noise scale: JS between the first and second halves of "
                           f"the reference: {study.reference_noise[pair.name]:.3f} bits."]
         lines.append("")
+    for name, comp in study.between_models.items():
+        text = ", ".join(f"{pair} {c['js_divergence_bits']:.3f}" for pair, c in comp.items())
+        lines.append(f"- {name}: JS divergence (bits) {text}")
     for verdict in verdicts(study):
         mark = {True: "agrees", False: "differs", None: "-"}[verdict.agrees]
         lines.append(f"- {verdict.model} {verdict.temperature_K:g} K: {mark}; {verdict.detail}")
