@@ -295,10 +295,9 @@ class GroupResult:
 
 
 def analyse_group(records: list[RunRecord], pairs: list[DihedralPair], settings: Settings,
-                  model: str, is_reference: bool = False,
-                  keep: Trajectories | None = None) -> tuple[GroupResult, Trajectories]:
+                  model: str, is_reference: bool = False) -> tuple[GroupResult, Trajectories]:
     """Read, cluster and count transitions for every pair of one group."""
-    data = keep or read_group([r.path for r in records], pairs, settings.stride)
+    data = read_group([r.path for r in records], pairs, settings.stride)
     results = {}
     for k, pair in enumerate(pairs):
         points = data.angles[:, 2 * k:2 * k + 2].astype(np.float64)
@@ -336,9 +335,11 @@ def compare(model: GroupResult, ref: GroupResult, settings: Settings) -> dict[st
         matches = match_clusters(res.clusters, other.clusters, settings.match_deg)
         matched_a = {i for i, _, _ in matches}
         matched_b = {j for _, j, _ in matches}
+        empty = res.n_frames == 0 or other.n_frames == 0
         out[name] = {
-            "js_divergence_bits": torus.jensen_shannon(res.density, other.density),
-            "hellinger": torus.hellinger(res.density, other.density),
+            "js_divergence_bits": None if empty else torus.jensen_shannon(res.density,
+                                                                          other.density),
+            "hellinger": None if empty else torus.hellinger(res.density, other.density),
             "matched": [{"cluster": i, "reference_cluster": j, "centre_distance_deg": round(d, 2),
                          "population_difference_percent": round(
                              res.clusters[i]["population_percent"]

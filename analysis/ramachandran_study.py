@@ -178,6 +178,10 @@ def verdicts(study: ChallengeStudy) -> list[Verdict]:
                                "no reference trajectory for this challenge"))
             continue
         comp = study.comparisons[group.key]
+        if any(c["js_divergence_bits"] is None for c in comp.values()):
+            out.append(Verdict("ramachandran", group.model, group.temperature_K, None,
+                               "no frames to compare (the runs failed at the start)"))
+            continue
         worst = max(comp, key=lambda name: comp[name]["js_divergence_bits"])
         js = comp[worst]["js_divergence_bits"]
         text = (f"largest JS divergence {js:.3f} bits (pair {worst}) vs the {ref.model} "
@@ -219,8 +223,9 @@ def to_markdown(study: ChallengeStudy, figures: list[Path] | None = None) -> str
                                  for c in res.clusters) or "none"
             n_trans = int(np.sum(res.transitions)) if res.transitions else 0
             comp = study.comparisons.get(group.key, {}).get(pair.name)
-            js = f"{comp['js_divergence_bits']:.3f}" if comp else "-"
-            hel = f"{comp['hellinger']:.3f}" if comp else "-"
+            has = comp and comp["js_divergence_bits"] is not None
+            js = f"{comp['js_divergence_bits']:.3f}" if has else "-"
+            hel = f"{comp['hellinger']:.3f}" if has else "-"
             name = f"{group.model} {group.temperature_K:g} K"
             name = f"**reference** {name}" if group.is_reference else name
             lines.append(f"| {name} | {res.n_frames} | {res.assigned_percent:.1f} | {clusters} "
@@ -230,7 +235,9 @@ def to_markdown(study: ChallengeStudy, figures: list[Path] | None = None) -> str
                           f"the reference: {study.reference_noise[pair.name]:.3f} bits."]
         lines.append("")
     for name, comp in study.between_models.items():
-        text = ", ".join(f"{pair} {c['js_divergence_bits']:.3f}" for pair, c in comp.items())
+        text = ", ".join(f"{pair} " + ("-" if c["js_divergence_bits"] is None
+                                       else f"{c['js_divergence_bits']:.3f}")
+                         for pair, c in comp.items())
         lines.append(f"- {name}: JS divergence (bits) {text}")
     for verdict in verdicts(study):
         mark = {True: "agrees", False: "differs", None: "-"}[verdict.agrees]

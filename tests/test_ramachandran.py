@@ -347,3 +347,15 @@ def test_verdict_rules():
     assert [v.agrees for v in verdicts(study)] == [True, False, None]
     study.reference_noise = {"A": 0.3}
     assert [v.agrees for v in verdicts(study)] == [None, None, None]
+
+
+def test_a_group_without_frames_gives_no_numbers():
+    pair = rama.DihedralPair("A", "phi/psi", (0, 1, 2, 3), (1, 2, 3, 4))
+    empty = rama.analyse_pair(np.zeros((0, 2)), lambda v: [v], pair, rama.Settings())
+    assert empty.clusters == [] and empty.n_frames == 0 and empty.transitions == []
+    rng = np.random.default_rng(6)
+    full = rama.analyse_pair(_blob(rng, (-70, -40), 10.0, 500), lambda v: [v], pair,
+                             rama.Settings())
+    model = rama.GroupResult("c", "m", 500.0, False, [], 1, [], {"A": empty})
+    ref = rama.GroupResult("c", "x", 500.0, True, [], 0, [], {"A": full})
+    assert rama.compare(model, ref, rama.Settings())["A"]["js_divergence_bits"] is None
