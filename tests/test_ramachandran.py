@@ -324,11 +324,21 @@ def test_charged_peptide_runs_with_its_charge(tmp_path):
     assert start.get_initial_charges().sum() == pytest.approx(challenge.raw["charge"])
     out = tmp_path / "runs"
     launch("--model", "xtb", "--challenge", "ac-phe-ala5-lys", "--temperatures", "300",
-           "--replicas", "1", "--time", "2fs", "--stride", "1", "--out", str(out),
+           "--replicas", "1", "--time", "3fs", "--stride", "1", "--out", str(out),
            check=True, timeout=600)
     [path] = sorted(out.rglob("replica-00.h5"))
     energy = h5md.read_frames(path, 0, 1)["potential"][0]
     assert energy == pytest.approx(start.get_potential_energy(), abs=1e-4)  # xTB, charge +1
+    # the analysis runs on Challenge II too: three pairs, no shipped reference
+    proc = _analysis("ramachandran", str(out), "--min-samples", "3")
+    assert proc.returncode == 0, proc.stderr
+    study = json.loads((out / "reports" / "ramachandran.json").read_text())["challenges"][0]
+    assert [p["name"] for p in study["pairs"]] == ["A", "B", "C"]
+    [group] = study["groups"]
+    assert group["pairs"]["C"]["n_frames"] == 7 and not group["is_reference"]
+    phi6 = np.degrees(backbone.dihedral_angles(start.positions, np.array([study["pairs"][2][
+        "phi"]])))[0]
+    assert group["pairs"]["C"]["clusters"][0]["centre_deg"][0] == pytest.approx(phi6, abs=5)
 
 
 def test_verdict_rules():
