@@ -82,9 +82,11 @@ def plot_transitions(pair: PairResult, ax=None, title: str = ""):
             offset = 0.12 * normal if norm > 0 else np.zeros(2)
             ax.text(*(mid - offset), str(counts[i, j]), fontsize=7, ha="center", va="center")
     for k, cluster in enumerate(pair.clusters):
-        ax.scatter(*cluster["centre_deg"], s=40 + 6 * cluster["population_percent"],
+        ax.scatter(*cluster["centre_deg"], s=60 + 8 * cluster["population_percent"],
                    color=CLUSTER_COLOURS[k % len(CLUSTER_COLOURS)], zorder=3,
                    edgecolors="black", linewidths=0.5)
+        ax.text(*cluster["centre_deg"], f"{cluster['population_percent']:.0f}%", fontsize=6,
+                ha="center", va="center", color="white", weight="bold", zorder=4)
     _frame_axes(ax, pair)
     if title:
         ax.set_title(title, fontsize=9)
