@@ -174,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     start = read(spec.start_file)
     monitor = None if args.no_watchdog else _monitor(spec, start, args.first_step)
     server = ModelServer(calculator, start.get_chemical_symbols(), spec.periodic, monitor)
+    # Formal charges stored in the start file (charged peptides) reach calculators that read
+    # Atoms.get_initial_charges(), e.g. tblite's total charge.
+    server.atoms.set_initial_charges(start.get_initial_charges())
     sock = connect(args.address, args.connect_timeout)
     outcome = serve(sock, server)
     sock.close()

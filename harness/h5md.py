@@ -119,9 +119,11 @@ def create(path: Path, numbers: np.ndarray, masses: np.ndarray, periodic: bool,
 
 
 def _series(f: h5py.File) -> list[tuple[h5py.Group, str, float]]:
+    # Elements may be absent (H5MD allows it): compacted reference files keep positions only.
     out = [(f[f"{PARTICLES}/{name}"], key, factor)
-           for name, (key, _, factor) in PARTICLE_ELEMENTS.items()]
-    out += [(f[f"/observables/{name}"], key, 1.0) for name, (key, _) in OBSERVABLES.items()]
+           for name, (key, _, factor) in PARTICLE_ELEMENTS.items() if name in f[PARTICLES]]
+    out += [(f[f"/observables/{name}"], key, 1.0) for name, (key, _) in OBSERVABLES.items()
+            if name in f["observables"]]
     if "edges" in f[f"{PARTICLES}/box"]:
         out.append((f[f"{PARTICLES}/box/edges"], "box", 1.0))
     return out

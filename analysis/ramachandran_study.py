@@ -1,0 +1,282 @@
+"""The Ramachandran study of an output folder: groups, reference, comparisons, outputs.
+
+:func:`run_study` finds the trajectories, groups them by (challenge, model, temperature), adds
+the challenge's shipped reference, runs :mod:`analysis.ramachandran` on every group and
+compares each model with the reference. The writers turn the result into JSON, Markdown,
+PNG figures, report verdicts and a per-frame CSV of angles.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analysis import ramachandran as rama
+from analysis import torus, trajectories
+from analysis.sections import Verdict
+from harness import challenges, h5md
+from harness.errors import UserError
+
+PLOT_POINTS = 5000
+
+
+@dataclass
+class ChallengeStudy:
+    """Everything computed for one challenge (groups: reference first, then by model and T)."""
+
+    challenge: str
+    title: str
+    settings: rama.Settings
+    pairs: list[rama.DihedralPair]
+    groups: list[rama.GroupResult]
+    comparisons: dict[str, dict[str, Any]] = field(default_factory=dict)
+    between_models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reference_noise: dict[str, float] = field(default_factory=dict)
+    data: dict[str, rama.Trajectories] = field(default_factory=dict, repr=False)
+
+    @property
+    def reference(self) -> rama.GroupResult | None:
+        """The reference group, if any."""
+        return next((g for g in self.groups if g.is_reference), None)
+
+
+def _records(paths: list[Path]) -> list[trajectories.RunRecord]:
+    return [trajectories.read_record(p) for p in trajectories.find(paths)]
+
+
+def _check_molecule(challenge: challenges.Challenge, pairs: list[rama.DihedralPair],
+                    record: trajectories.RunRecord) -> None:
+    from ase.data import chemical_symbols
+
+    meta = h5md.read_meta(record.path)
+    symbols = [chemical_symbols[int(z)] for z in meta["species"]]
+    positions, _ = h5md.read_start(record.path)
+    rama.check_pairs(pairs, symbols, positions, str(record.path))
+
+
+def _split_halves(values: np.ndarray, data: rama.Trajectories) -> tuple[np.ndarray, np.ndarray]:
+    first, second = [], []
+    for part in data.split(values):
+        half = len(part) // 2
+        first.append(part[:half])
+        second.append(part[half:])
+    return np.concatenate(first), np.concatenate(second)
+
+
+def _study_challenge(name: str, records: list[trajectories.RunRecord],
+                     overrides: dict[str, Any], reference: list[Path] | None) -> ChallengeStudy:
+    challenge = challenges.load(name)
+    pairs = rama.challenge_pairs(challenge)
+    settings = rama.settings_for(challenge, overrides)
+    ref_paths = rama.reference_files(challenge) if reference is None else reference
+    ref_records = _records(ref_paths) if ref_paths else []
+    ref_records = [r for r in ref_records if r.challenge == name]
+    _check_molecule(challenge, pairs, (records + ref_records)[0])
+    study = ChallengeStudy(name, challenge.title, settings, pairs, [])
+    grouped: dict[tuple[str, float], list[trajectories.RunRecord]] = defaultdict(list)
+    for rec in records:
+        grouped[(rec.model, rec.temperature_K)].append(rec)
+    todo = [(ref_records[0].model, ref_records, True)] if ref_records else []
+    todo += [(model, recs, False) for (model, _), recs in sorted(grouped.items())]
+    for model, recs, is_ref in todo:
+        group, data = rama.analyse_group(sorted(recs, key=lambda r: r.replica), pairs, settings,
+                                         model, is_reference=is_ref)
+        study.groups.append(group)
+        study.data[group.key] = data
+    models = [g for g in study.groups if not g.is_reference]
+    for i, first in enumerate(models):
+        for second in models[i + 1:]:
+            if first.temperature_K == second.temperature_K:
+                study.between_models[f"{first.key} vs {second.key}"] = rama.compare(
+                    first, second, settings)
+    ref = study.reference
+    if ref is not None:
+        smooth = settings.smooth_deg / (360.0 / settings.bins)
+        data = study.data[ref.key]
+        for k, pair in enumerate(pairs):
+            a, b = _split_halves(data.angles[:, 2 * k:2 * k + 2], data)
+            if len(a) and len(b):
+                study.reference_noise[pair.name] = torus.jensen_shannon(
+                    torus.density(a, settings.bins, smooth),
+                    torus.density(b, settings.bins, smooth))
+        for group in study.groups:
+            if not group.is_reference:
+                study.comparisons[group.key] = rama.compare(group, ref, settings)
+    return study
+
+
+def run_study(paths: list[Path], overrides: dict[str, Any] | None = None,
+              reference: list[Path] | None = None) -> list[ChallengeStudy]:
+    """Analyse every peptide challenge found under ``paths``.
+
+    ``reference=None`` uses each challenge's shipped reference, ``[]`` none, a list of
+    files/folders those trajectories instead.
+    """
+    records = _records(paths)
+    by_challenge: dict[str, list[trajectories.RunRecord]] = defaultdict(list)
+    for rec in records:
+        by_challenge[rec.challenge].append(rec)
+    studies, skipped = [], []
+    for name, recs in sorted(by_challenge.items()):
+        try:
+            challenge = challenges.load(name)
+        except UserError:
+            skipped.append(name)
+            continue
+        if not challenge.raw.get("ramachandran", {}).get("pairs"):
+            skipped.append(name)
+            continue
+        studies.append(_study_challenge(name, recs, overrides or {}, reference))
+    if not studies:
+        raise UserError(f"no peptide runs under {', '.join(map(str, paths))} (found challenges: "
+                        f"{', '.join(sorted(by_challenge)) or 'none'}); the Ramachandran "
+                        "analysis applies to challenges with [ramachandran.pairs]")
+    return studies
+
+
+def plot_points(study: ChallengeStudy) -> dict[str, np.ndarray]:
+    """Up to PLOT_POINTS points per group and pair (for scatter plots), with their labels."""
+    out = {}
+    for group in study.groups:
+        data = study.data[group.key]
+        step = max(1, len(data.angles) // PLOT_POINTS)
+        for k, pair in enumerate(study.pairs):
+            out[f"{group.key}:{pair.name}"] = data.angles[::step, 2 * k:2 * k + 2]
+    return out
+
+
+def to_json(studies: list[ChallengeStudy]) -> dict[str, Any]:
+    """Everything in JSON form, settings included."""
+    return {"observable": "ramachandran", "units": {"angles": "deg", "population": "percent",
+                                                    "js_divergence": "bits"},
+            "challenges": [{
+                "challenge": s.challenge, "title": s.title, "settings": asdict(s.settings),
+                "pairs": [asdict(p) for p in s.pairs],
+                "groups": [g.to_json() for g in s.groups],
+                "comparisons_vs_reference": s.comparisons,
+                "comparisons_between_models": s.between_models,
+                "reference_half_vs_half_js_bits": s.reference_noise,
+            } for s in studies]}
+
+
+def verdicts(study: ChallengeStudy) -> list[Verdict]:
+    """Agreement of each model group with the reference (None: different temperature or no
+    reference)."""
+    ref = study.reference
+    tol = study.settings.js_tolerance
+    out = []
+    for group in study.groups:
+        if group.is_reference:
+            continue
+        if ref is None:
+            out.append(Verdict("ramachandran", group.model, group.temperature_K, None,
+                               "no reference trajectory for this challenge"))
+            continue
+        comp = study.comparisons[group.key]
+        if any(c["js_divergence_bits"] is None for c in comp.values()):
+            out.append(Verdict("ramachandran", group.model, group.temperature_K, None,
+                               "no frames to compare (the runs failed at the start)"))
+            continue
+        worst = max(comp, key=lambda name: comp[name]["js_divergence_bits"])
+        js = comp[worst]["js_divergence_bits"]
+        text = (f"largest JS divergence {js:.3f} bits (pair {worst}) vs the {ref.model} "
+                f"{ref.temperature_K:g} K reference; tolerance {tol:g}")
+        noisy = {k: v for k, v in study.reference_noise.items() if v > tol}
+        if group.temperature_K != ref.temperature_K:
+            out.append(Verdict("ramachandran", group.model, group.temperature_K, None,
+                               text + " applies at the reference temperature only"))
+        elif noisy:
+            worst_noise = max(noisy, key=noisy.get)
+            out.append(Verdict("ramachandran", group.model, group.temperature_K, None,
+                               text + "; inconclusive: the reference's own first and second "
+                               f"halves differ by {noisy[worst_noise]:.3f} bits (pair "
+                               f"{worst_noise}), more than the tolerance"))
+        else:
+            out.append(Verdict("ramachandran", group.model, group.temperature_K, js <= tol,
+                               text.replace("; tolerance", f" {'<=' if js <= tol else '>'}")))
+    return out
+
+
+def to_markdown(study: ChallengeStudy, figures: list[Path] | None = None) -> str:
+    """Populations, transitions and divergences of one challenge as Markdown tables."""
+    s = study.settings
+    lines = [f"### {study.title}", "",
+             f"DBSCAN on the torus (periodic distance), eps {s.eps_deg:g} deg, min_samples "
+             f"{s.min_samples or f'auto ({s.min_fraction:g} of the clustered points)'}, "
+             f"clusters merged at {s.merge_transitions} mutual transitions, frame stride "
+             f"{s.stride}, at most {s.max_points} points clustered (the rest assigned to the "
+             "nearest core point). Populations in percent of the assigned frames; "
+             "'assigned' is the share of frames in any cluster.", ""]
+    for pair in study.pairs:
+        lines += [f"**Pair {pair.name} ({pair.label})**", "",
+                  "| group | frames | assigned % | clusters (population %, centre phi/psi deg) "
+                  "| transitions | JS vs ref (bits) | Hellinger |", "|---|---|---|---|---|---|---|"]
+        for group in study.groups:
+            res = group.pairs[pair.name]
+            clusters = "; ".join(f"{c['id']}: {c['population_percent']:.1f} "
+                                 f"({c['centre_deg'][0]:.0f}, {c['centre_deg'][1]:.0f})"
+                                 for c in res.clusters) or "none"
+            n_trans = int(np.sum(res.transitions)) if res.transitions else 0
+            comp = study.comparisons.get(group.key, {}).get(pair.name)
+            has = comp and comp["js_divergence_bits"] is not None
+            js = f"{comp['js_divergence_bits']:.3f}" if has else "-"
+            hel = f"{comp['hellinger']:.3f}" if has else "-"
+            name = f"{group.model} {group.temperature_K:g} K"
+            name = f"**reference** {name}" if group.is_reference else name
+            lines.append(f"| {name} | {res.n_frames} | {res.assigned_percent:.1f} | {clusters} "
+                         f"| {n_trans} | {js} | {hel} |")
+        if pair.name in study.reference_noise:
+            lines += ["", f"Sampling noise scale: JS between the first and second halves of "
+                          f"the reference: {study.reference_noise[pair.name]:.3f} bits."]
+        lines.append("")
+    for name, comp in study.between_models.items():
+        text = ", ".join(f"{pair} " + ("-" if c["js_divergence_bits"] is None
+                                       else f"{c['js_divergence_bits']:.3f}")
+                         for pair, c in comp.items())
+        lines.append(f"- {name}: JS divergence (bits) {text}")
+    for verdict in verdicts(study):
+        mark = {True: "agrees", False: "differs", None: "-"}[verdict.agrees]
+        lines.append(f"- {verdict.model} {verdict.temperature_K:g} K: {mark}; {verdict.detail}")
+    for fig in figures or []:
+        lines += ["", f"![{fig.stem}]({fig.name})"]
+    return "\n".join(lines) + "\n"
+
+
+def write_figures(study: ChallengeStudy, folder: Path) -> list[Path]:
+    """Density and transition-graph grids of one challenge."""
+    from analysis import ramachandran_plots as plots
+
+    pts = plot_points(study)
+    return [plots.figure_grid(study.groups, pts, "density",
+                              folder / f"ramachandran-{study.challenge}.png"),
+            plots.figure_grid(study.groups, pts, "transitions",
+                              folder / f"transitions-{study.challenge}.png")]
+
+
+def export_angles(studies: list[ChallengeStudy], path: Path) -> int:
+    """Per-frame angles as CSV: file, frame, time_ps, pair, phi_deg, psi_deg; returns rows."""
+    rows = 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("file,frame,time_ps,pair,phi_deg,psi_deg\n")
+        for study in studies:
+            stride = study.settings.stride
+            for data in study.data.values():
+                times = data.split(data.times_ps)
+                angles = data.split(data.angles)
+                for file, t, a in zip(data.files, times, angles, strict=True):
+                    frames = np.arange(len(t)) * stride
+                    for k, pair in enumerate(study.pairs):
+                        block = np.column_stack([frames, t, a[:, 2 * k], a[:, 2 * k + 1]])
+                        prefix = f"{json.dumps(str(file))},"
+                        text = "\n".join(f"{prefix}{int(r[0])},{r[1]:.6g},{pair.name},"
+                                         f"{r[2]:.4f},{r[3]:.4f}" for r in block)
+                        if text:
+                            fh.write(text + "\n")
+                        rows += len(block)
+    return rows

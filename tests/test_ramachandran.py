@@ -1,0 +1,371 @@
+"""Ramachandran analysis: dihedrals, periodic DBSCAN, transitions, merging, CLI and report."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from ase.io import read
+
+from analysis import ramachandran as rama
+from analysis import torus
+from conftest import REPO, launch
+from harness import challenges, h5md
+from harness.challenges import backbone
+from harness.errors import UserError
+
+ALA = challenges.load("alanine-tetrapeptide")
+REFERENCE = rama.reference_files(ALA)
+
+
+def _analysis(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "analysis.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO)
+
+
+# --- dihedrals ---------------------------------------------------------------------------
+
+def test_reference_ships_and_is_compact():
+    assert len(REFERENCE) >= 1
+    total = sum(p.stat().st_size for p in REFERENCE)
+    assert total < 5e6
+    meta = h5md.read_meta(REFERENCE[0])
+    assert meta["run_spec"]["model"] == "xtb"
+    assert meta["run_spec"]["temperature_K"] == 500.0
+    assert meta["status"] == "completed"
+    frames = h5md.read_frames(REFERENCE[0], 0, 10)
+    assert frames["positions"].shape == (10, 42, 3)
+    assert "velocities" not in frames
+
+
+def test_dihedrals_equal_mdanalysis():
+    """Same frames, same quadruples: our angles equal MDAnalysis's within 1e-6 rad."""
+    mda = pytest.importorskip("MDAnalysis")
+    from MDAnalysis.analysis.dihedrals import Dihedral
+
+    path = REFERENCE[0]
+    pairs = rama.challenge_pairs(ALA)
+    quads = np.array([q for p in pairs for q in (p.phi, p.psi)])
+    universe = mda.Universe(str(ALA.starts[0]), str(path), format="H5MD")
+    groups = [universe.atoms[list(q)] for q in quads]
+    theirs = np.radians(Dihedral(groups).run(stop=500).results.angles)
+    ours = np.radians(np.concatenate([a for _, a in rama.iter_angles(path, quads)]))[:500]
+    assert ours.shape == theirs.shape == (500, 4)
+    diff = np.abs((ours - theirs + np.pi) % (2 * np.pi) - np.pi)
+    assert diff.max() < 1e-6, diff.max()
+
+
+def test_backbone_quadruples_of_challenge_one_match_its_selection_file():
+    selection = json.loads((ALA.path / "starts" / "selection.json").read_text())
+    start = read(ALA.starts[0])
+    symbols = start.get_chemical_symbols()
+    bonds = backbone.bonds_from_geometry(symbols, start.positions)
+    assert backbone.backbone_dihedrals(symbols, bonds) == selection["dihedral_atoms"]
+
+
+@pytest.mark.parametrize("name", ["alanine-tetrapeptide", "ac-phe-ala5-lys"])
+def test_shipped_pairs_are_real_backbone_dihedrals(name):
+    challenge = challenges.load(name)
+    pairs = rama.challenge_pairs(challenge)
+    assert len(pairs) == {"alanine-tetrapeptide": 2, "ac-phe-ala5-lys": 3}[name]
+    for start in challenge.starts:
+        atoms = read(start)
+        rama.check_pairs(pairs, atoms.get_chemical_symbols(), atoms.positions, str(start))
+
+
+def test_wrong_quadruples_are_refused():
+    atoms = read(ALA.starts[0])
+    symbols, pos = atoms.get_chemical_symbols(), atoms.positions
+    good = rama.challenge_pairs(ALA)[0]
+    cases = {
+        "not bonded": rama.DihedralPair("X", "x", (6, 8, 9, 13), good.psi),
+        "psi given as phi": rama.DihedralPair("X", "x", good.psi, good.psi),
+        "omega": rama.DihedralPair("X", "x", (4, 6, 8, 9), good.psi),
+        "reversed": rama.DihedralPair("X", "x", good.phi[::-1], good.psi),
+    }
+    for why, pair in cases.items():
+        with pytest.raises(UserError, match="pair X phi"):
+            rama.check_pairs([pair], symbols, pos, why)
+
+
+# --- periodic DBSCAN ---------------------------------------------------------------------
+
+def _blob(rng, centre, sigma, n):
+    return np.asarray(centre) + rng.normal(0.0, sigma, size=(n, 2))
+
+
+def test_cluster_straddling_pi_is_one_cluster():
+    rng = np.random.default_rng(1)
+    pts = np.vstack([_blob(rng, (180.0, 0.0), 8.0, 600), _blob(rng, (-60.0, -45.0), 8.0, 400)])
+    pts = torus.wrap(pts + 180.0) - 180.0  # angles in [-180, 180): the first blob is cut in two
+    labels, _ = torus.periodic_dbscan(pts, 10.0, 10)
+    first = labels[:600]
+    assert set(first) - {-1} == {first[first >= 0][0]}  # one label for the straddling blob
+    assert (first >= 0).mean() > 0.97
+    assert len(set(labels) - {-1}) == 2
+    # The same data without periodicity is split (so the test can fail).
+    from sklearn.cluster import DBSCAN
+
+    raw = DBSCAN(eps=10.0, min_samples=10).fit(pts).labels_
+    assert len(set(raw[:600]) - {-1}) == 2
+
+
+def test_labels_equal_sklearn_far_from_boundaries():
+    from sklearn.cluster import DBSCAN
+
+    rng = np.random.default_rng(2)
+    pts = np.vstack([_blob(rng, c, 9.0, n) for c, n in
+                     (((-70, -40), 700), ((60, 50), 300), ((-110, 120), 500))])
+    pts = np.vstack([pts, rng.uniform(-100, 100, size=(60, 2))])
+    assert np.abs(pts).max() < 180 - 15
+    for eps, min_samples in ((8.0, 10), (12.0, 25), (5.0, 5)):
+        ours, _ = torus.periodic_dbscan(pts, eps, min_samples)
+        theirs = DBSCAN(eps=eps, min_samples=min_samples).fit(pts).labels_
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_subsample_assignment_keeps_populations():
+    rng = np.random.default_rng(3)
+    pts = np.vstack([_blob(rng, (-70, -40), 12.0, 4800), _blob(rng, (60, 170), 12.0, 3200),
+                     rng.uniform(-180, 180, size=(400, 2))])
+    full = torus.cluster(pts, 8.0, None, 0.01, max_points=len(pts))
+    sub = torus.cluster(pts, 8.0, None, 0.01, max_points=2000)
+    assert sub.subsampled and not full.subsampled
+
+    def pops(labels):
+        counts = np.bincount(labels[labels >= 0])
+        return np.sort(counts / counts.sum())
+
+    np.testing.assert_allclose(pops(sub.labels), pops(full.labels), atol=0.01)
+    assert abs((sub.labels >= 0).mean() - (full.labels >= 0).mean()) < 0.02
+
+
+# --- transitions and merging -------------------------------------------------------------
+
+def _chain(rng, n, p_stay):
+    """A 3-state chain: 0 <-> 1 exchange often, 2 is reached rarely."""
+    move = {0: ([1, 2], [0.97, 0.03]), 1: ([0, 2], [0.97, 0.03]), 2: ([0, 1], [0.5, 0.5])}
+    states = np.empty(n, dtype=int)
+    states[0] = 0
+    for i in range(1, n):
+        s = states[i - 1]
+        if rng.random() < p_stay[s]:
+            states[i] = s
+        else:
+            targets, probs = move[s]
+            states[i] = rng.choice(targets, p=probs)
+    return states
+
+
+def test_transition_counts_exact_and_merge_rule_on_a_three_state_chain():
+    rng = np.random.default_rng(4)
+    centres = np.array([[-70.0, -40.0], [-150.0, 160.0], [60.0, 40.0]])
+    trajs = [_chain(rng, 1500, {0: 0.93, 1: 0.93, 2: 0.995}) for _ in range(3)]
+    points, truth = [], []
+    for states in trajs:
+        pts = centres[states] + rng.normal(0.0, 5.0, size=(len(states), 2))
+        noisy = rng.random(len(states)) < 0.02  # isolated noise frames far from every state
+        pts[noisy] = np.column_stack([rng.uniform(100, 170, noisy.sum()),
+                                      rng.uniform(-170, -100, noisy.sum())])
+        points.append(pts)
+        truth.append(np.where(noisy, -1, states))
+    expected = np.zeros((3, 3), dtype=int)
+    for seq in truth:
+        s = seq[seq >= 0]
+        for a, b in zip(s[:-1], s[1:], strict=True):
+            if a != b:
+                expected[a, b] += 1
+    assert expected[0, 1] + expected[1, 0] >= 100 > expected[0, 2] + expected[2, 0]
+
+    pts = np.vstack(points)
+    offsets = np.cumsum([0] + [len(p) for p in points])
+
+    def split(values):
+        return [values[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+
+    labels, _ = torus.periodic_dbscan(pts, 5.0, 10)
+    truth_all = np.concatenate(truth)
+    # DBSCAN finds the three states, calls every scattered frame noise, and a few tail
+    # frames of the states too; dropping frames never changes the noise-skipping count
+    assert len(set(labels) - {-1}) == 3
+    assert np.all(labels[truth_all == -1] == -1)
+    assert (labels[truth_all >= 0] == -1).mean() < 0.03
+    relabel = {int(np.bincount(labels[truth_all == s][labels[truth_all == s] >= 0]).argmax()): s
+               for s in range(3)}
+    mapped = np.array([relabel.get(int(v), -1) if v >= 0 else -1 for v in labels])
+    np.testing.assert_array_equal(mapped[labels >= 0], truth_all[labels >= 0])
+    np.testing.assert_array_equal(rama.count_transitions(split(mapped), 3), expected)
+
+    # Merging at threshold 100 joins 0 and 1 only; at a threshold above their exchange, none.
+    mapping = rama.merge_clusters(expected, 100)
+    assert mapping[0] == mapping[1] != mapping[2]
+    assert len(set(rama.merge_clusters(expected, int(expected[0, 1] + expected[1, 0]) + 1))) == 3
+
+    pair = rama.DihedralPair("A", "phi/psi", (0, 1, 2, 3), (1, 2, 3, 4))
+    settings = rama.Settings(eps_deg=5.0, min_samples=10, merge_transitions=100)
+    result = rama.analyse_pair(pts, split, pair, settings)
+    assert result.raw_clusters == 3 and len(result.clusters) == 2
+    big = 0 if result.clusters[0]["n_frames"] > result.clusters[1]["n_frames"] else 1
+    assert result.clusters[big]["n_frames"] == int(np.isin(mapped, [0, 1]).sum())
+    across = int(expected[0, 2] + expected[1, 2] + expected[2, 0] + expected[2, 1])
+    assert np.sum(result.transitions) == across
+
+
+def test_merge_rule_sums_counts_of_merged_clusters():
+    t = np.array([[0, 60, 40, 0], [50, 0, 30, 0], [35, 40, 0, 1], [0, 0, 2, 0]])
+    # 0-1 exchange 110 -> merged; then (01)-2 exchange 145 -> merged; 3 stays alone
+    mapping = rama.merge_clusters(t, 100)
+    assert mapping.tolist() == [0, 0, 0, 1]
+    assert rama.merge_clusters(t, 111).tolist() == [0, 1, 2, 3]
+    np.testing.assert_array_equal(rama.count_transitions([np.array([0, -1, 0, 1, -1, 2])], 3),
+                                  [[0, 1, 0], [0, 0, 1], [0, 0, 0]])
+
+
+# --- densities and divergences -----------------------------------------------------------
+
+def test_divergences_against_scipy_and_limits():
+    from scipy.spatial.distance import jensenshannon
+
+    rng = np.random.default_rng(5)
+    p, q = rng.random(100), rng.random(100)
+    assert torus.jensen_shannon(p, q) == pytest.approx(jensenshannon(p, q, base=2) ** 2)
+    assert torus.jensen_shannon(p, p) == pytest.approx(0.0, abs=1e-12)
+    assert torus.jensen_shannon([1, 0], [0, 1]) == pytest.approx(1.0)
+    assert torus.hellinger([1, 0], [0, 1]) == pytest.approx(1.0)
+    assert torus.hellinger(p, p) == pytest.approx(0.0, abs=1e-7)
+    dens = torus.density(np.array([[179.9, 0.0], [-179.9, 0.0]]), 72, smooth_bins=2.0)
+    assert dens.sum() == pytest.approx(1.0)
+    assert dens[0].sum() == pytest.approx(dens[-1].sum())  # the wrap keeps the edges symmetric
+
+
+# --- command line and report -------------------------------------------------------------
+
+def test_command_on_a_real_xtb_run_against_the_reference(tmp_path):
+    out = tmp_path / "runs"
+    launch("--model", "xtb", "--temperatures", "500", "--replicas", "2", "--time", "0.1ps",
+           "--stride", "2", "--jobs", "2", "--out", str(out), check=True, timeout=600)
+    csv_path = tmp_path / "angles.csv"
+    proc = _analysis("ramachandran", str(out), "--export-angles", str(csv_path),
+                     "--merge-threshold", "50", "--eps", "12")
+    assert proc.returncode == 0, proc.stderr
+    report = out / "reports"
+    doc = json.loads((report / "ramachandran.json").read_text())
+    study = doc["challenges"][0]
+    assert study["settings"]["eps_deg"] == 12.0
+    assert study["settings"]["merge_transitions"] == 50
+    groups = {(g["model"], g["is_reference"]): g for g in study["groups"]}
+    assert set(groups) == {("xtb", True), ("xtb", False)}
+    run = groups[("xtb", False)]
+    assert run["pairs"]["A"]["n_frames"] == 2 * 101
+    assert sum(c["population_percent"] for c in run["pairs"]["B"]["clusters"]) == \
+        pytest.approx(100.0)
+    comp = study["comparisons_vs_reference"]["xtb@500K"]
+    assert 0.0 <= comp["A"]["js_divergence_bits"] <= 1.0
+    for name in ("ramachandran.md", "ramachandran-alanine-tetrapeptide.png",
+                 "transitions-alanine-tetrapeptide.png"):
+        assert (report / name).stat().st_size > 1000
+    with open(csv_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["file", "frame", "time_ps", "pair", "phi_deg", "psi_deg"]
+    ref_frames = sum(h5md.read_meta(p)["n_frames"] for p in REFERENCE)
+    assert len(rows) == 2 * (2 * 101 + ref_frames)
+    first = [r for r in rows if r["file"].endswith("replica-00.h5") and str(out) in r["file"]]
+    start = read(ALA.starts[0])
+    phi = np.degrees(backbone.dihedral_angles(start.positions, np.array([ALA.raw[
+        "ramachandran"]["pairs"]["A"]["phi"]])))[0]
+    assert float(first[0]["phi_deg"]) == pytest.approx(phi, abs=1e-3)  # frame 0 = the start
+
+
+def test_command_errors_are_one_line(tmp_path):
+    proc = _analysis("ramachandran", str(tmp_path / "missing"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: ")
+    proc = _analysis("ramachandran", str(REFERENCE[0]), "--reference", "none", "--eps", "200")
+    assert proc.returncode == 2 and "--eps" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_report_sections_with_verdicts_and_cache(tmp_path):
+    from analysis.commands.ramachandran import report_sections
+
+    files = REFERENCE
+    sections = report_sections(files, tmp_path)
+    assert len(sections) == 1
+    section = sections[0]
+    assert section.challenge == "alanine-tetrapeptide"
+    assert all(f.path.is_file() and f.path.parent == tmp_path for f in section.figures)
+    # the shipped reference analysed as a "model": identical data, divergence zero; the
+    # verdict at 500 K is 'agrees' unless the reference is too short to judge anything
+    comp = section.data["comparisons_vs_reference"]["xtb@500K"]
+    assert all(c["js_divergence_bits"] == pytest.approx(0.0, abs=1e-12) for c in comp.values())
+    assert all(m["population_difference_percent"] == 0 for c in comp.values()
+               for m in c["matched"])
+    [verdict] = section.verdicts
+    assert verdict.temperature_K == 500.0
+    noise = max(section.data["reference_half_vs_half_js_bits"].values())
+    if noise > 0.15:
+        assert verdict.agrees is None and "inconclusive" in verdict.detail
+    else:
+        assert verdict.agrees is True and "<= 0.15" in verdict.detail
+    mtimes = [f.path.stat().st_mtime_ns for f in section.figures]
+    again = report_sections(files, tmp_path)
+    assert [f.path.stat().st_mtime_ns for f in again[0].figures] == mtimes
+    assert again[0].markdown == section.markdown
+    assert report_sections([], tmp_path / "empty") == []
+
+
+def test_charged_peptide_runs_with_its_charge(tmp_path):
+    """Challenge II's start files carry charge +1; the xTB run's first energy is the +1 one."""
+    challenge = challenges.load("ac-phe-ala5-lys")
+    start = read(challenge.starts[0])
+    assert start.get_initial_charges().sum() == pytest.approx(challenge.raw["charge"])
+    out = tmp_path / "runs"
+    launch("--model", "xtb", "--challenge", "ac-phe-ala5-lys", "--temperatures", "300",
+           "--replicas", "1", "--time", "3fs", "--stride", "1", "--out", str(out),
+           check=True, timeout=600)
+    [path] = sorted(out.rglob("replica-00.h5"))
+    energy = h5md.read_frames(path, 0, 1)["potential"][0]
+    assert energy == pytest.approx(start.get_potential_energy(), abs=1e-4)  # xTB, charge +1
+    # the analysis runs on Challenge II too: three pairs, no shipped reference
+    proc = _analysis("ramachandran", str(out), "--min-samples", "3")
+    assert proc.returncode == 0, proc.stderr
+    study = json.loads((out / "reports" / "ramachandran.json").read_text())["challenges"][0]
+    assert [p["name"] for p in study["pairs"]] == ["A", "B", "C"]
+    [group] = study["groups"]
+    assert group["pairs"]["C"]["n_frames"] == 7 and not group["is_reference"]
+    phi6 = np.degrees(backbone.dihedral_angles(start.positions, np.array([study["pairs"][2][
+        "phi"]])))[0]
+    assert group["pairs"]["C"]["clusters"][0]["centre_deg"][0] == pytest.approx(phi6, abs=5)
+
+
+def test_verdict_rules():
+    from analysis.ramachandran_study import ChallengeStudy, verdicts
+
+    def group(model, temp, ref=False):
+        return rama.GroupResult("c", model, temp, ref, [], 0, [], {})
+
+    study = ChallengeStudy("c", "t", rama.Settings(js_tolerance=0.1), [],
+                           [group("xtb", 500.0, True), group("m", 500.0), group("n", 500.0),
+                            group("m", 300.0)])
+    study.comparisons = {"m@500K": {"A": {"js_divergence_bits": 0.05}},
+                         "n@500K": {"A": {"js_divergence_bits": 0.2}},
+                         "m@300K": {"A": {"js_divergence_bits": 0.01}}}
+    study.reference_noise = {"A": 0.02}
+    assert [v.agrees for v in verdicts(study)] == [True, False, None]
+    study.reference_noise = {"A": 0.3}
+    assert [v.agrees for v in verdicts(study)] == [None, None, None]
+
+
+def test_a_group_without_frames_gives_no_numbers():
+    pair = rama.DihedralPair("A", "phi/psi", (0, 1, 2, 3), (1, 2, 3, 4))
+    empty = rama.analyse_pair(np.zeros((0, 2)), lambda v: [v], pair, rama.Settings())
+    assert empty.clusters == [] and empty.n_frames == 0 and empty.transitions == []
+    rng = np.random.default_rng(6)
+    full = rama.analyse_pair(_blob(rng, (-70, -40), 10.0, 500), lambda v: [v], pair,
+                             rama.Settings())
+    model = rama.GroupResult("c", "m", 500.0, False, [], 1, [], {"A": empty})
+    ref = rama.GroupResult("c", "x", 500.0, True, [], 0, [], {"A": full})
+    assert rama.compare(model, ref, rama.Settings())["A"]["js_divergence_bits"] is None
