@@ -76,7 +76,10 @@ def _run(args: argparse.Namespace) -> int:
                                lambda family=family, f=model_file, o=options:
                                family.ase_calculator(f, o),
                                label, distances, args.fmax, args.max_relax_steps, verbose=True)
-        result.settings.update({"start": str(start), "model_file": str(model_file or ""),
+        shown = start.resolve()
+        if shown.is_relative_to(challenge.path):
+            shown = Path(challenge.name) / shown.relative_to(challenge.path)
+        result.settings.update({"start": str(shown), "model_file": str(model_file or ""),
                                 "options": options, "challenge": challenge.name})
         (out / f"scan-{label}.json").write_text(result.to_json())
     scans = _collect(out, challenge.path)
