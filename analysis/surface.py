@@ -20,10 +20,13 @@ from analysis import free_energy
 from analysis.surface_geometry import SurfaceGroups, analyse
 from analysis.trajectories import RunRecord, read_record
 from harness import challenges, h5md
+from harness.errors import UserError
 
 ANGLES = ("incline", "tilt", "slant")
 #: Default desorption cut-off (Angstrom) when the challenge does not set one.
 DESORPTION_ANGSTROM = 8.0
+#: Frames read at a time (bounds the memory of long runs: ~5 MB per 1000 frames of 76 atoms).
+CHUNK_FRAMES = 20_000
 #: Bin width of D for distributions and F(D) (Angstrom).
 D_BIN_ANGSTROM = 0.1
 
@@ -59,7 +62,7 @@ def surface_groups(challenge_name: str, numbers: np.ndarray) -> SurfaceGroups | 
     """The atom groups of a challenge, or None when it has no surface groups."""
     try:
         challenge = challenges.load(challenge_name)
-    except Exception:  # noqa: BLE001 - a file of an unknown challenge is simply not ours
+    except UserError:  # a file of an unknown challenge is simply not ours
         return None
     if not {"surface", "molecule", "n_side"} <= set(challenge.groups):
         return None
@@ -70,7 +73,7 @@ def desorption_cutoff(challenge_name: str) -> float:
     """The challenge's desorption distance (``[observables] desorption_angstrom``)."""
     try:
         table = challenges.load(challenge_name).raw.get("observables", {})
-    except Exception:  # noqa: BLE001
+    except UserError:
         return DESORPTION_ANGSTROM
     return float(table.get("desorption_angstrom", DESORPTION_ANGSTROM))
 
@@ -98,23 +101,28 @@ def trajectory_series(path: Path, cache_dir: Path | None = None) -> Series | Non
     if meta["n_frames"] == 0:
         empty = np.empty(0)
         return Series(record, empty, empty, empty, empty, empty, empty)
-    frames = h5md.read_frames(path)
-    if "box" in frames:
-        cells = frames["box"]
-    elif meta["run_spec"].get("periodic"):
-        cells = h5md.read_start(path)[1]
-    else:
-        cells = None
-    geo = analyse(frames["positions"], numbers, groups, cells)
-    force = free_energy.conjugate_force(frames["forces"], atomic_masses[numbers],
-                                        groups.molecule, groups.surface, geo["normal"])
-    series = Series(record, np.asarray(frames["time"]), geo["D"], geo["incline"], geo["tilt"],
-                    geo["slant"], force)
+    parts = []
+    for start in range(0, meta["n_frames"], CHUNK_FRAMES):
+        parts.append(_chunk(h5md.read_frames(path, start, start + CHUNK_FRAMES), numbers,
+                            groups, None if not meta["run_spec"].get("periodic")
+                            else h5md.read_start(path)[1]))
+    series = Series(record, *(np.concatenate([p[k] for p in parts]) for k in range(6)))
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, time_ps=series.time_ps, D=series.D, incline=series.incline,
                  tilt=series.tilt, slant=series.slant, force_D=series.force_D)
     return series
+
+
+def _chunk(frames: dict[str, np.ndarray], numbers: np.ndarray, groups: SurfaceGroups,
+           start_cell: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    """(time, D, incline, tilt, slant, force_D) of a block of frames."""
+    cells = frames.get("box", start_cell)
+    geo = analyse(frames["positions"], numbers, groups, cells)
+    force = free_energy.conjugate_force(frames["forces"], atomic_masses[numbers],
+                                        groups.molecule, groups.surface, geo["normal"])
+    return (np.asarray(frames["time"]), geo["D"], geo["incline"], geo["tilt"], geo["slant"],
+            force)
 
 
 def group_series(series: list[Series]) -> dict[tuple[str, str, float], list[Series]]:

@@ -61,9 +61,10 @@ def write_run(out: Path, model: str, temperature: float, replica: int,
     return path
 
 
-def test_series_desorption_events_and_free_energy(tmp_path: Path) -> None:
-    """Known heights give the same D; desorption is found at the right frame; F(D) from both
-    estimators of a harmonic spring returns the spring constant."""
+def test_series_desorption_events_and_free_energy(tmp_path: Path, monkeypatch) -> None:
+    """Known heights give the same D (read in several chunks); desorption is found at the right
+    frame; F(D) from both estimators of a harmonic spring returns the spring constant."""
+    monkeypatch.setattr(surface, "CHUNK_FRAMES", 700)
     rng = np.random.default_rng(3)
     k, d0, temperature = 0.5, 3.5, 300.0
     sigma = np.sqrt(8.617333262e-5 * temperature / k)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import surface_toy
 from ase.data import atomic_masses
 from ase.io import read
 
@@ -75,37 +76,13 @@ def test_xtb_scan_equals_independent_ase_single_points(tmp_path: Path) -> None:
     assert (out / "scan.png").stat().st_size > 10_000
 
 
-def _pair_attraction():
-    """A calculator whose energy depends only on the molecule-sheet z separation:
-    E = -0.5 eV * exp(-(h - 3.4)^2), h = molecule centre-of-mass z - sheet mean z (sheet = first
-    60 atoms); the molecule or the sheet alone has E = 0."""
-    from ase.calculators.calculator import Calculator, all_changes
-
-    class Toy(Calculator):
-        implemented_properties = ["energy", "forces"]
-
-        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-            super().calculate(atoms, properties, system_changes)
-            n = len(self.atoms)
-            pos = self.atoms.positions
-            if n == 76:
-                masses = self.atoms.get_masses()[60:]
-                h = masses @ pos[60:, 2] / masses.sum() - pos[:60, 2].mean()
-                energy = -0.5 * np.exp(-(h - 3.4) ** 2)
-            else:
-                energy = 0.0
-            self.results = {"energy": energy, "forces": np.zeros((n, 3))}
-
-    return Toy()
-
-
 def test_scan_bookkeeping_on_analytic_model() -> None:
     challenge = challenges.load(CHALLENGE)
     atoms = read(challenge.path / "reference" / "relaxed-xtb.xyz")
     groups = SurfaceGroups.from_table(challenge.groups, atoms.numbers)
     distances = scan.grid(2.5, 10.0, 0.1)
     assert len(distances) == 76 and distances[-1] == 10.0
-    result = scan.run_scan(atoms, groups, _pair_attraction, "toy", distances, max_relax_steps=0)
+    result = scan.run_scan(atoms, groups, surface_toy.make, "toy", distances, max_relax_steps=0)
     summary = result.summary()
     assert summary["D_min_angstrom"] == pytest.approx(3.4, abs=1e-9)
     assert summary["dU_8A_eV"] == pytest.approx(0.5 - 0.5 * np.exp(-4.6 ** 2), abs=1e-12)
@@ -113,3 +90,29 @@ def test_scan_bookkeeping_on_analytic_model() -> None:
     assert result.relative()[0] == pytest.approx(0.5 - 0.5 * np.exp(-0.9 ** 2), abs=1e-12)
     with pytest.raises(Exception, match="d-min"):
         scan.grid(5.0, 4.0, 0.1)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "nosuchmodel"], "unknown model"),
+    (["--challenge", "alanine-tetrapeptide", "--model", "xtb"], "no such file"),
+    (["--model", "xtb", "--d-min", "6", "--d-max", "5"], "d-min"),
+    (["--model", "xtb,harmonic", "--model-file", "x.xml"], "one model"),
+])
+def test_scan_bad_input_is_one_line_error(args: list[str], message: str, capsys,
+                                          tmp_path: Path) -> None:
+    assert analysis_main(["scan", *args, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_scan_command_generic_ase_model_joins_the_reference_plot(tmp_path: Path) -> None:
+    """Any ASE calculator through --model ase:MODULE:FACTORY; the plot and table hold it and the
+    shipped xTB reference scan."""
+    out = tmp_path / "scan"
+    assert analysis_main(["scan", "--model", "ase:surface_toy:make", "--model-option",
+                          "depth=0.3", "--max-relax-steps", "0", "--out", str(out)]) == 0
+    rows = {r["model"]: r for r in json.loads((out / "scan-summary.json").read_text())}
+    assert set(rows) == {"xtb", "ase-surface_toy-make"}
+    assert rows["ase-surface_toy-make"]["dU_infinite_eV"] == pytest.approx(0.3, abs=1e-12)
+    assert rows["xtb"]["dU_infinite_eV"] == pytest.approx(0.7956, abs=1e-4)
+    assert "| ase-surface_toy-make | 3.40 |" in (out / "scan.md").read_text()
