@@ -272,9 +272,11 @@ def plot_maps(runs: list[Series], axes, skip_ps: float = 0.0):
              (deg["slant"], deg["tilt"], "slant (deg)", "tilt (deg)", (0, 90)))
     for ax, (x, y, xlabel, ylabel, yrange) in zip(axes, pairs, strict=True):
         if x.size:
-            xrange = (-90, 90) if xlabel.startswith("slant") else (max(0.0, x.min() - 0.2),
-                                                                    x.max() + 0.2)
-            ax.hist2d(x, y, bins=40, range=[xrange, yrange], cmap="viridis", cmin=1)
+            # one D range for every model, wide enough to show desorption (like Fig. 3e)
+            xrange = (-90, 90) if xlabel.startswith("slant") else \
+                (min(2.5, x.min() - 0.1), max(DESORPTION_ANGSTROM + 1.0, x.max() + 0.1))
+            bins = [45, 45] if xlabel.startswith("slant") else [80, 45]
+            ax.hist2d(x, y, bins=bins, range=[xrange, yrange], cmap="viridis", cmin=1)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
     return axes
