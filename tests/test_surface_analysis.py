@@ -121,3 +121,22 @@ def test_analysis_surface_command_writes_report(tmp_path: Path) -> None:
 def test_analysis_surface_without_surface_runs_is_a_user_error(tmp_path: Path, capsys) -> None:
     assert analysis_main(["surface", str(tmp_path / "nothing")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_scan_report_section_shows_reference_and_judges_other_scans(tmp_path: Path) -> None:
+    from analysis import scan
+    from analysis.commands import scan as scan_command
+
+    files = [write_run(tmp_path / "runs", "toy", 300.0, 0, np.full(5, 3.4))]
+    work = tmp_path / "work"
+    (work / "scan").mkdir(parents=True)
+    toy = scan.ScanResult(model="toy", distances=[3.0, 3.5, 8.0], energies=[0.1, 0.0, 0.7],
+                          separated_energy=0.6, relaxed_D=3.5, relax_steps=0,
+                          relax_converged=False)
+    (work / "scan" / "scan-toy.json").write_text(toy.to_json())
+    (section,) = scan_command.report_sections(files, work)
+    assert {row["model"] for row in section.data["scans"]} == {"xtb", "toy"}
+    (verdict,) = section.verdicts
+    assert verdict.model == "toy" and verdict.agrees is False  # dU(inf) 0.6 vs 0.796 eV
+    assert "-0.196 eV" in verdict.detail
+    assert section.figures[0].path.stat().st_size > 10_000
