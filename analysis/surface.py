@@ -286,8 +286,8 @@ def plot_free_energy(prof_by_model: dict[str, dict[str, free_energy.Profile]], a
     """F(D) per model: histogram (solid) and mean-force integration (dashed)."""
     for k, (model, prof) in enumerate(prof_by_model.items()):
         hist, ti = prof["histogram"], prof["mean force"]
-        ax.plot(hist.centres, hist.free_energy, color=f"C{k}", label=f"{model}")
-        ax.plot(ti.centres, ti.free_energy, color=f"C{k}", ls="--")
+        ax.plot(hist.centres, hist.free_energy, color=f"C{k}", marker=".", label=f"{model}")
+        ax.plot(ti.centres, ti.free_energy, color=f"C{k}", ls="--", marker=".")
     ax.set_xlabel("D (Å)")
     ax.set_ylabel("F (eV)")
     ax.legend(title="solid: -kT ln P; dashed: mean force", fontsize=7)
