@@ -60,12 +60,12 @@ def _run(args: argparse.Namespace) -> int:
     distances = scan.grid(args.d_min, args.d_max, args.step)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    user_options = config._model_options(args.model_option)
+    user_options = config.model_options(args.model_option, names)
     for name in names:
         family = models.get_family(name)
         family.check_installed()
         model_file = models.resolve_model_file(family, args.model_file, challenge.name)
-        options = dict(user_options)
+        options = dict(user_options[name])
         reference = challenge.raw.get("reference", {})
         if name == reference.get("model") and not options:
             options = dict(reference.get("options", {}))
