@@ -50,8 +50,9 @@ def groups(paths: list[Path], challenge: str | None = None,
         if challenge is None or record.challenge == challenge:
             found[record.group].append(record)
     if not found:
-        raise UserError(f"no {challenge} trajectories under {', '.join(map(str, paths))}: "
-                        f"run python -m harness.launch --challenge {challenge} first")
+        what = f"{challenge} trajectories" if challenge else "trajectories"
+        raise UserError(f"no {what} under {', '.join(map(str, paths))}: run python -m "
+                        f"harness.launch --challenge {challenge or 'NAME'} first")
     return {key: sorted(found[key], key=lambda r: r.replica) for key in sorted(found)}
 
 

@@ -21,6 +21,10 @@ from ase.data import atomic_numbers
 from analysis import framesets
 from harness.errors import UserError
 
+#: Default largest distance: second Pb-Pb and I-I shells of MAPbI3 (~6.3 A) fit.
+DEFAULT_R_MAX_ANGSTROM = 8.0
+MAX_R_MAX_ANGSTROM = 30.0
+
 
 def parse_pair(text: str) -> tuple[str, str]:
     """``Pb-I`` -> ("Pb", "I"); UserError for anything else."""
@@ -38,21 +42,43 @@ def max_radius(cell: np.ndarray) -> float:
     return 0.5 * min(widths)
 
 
+def image_offsets(cell: np.ndarray, r_max: float) -> np.ndarray:
+    """Lattice translations (K, 3) in A that can bring a minimum-image pair within r_max.
+
+    Just the zero vector when r_max is at most half the smallest cell width; otherwise
+    every translation n . cell with |n_i| <= ceil(r_max / width_i + 1/2).
+    """
+    if r_max <= max_radius(cell) + 1e-12:
+        return np.zeros((1, 3))
+    volume = abs(np.linalg.det(cell))
+    reach = [int(np.ceil(r_max * np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
+                         / volume + 0.5)) for i in range(3)]
+    grid = np.array(np.meshgrid(*[np.arange(-n, n + 1) for n in reach], indexing="ij"))
+    return grid.reshape(3, -1).T @ cell
+
+
 def histogram_frames(positions: np.ndarray, cell: np.ndarray, a_idx: np.ndarray,
                      b_idx: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Sum over frames of g_AB(r) per frame (divide by the number of frames to average)."""
+    """Sum over frames of g_AB(r) per frame (divide by the number of frames to average).
+
+    Pairs are counted over all periodic images within r_max (the minimum image alone when
+    r_max is at most half the smallest cell width), so r_max may exceed that limit.
+    """
     dr = edges[1] - edges[0]
     nbins = len(edges) - 1
     vec = positions[:, b_idx][:, None, :, :] - positions[:, a_idx][:, :, None, :]
     vec = framesets.minimum_image(vec, cell)
-    dist = np.linalg.norm(vec, axis=-1)
     same = a_idx[:, None] == b_idx[None, :]
-    dist = dist[:, ~same]
-    bins = np.ceil(dist / dr).astype(np.int64).ravel()
-    counts = np.bincount(bins, minlength=nbins + 1)[: nbins + 1][1:].astype(float)
+    counts = np.zeros(nbins + 1)
+    for offset in image_offsets(cell, edges[-1]):
+        dist = np.linalg.norm(vec + offset, axis=-1)
+        if not offset.any():
+            dist = dist[:, ~same]
+        bins = np.ceil(dist[dist <= edges[-1]] / dr).astype(np.int64)
+        counts += np.bincount(bins, minlength=nbins + 1)[: nbins + 1]
     volume = abs(np.linalg.det(cell))
     shells = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
-    return counts / (len(a_idx) * len(b_idx) / volume * shells)
+    return counts[1:] / (len(a_idx) * len(b_idx) / volume * shells)
 
 
 @dataclass
@@ -75,12 +101,11 @@ def from_files(paths: list[Path], pairs: list[tuple[str, str]], r_max: float | N
         meta = framesets.info(path)
         if meta.cell is None:
             raise UserError(f"{path}: not periodic; RDFs here need a cell")
-        limit = max_radius(meta.cell)
         if r_max is None:
-            r_max = round(min(6.0, limit) - 0.005, 2)
-        if r_max > limit + 1e-9:
-            raise UserError(f"--r-max {r_max:g} A exceeds half the cell width ({limit:.2f} A)"
-                            f" of {path}: give --r-max {limit:.2f} or less")
+            r_max = DEFAULT_R_MAX_ANGSTROM
+        if not 0 < r_max <= MAX_R_MAX_ANGSTROM:
+            raise UserError(f"--r-max {r_max:g}: give a distance in A between 0 and "
+                            f"{MAX_R_MAX_ANGSTROM:g}")
         edges = np.linspace(0.0, r_max, nbins + 1)
         index = {}
         for a, b in pairs:
@@ -103,8 +128,10 @@ def from_files(paths: list[Path], pairs: list[tuple[str, str]], r_max: float | N
     return RDF(r, {k: v / n_frames for k, v in sums.items()}, n_frames, len(paths))
 
 
-def first_peak(r: np.ndarray, g: np.ndarray) -> float:
-    """Position of the highest maximum of g(r) (A)."""
+def first_peak(r: np.ndarray, g: np.ndarray) -> float | None:
+    """Position of the highest maximum of g(r) (A); None when g is zero everywhere."""
+    if not np.any(g > 0):
+        return None
     return float(r[int(np.argmax(g))])
 
 

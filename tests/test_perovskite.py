@@ -213,6 +213,26 @@ def test_rdf_equals_ase() -> None:
         assert ref.max() > 0
 
 
+def test_rdf_beyond_half_the_cell_equals_ase_on_a_supercell() -> None:
+    """Periodic images: g(r) of the 96-atom cell up to 6.3 A (> its half width 4.52 A)
+    equals ASE's on the 2x1x1 supercell, where 6.3 A is within the minimum image."""
+    from ase.geometry.rdf import get_rdf
+
+    frames = [read(MAPBI3 / "starts" / f"start-{k:02d}.xyz") for k in (0, 5)]
+    positions = np.array([a.positions for a in frames])
+    cell = np.asarray(frames[0].cell)
+    r_max, nbins = 6.3, 126
+    edges = np.linspace(0, r_max, nbins + 1)
+    assert r_max > rdf.max_radius(cell)
+    for a, b in (("Pb", "Pb"), ("I", "I"), ("Pb", "I"), ("N", "I")):
+        ia = np.nonzero(frames[0].symbols == a)[0]
+        ib = np.nonzero(frames[0].symbols == b)[0]
+        ours = rdf.histogram_frames(positions, cell, ia, ib, edges) / len(frames)
+        ref, _ = get_rdf([f.repeat((2, 1, 1)) for f in frames], r_max, nbins, elements=(a, b))
+        assert np.abs(ours - ref).max() < 1e-6, (a, b)
+    assert ours.max() > 0
+
+
 # --- orientation ---------------------------------------------------------------------------
 
 def test_orientation_of_constructed_frame() -> None:
@@ -248,17 +268,18 @@ def test_periodic_run_and_analyses(tmp_path: Path) -> None:
 
     # A nearly free system at 300 K: the H atoms fly off and the TEA criteria see it
     broken = tmp_path / "broken"
-    launch("--challenge", "mapbi3", "--model", "harmonic", "--model-option", "k=0.0001",
-           "--temperatures", "300", "--replicas", "1", "--time", "0.1ps", "--out",
-           str(broken))
+    proc = launch("--challenge", "mapbi3", "--model", "harmonic", "--model-option", "k=0.0001",
+                  "--temperatures", "300", "--replicas", "1", "--time", "0.1ps", "--out",
+                  str(broken), "--stall-timeout", "600")
     record = trajectories.read_record(next(broken.rglob("replica-*.h5")))
-    assert record.status == "failed" and record.failure["kind"] == "bond_break"
+    assert record.status == "failed" and record.failure["kind"] == "bond_break", \
+        proc.stdout + proc.stderr
     assert "H" in record.failure["elements"] and record.failure["distance_angstrom"] > 2.0
     # at 5 K the crystal barely moves in 50 fs: a run that completes, for the analyses
     out = tmp_path / "runs"
     launch("--challenge", "mapbi3", "--model", "harmonic", "--model-option", "k=0.0001",
            "--temperatures", "5", "--replicas", "2", "--time", "0.05ps", "--stride", "1",
-           "--out", str(out), check=True)
+           "--out", str(out), "--stall-timeout", "600", check=True)
     files = sorted(out.rglob("replica-*.h5"))
     assert len(files) == 2
     frames = h5md.read_frames(files[0])
@@ -283,8 +304,10 @@ def test_periodic_run_and_analyses(tmp_path: Path) -> None:
     peaks = json.loads((out / "reports" / "rdf.json").read_text())["groups"][0]
     assert abs(peaks["first_peak_angstrom"]["Pb-I"] - 3.18) < 0.1
     assert abs(peaks["first_peak_angstrom"]["C-N"] - 1.48) < 0.1
-    too_far = _analysis("rdf", str(out), "--r-max", "8")
-    assert too_far.returncode == 2 and "half the cell width" in too_far.stderr
+    # Pb-Pb at 6.16 A (4 in the a-c plane) and 6.33 A (2 along b): beyond half the cell
+    assert 6.0 < peaks["first_peak_angstrom"]["Pb-Pb"] < 6.45
+    too_far = _analysis("rdf", str(out), "--r-max", "50")
+    assert too_far.returncode == 2 and "--r-max 50" in too_far.stderr
 
     from analysis.commands import orientation as orientation_cmd
     from analysis.commands import rdf as rdf_cmd

@@ -25,8 +25,7 @@ def register(subparsers) -> None:
     p.add_argument("--challenge", help="only trajectories of this challenge")
     p.add_argument("--pairs", default=DEFAULT_PAIRS, help=f"element pairs (default "
                    f"{DEFAULT_PAIRS})")
-    p.add_argument("--r-max", type=float, help="largest distance in A (default: min(6, half "
-                   "the cell width))")
+    p.add_argument("--r-max", type=float, help="largest distance in A (default 8)")
     p.add_argument("--bins", type=int, default=200, help="histogram bins (default 200)")
     p.add_argument("--every", type=int, default=10, help="use every n-th frame (default 10)")
     p.add_argument("--skip", help="discard this much of the start of every run (e.g. 5ps)")
@@ -75,8 +74,16 @@ def summary(results) -> dict:
     return {"groups": [
         {"challenge": k[0], "model": k[1], "temperature_K": k[2],
          "n_trajectories": r.n_trajectories, "n_frames": r.n_frames,
-         "first_peak_angstrom": {p: round(first_peak(r.r, g), 3) for p, g in r.g.items()}}
+         "first_peak_angstrom": {p: _round(first_peak(r.r, g)) for p, g in r.g.items()}}
         for k, r in results.items()]}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def export_csv(results, path: Path) -> None:
@@ -104,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     (out / "rdf.json").write_text(json.dumps(data, indent=1))
     figure(results, out / "rdf.png")
     for row in data["groups"]:
-        peaks = ", ".join(f"{p} {r:.2f}" for p, r in row["first_peak_angstrom"].items())
+        peaks = ", ".join(f"{p} {_fmt(r)}" for p, r in row["first_peak_angstrom"].items())
         print(f"{row['challenge']} {row['model']} {row['temperature_K']:g} K "
               f"({row['n_frames']} frames): highest peak (A) {peaks}")
     if args.export:
@@ -137,7 +144,7 @@ def report_sections(files: list[Path], workdir: Path) -> list[Section]:
     verdicts = []
     for g in data["groups"]:
         rows.append(f"| {g['model']} | {g['temperature_K']:g} | "
-                    + " | ".join(f"{g['first_peak_angstrom'][p]:.2f}" for p in pairs) + " |")
+                    + " | ".join(_fmt(g["first_peak_angstrom"][p]) for p in pairs) + " |")
         r = ref.get(g["temperature_K"])
         if g["model"] == REFERENCE_MODEL:
             continue
@@ -145,8 +152,9 @@ def report_sections(files: list[Path], workdir: Path) -> list[Section]:
             verdicts.append(Verdict("rdf", g["model"], g["temperature_K"], None,
                                     f"no {REFERENCE_MODEL} reference at this temperature"))
             continue
-        diff = max(abs(g["first_peak_angstrom"][p] - r["first_peak_angstrom"][p])
-                   for p in pairs)
+        diff = max((abs(g["first_peak_angstrom"][p] - r["first_peak_angstrom"][p])
+                    for p in pairs if g["first_peak_angstrom"][p] is not None
+                    and r["first_peak_angstrom"][p] is not None), default=0.0)
         verdicts.append(Verdict("rdf", g["model"], g["temperature_K"],
                                 bool(diff <= PEAK_TOLERANCE_ANGSTROM),
                                 f"largest peak shift {diff:.3f} A (<= "
