@@ -334,3 +334,13 @@ def test_xtb_periodic_run(tmp_path: Path) -> None:
 
     record = trajectories.read_record(next(out.rglob("replica-*.h5")))
     assert record.status == "completed" and record.reached_ps >= 0.2 - 1e-9
+
+
+def test_bad_input_gives_one_line_errors(tmp_path: Path) -> None:
+    for args, needle in ((["spectrum", str(tmp_path), "--window", "foo"], "--window"),
+                         (["orientation", str(tmp_path), "--bins", "0"], "--bins"),
+                         (["rdf", str(tmp_path), "--pairs", "Pb-Zz"], "Pb-Zz"),
+                         (["spectrum", str(tmp_path / "missing")], "no such file")):
+        proc = _analysis(*args)
+        assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -10,6 +10,7 @@ import numpy as np
 
 from analysis.commands import _common
 from analysis.sections import Figure, Section, Verdict
+from harness.errors import UserError
 
 #: Quadrant participation ratios agree with the reference when no ratio differs by more.
 RATIO_TOLERANCE = 0.05
@@ -81,6 +82,9 @@ def summary(results) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``analysis orientation``."""
+    if args.bins < 4 or args.every < 1:
+        raise UserError(f"--bins {args.bins} / --every {args.every}: give --bins >= 4 and "
+                        "--every >= 1")
     results = compute([Path(p) for p in args.paths], args.challenge, args.bins, args.every,
                       _common.skip_ps(args.skip))
     out = _common.report_dir(args.report_dir, args.paths)

@@ -11,6 +11,7 @@ import numpy as np
 
 from analysis.commands import _common
 from analysis.sections import Figure, Section, Verdict
+from harness.errors import UserError
 
 DEFAULT_PAIRS = "Pb-I,C-N,N-I,C-I,H-I,Pb-Pb,I-I"
 #: Two models agree when the first-peak positions of every pair are this close (A) ...
@@ -104,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     from analysis.rdf import parse_pair
 
     pairs = [parse_pair(p.strip()) for p in args.pairs.split(",") if p.strip()]
+    if not pairs or args.bins < 2 or args.every < 1:
+        raise UserError("give at least one --pairs entry, --bins >= 2 and --every >= 1")
     results = compute([Path(p) for p in args.paths], args.challenge, pairs, args.r_max,
                       args.bins, args.every, _common.skip_ps(args.skip))
     out = _common.report_dir(args.report_dir, args.paths)

@@ -119,7 +119,11 @@ def export_csv(results, path: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``analysis spectrum``."""
+    from analysis.spectrum import WINDOWS
+
     xlim = _xlim(args.xlim)
+    if args.window not in WINDOWS:
+        raise UserError(f"--window {args.window!r}: choose one of {', '.join(WINDOWS)}")
     elements = [e.strip() for e in args.elements.split(",")] if args.elements else None
     settings = {"max_lag_ps": parse_time_ps(args.max_lag, "--max-lag"), "window": args.window,
                 "mass_weighted": not args.no_mass_weighting, "elements": elements,
