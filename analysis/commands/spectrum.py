@@ -167,8 +167,9 @@ def report_sections(files: list[Path], workdir: Path) -> list[Section]:
             declared = "spectrum" in challenges.load(key[0]).observables
         except Exception:  # noqa: BLE001 - an unknown or broken challenge has no sections
             declared = False
-        if declared:
-            by_challenge.setdefault(key[0], []).extend(_common.paths_of(records))
+        long_enough = [r.path for r in records if framesets.info(r.path).n_frames >= 8]
+        if declared and long_enough:
+            by_challenge.setdefault(key[0], []).extend(long_enough)
     sections = []
     for challenge, paths in sorted(by_challenge.items()):
         png = workdir / f"spectrum_{challenge}.png"
