@@ -179,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     server.atoms.set_initial_charges(start.get_initial_charges())
     sock = connect(args.address, args.connect_timeout)
     outcome = serve(sock, server)
-    sock.close()
-    if outcome == "event":
+    if outcome == "event":  # before disconnecting: i-PI exits as soon as the socket closes
         monitor.save(Path.cwd())
+    sock.close()
     print(json.dumps({"driver": outcome, "force_calls": server.calls}), flush=True)
     return 0
 

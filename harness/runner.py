@@ -283,6 +283,10 @@ class Supervisor:
             if self.stop_requested:
                 return
             if seg.ipi.poll() is not None:
+                # i-PI also quits when a watchdog event made the driver disconnect; under
+                # load it can be seen exiting before the driver has written its event.
+                if self.assembler.last_emitted < self.spec.n_steps:
+                    self._read_event(seg, wait_s=10)
                 return
             if seg.driver.poll() is not None:
                 # i-PI quits on the disconnect by itself; give it a moment to say so.
@@ -290,11 +294,9 @@ class Supervisor:
                     seg.ipi.wait(timeout=5)
                 except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
                     pass
-                event_file = self.work / EVENT_FILE
-                if event_file.is_file() and self.failure is None:
-                    self.failure = json.loads(event_file.read_text())
-                    self.failure["source"] = "watchdog"
-                elif self.assembler.last_emitted < self.spec.n_steps or seg.ipi.poll() is None:
+                if not self._read_event(seg, wait_s=0) and (
+                        self.assembler.last_emitted < self.spec.n_steps
+                        or seg.ipi.poll() is None):
                     code = procs.describe_exit(seg.driver.returncode)
                     self._fail("driver_died", f"force client died ({code}): "
                                + procs.tail(self.work / "driver.log", 3))
@@ -305,6 +307,20 @@ class Supervisor:
                 self._fail("stalled", f"no new frame for {stalled:.0f} s (limit {limit:.0f} s; "
                            "raise it with --stall-timeout)")
                 return
+
+    def _read_event(self, seg: _Segment, wait_s: float) -> bool:
+        """Take the watchdog's event as the failure, if the driver wrote one."""
+        if wait_s > 0:
+            try:
+                seg.driver.wait(timeout=wait_s)
+            except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
+                pass
+        event_file = self.work / EVENT_FILE
+        if event_file.is_file() and self.failure is None:
+            self.failure = json.loads(event_file.read_text())
+            self.failure["source"] = "watchdog"
+            return True
+        return False
 
     def _stall_limit(self) -> float:
         """Seconds without a frame that count as a hang.
