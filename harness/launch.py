@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from harness import config
+from harness import challenges, config
 from harness.errors import UserError
 from harness.local import LocalLauncher, pending
 from harness.runner import run_spec
@@ -66,10 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     if summary.interrupted:
         print("interrupted runs resume where they stopped when you run the same command again")
     if settings["preset"] == "demo":
-        print("this was the short demo; the full TEA-2023 protocol (12 replicas x 300/500/700 K x "
-              "1 ns) is: python -m harness.launch --model " + ",".join(settings["model"])
+        full = challenges.load(settings["challenge"]).protocol
+        temps = "/".join(f"{t:g}" for t in full.temperatures_K)
+        print(f"this was the short demo; the full TEA-2023 protocol ({full.replicas} replicas x "
+              f"{temps} K x {format_time_ps(full.length_ps)}) is: python -m harness.launch --model "
+              + ",".join(settings["model"])
               + "".join(f" --model-file {f}" for f in settings["model_file"] or [])
-              + " --preset tea2023  (or on a cluster: sbatch slurm/run_challenge.sh)")
+              + f" --challenge {settings['challenge']} --preset tea2023"
+              "  (or on a cluster: sbatch slurm/run_challenge.sh)")
     return exit_code(summary)
 
 
