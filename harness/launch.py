@@ -34,9 +34,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="submit the runs to Slurm (job array + analysis job) and exit")
     parser.add_argument("--farm", type=int, metavar="RANKS",
                         help="with --submit: one MPI task-farm job of RANKS ranks, no array")
+    parser.add_argument("--slurm-template", metavar="FILE.sh",
+                        help="with --submit: the array script (default slurm/run_challenge.sh)")
+    parser.add_argument("--sbatch-option", action="append", default=[], metavar="OPTION",
+                        help="with --submit: extra sbatch option for the runs, repeatable "
+                        "(e.g. --sbatch-option=--ntasks=8)")
     args = parser.parse_args(argv)
     if args.submit:
-        return _submit(sys.argv[1:] if argv is None else argv, args.farm)
+        return _submit(sys.argv[1:] if argv is None else argv, args)
     try:
         settings = config.resolve_settings(args)
         plan = config.build_plan(settings)
@@ -83,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     return exit_code(summary)
 
 
-def _submit(argv: list[str], farm: int | None) -> int:
+def _submit(argv: list[str], args) -> int:
     """``--submit``: plan as the Slurm tasks will, then sbatch the pending runs."""
     try:
         task_args = slurm.task_arguments(slurm.strip_submit_flags(argv), os.environ)
@@ -95,7 +100,9 @@ def _submit(argv: list[str], farm: int | None) -> int:
         _print_plan(plan, todo)
         indices = [i for i, spec in enumerate(plan) if spec in todo]
         out = Path(plan[0].out_file).parents[3]
-        submission = slurm.submit(task_args, len(plan), indices, out, farm_ranks=farm)
+        submission = slurm.submit(task_args, len(plan), indices, out, farm_ranks=args.farm,
+                                  template=args.slurm_template,
+                                  sbatch_options=args.sbatch_option)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -88,16 +88,23 @@ def task_arguments(argv: Sequence[str], environ: Mapping[str, str]) -> list[str]
     return args
 
 
+#: Flags of ``harness.launch`` that only concern submitting (the tasks do not get them).
+SUBMIT_FLAGS = ("--submit",)
+SUBMIT_FLAGS_WITH_VALUE = ("--farm", "--slurm-template", "--sbatch-option")
+
+
 def strip_submit_flags(argv: Sequence[str]) -> list[str]:
-    """``argv`` without ``--submit`` and ``--farm N`` (what the tasks themselves get)."""
+    """``argv`` without ``--submit``, ``--farm N``, ``--slurm-template F``, ``--sbatch-option O``
+    (what the tasks themselves get)."""
     out: list[str] = []
     skip = False
     for word in argv:
         if skip:
             skip = False
-        elif word == "--submit" or word.startswith("--farm="):
+        elif word in SUBMIT_FLAGS or word.startswith(tuple(f + "=" for f in
+                                                          SUBMIT_FLAGS_WITH_VALUE)):
             continue
-        elif word == "--farm":
+        elif word in SUBMIT_FLAGS_WITH_VALUE:
             skip = True
         else:
             out.append(word)
@@ -137,7 +144,8 @@ def read_site(path: Path | None = None) -> Site:
     if not path.is_file():
         raise UserError(f"site settings {path}: no such file; restore slurm/site.sh from git or "
                         "point TEA_SITE at your copy")
-    proc = subprocess.run(["bash", "-c", _SITE_DUMP, "site", str(path)], capture_output=True,
+    bash = shutil.which("bash") or "/bin/bash"
+    proc = subprocess.run([bash, "-c", _SITE_DUMP, "site", str(path)], capture_output=True,
                           timeout=30, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         raise UserError(f"site settings {path}: bash could not source it: "
@@ -220,7 +228,8 @@ class Submission:
 
 
 def submit(task_args: Sequence[str], n_plan: int, todo: Sequence[int], out_dir: Path,
-           farm_ranks: int | None = None, site: Site | None = None,
+           farm_ranks: int | None = None, template: Path | None = None,
+           sbatch_options: Sequence[str] = (), site: Site | None = None,
            environ: Mapping[str, str] | None = None) -> Submission:
     """Submit the pending runs and the analysis job that waits for them.
 
@@ -236,19 +245,27 @@ def submit(task_args: Sequence[str], n_plan: int, todo: Sequence[int], out_dir: 
         The output folder; job logs go to ``OUT/slurm-logs/``.
     farm_ranks
         One MPI task-farm job with this many ranks instead of an array.
+    template
+        The array script (default ``slurm/run_challenge.sh``; e.g. ``slurm/run_pair_style.sh``).
+    sbatch_options
+        More sbatch options for the runs job (after the site's, so they win).
     """
     site = site or read_site(site_path(environ))
     env = job_environment(environ)
     log_dir = Path(out_dir) / LOG_FOLDER
     log_dir.mkdir(parents=True, exist_ok=True)
     common = [*site.sbatch_options]
+    extra = list(sbatch_options)
+    template = Path(template) if template else ARRAY_TEMPLATE
+    if not template.is_file():
+        raise UserError(f"--slurm-template {template}: no such file")
     cpus = ["--cpus-per-task", str(site.cpus_per_task)]
     runs_job, array = None, None
     if todo and farm_ranks:
         if farm_ranks < 1:
             raise UserError(f"--farm {farm_ranks}: give at least 1 rank")
         runs_job = sbatch(["--job-name", "tea-farm", "--ntasks", str(farm_ranks), *cpus,
-                           "--output", slurm_filename(log_dir, "%x-%j.out"), *common],
+                           "--output", slurm_filename(log_dir, "%x-%j.out"), *common, *extra],
                           FARM_TEMPLATE, task_args, env)
     elif todo:
         if max(todo) >= site.max_array_tasks:
@@ -259,8 +276,8 @@ def submit(task_args: Sequence[str], n_plan: int, todo: Sequence[int], out_dir: 
         if site.array_throttle > 0:
             array += f"%{site.array_throttle}"
         runs_job = sbatch(["--job-name", "tea-runs", "--array", array, *cpus,
-                           "--output", slurm_filename(log_dir, "%x-%A_%a.out"), *common],
-                          ARRAY_TEMPLATE, task_args, env)
+                           "--output", slurm_filename(log_dir, "%x-%A_%a.out"), *common, *extra],
+                          template, task_args, env)
     dependency = ["--dependency", f"afterany:{runs_job}"] if runs_job else []
     analysis_job = sbatch(["--job-name", "tea-analysis", *dependency, "--ntasks", "1",
                            "--output", slurm_filename(log_dir, "%x-%j.out"), *common],
