@@ -99,7 +99,7 @@ def _submit(argv: list[str], args) -> int:
         todo, _ = pending(plan, settings["retry_failed"])
         _print_plan(plan, todo)
         indices = [i for i, spec in enumerate(plan) if spec in todo]
-        out = Path(plan[0].out_file).parents[3]
+        out = Path(settings["out"]).expanduser().resolve()
         submission = slurm.submit(task_args, len(plan), indices, out, farm_ranks=args.farm,
                                   template=args.slurm_template,
                                   sbatch_options=args.sbatch_option)

@@ -249,6 +249,40 @@ def test_time_limit_signal_requeues_until_the_run_is_complete(cluster: Cluster,
     assert f"Restarts={len(outcomes) - 1}" in restarts
 
 
+@pytest.mark.slow
+def test_preempted_task_farm_requeues_and_finishes_every_run(cluster: Cluster,
+                                                            tmp_path: Path) -> None:
+    """USR1 to a 2-rank farm: both running runs stop softly, the farm requeues and finishes."""
+    out = tmp_path / "runs"
+    analysis_job, farm_job = _submit(cluster, *HARMONIC, "--temperatures", "300",
+                                     "--replicas", "3", "--time", "4ps", "--out", str(out),
+                                     "--farm", "2", cwd=tmp_path)
+    paths = [out / CHALLENGE / "harmonic" / "300K" / f"replica-0{r}.h5" for r in range(3)]
+
+    def started(path: Path) -> bool:
+        try:
+            return path.exists() and (h5md.last_step(path) or 0) >= 2000
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 180
+    while not any(started(p) for p in paths) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    cluster.run("scancel", "--signal=USR1", "--batch", farm_job)
+    states = cluster.wait([farm_job, analysis_job], 600)
+    assert set(states.values()) == {"COMPLETED"}, (states, _logs(out))
+    assert "Restarts=1" in cluster.run("scontrol", "show", "job", farm_job).stdout
+    interrupted = 0
+    for path in paths:
+        meta = h5md.read_meta(path)
+        assert meta["status"] == "completed"
+        np.testing.assert_array_equal(meta["steps"], np.arange(0, 8001, 20))
+        outcomes = [s["outcome"] for s in meta["provenance"]["segments"]]
+        assert outcomes[-1] == "completed" and set(outcomes[:-1]) <= {"interrupted"}
+        interrupted += len(outcomes) - 1
+    assert interrupted >= 1
+
+
 EVIL = "a b;touch PWNED_1 $(touch PWNED_2) `touch PWNED_3` 'q\" %x&|>x"
 
 
