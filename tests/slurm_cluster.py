@@ -176,7 +176,16 @@ class Cluster:
         raise TimeoutError(f"jobs {job_ids} not finished after {timeout_s:.0f} s: {states}")
 
     def stop(self) -> None:
-        """Stop the two daemons (only them) and reap them."""
+        """Cancel this cluster's jobs (slurmd would leave their steps running), then stop the
+        two daemons (only them) and reap them."""
+        if self.procs and all(p.poll() is None for p in self.procs):
+            self.run("scancel", f"--user={os.getuid()}", check=False)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                res = self.run("squeue", "-h", "-o", "%i", check=False)
+                if res.returncode != 0 or not res.stdout.strip():
+                    break
+                time.sleep(0.5)
         for proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

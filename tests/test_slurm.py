@@ -342,7 +342,7 @@ def test_pair_style_template(cluster: Cluster, tmp_path: Path) -> None:
     job = res.stdout.strip()
     states = cluster.wait([job], 300)
     log = "".join(p.read_text() for p in tmp_path.glob("pair-*.out"))
-    if "--engine" not in help_text:
+    if "--mpi-launcher" not in help_text:
         assert list(states.values()) == ["FAILED"]
         assert "needs the LAMMPS route" in log and "Traceback" not in log
         return
