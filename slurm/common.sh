@@ -26,10 +26,12 @@ harness_arguments() {
 }
 
 # harness_run COMMAND...: run COMMAND in the background so that signals reach this shell at
-# once. Slurm's early warning (--signal=B:USR1@SECONDS), a time limit or a preemption
-# (SIGTERM) is forwarded to COMMAND as SIGTERM, which stops the runs softly: i-PI writes its
-# RESTART, trajectories are flushed. Then this task requeues itself; the next start resumes
-# each run from its newest checkpoint (no frame twice). Exits with COMMAND's status.
+# once. Slurm's early warning (--signal=B:USR1@SECONDS) or a SIGTERM (scancel, preemption,
+# the time limit itself) is forwarded to COMMAND as SIGTERM, which stops the runs softly:
+# i-PI writes its RESTART, trajectories are flushed. After the early warning this task
+# requeues itself; the next start resumes each run from its newest checkpoint (no frame
+# twice). After a SIGTERM it does not: a scancel must stay cancelled, and a preempting
+# Slurm requeues by itself (PreemptMode=REQUEUE). Exits with COMMAND's status.
 harness_run() {
     local child status
     stop_signal=""
@@ -44,7 +46,7 @@ harness_run() {
         kill -0 "$child" 2>/dev/null || break
     done
     trap - USR1 TERM
-    if [[ -n $stop_signal ]]; then
+    if [[ $stop_signal == USR1 ]]; then
         harness_requeue
     fi
     return "$status"

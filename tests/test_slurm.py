@@ -337,7 +337,8 @@ def test_pair_style_template(cluster: Cluster, tmp_path: Path) -> None:
                                capture_output=True, text=True, env=_env(cluster)).stdout
     res = cluster.run("sbatch", "--parsable", "--array=0", "--ntasks=2", "--output",
                       str(tmp_path / "pair-%A_%a.out"), "slurm/run_pair_style.sh", "--model",
-                      "snap", "--temperatures", "300", "--replicas", "1", *TINY, "--out",
+                      "snap", "--criteria", "non_finite", "--temperatures", "300",
+                      "--replicas", "1", *TINY, "--out",
                       str(out), env=_env(cluster), cwd=REPO)
     job = res.stdout.strip()
     states = cluster.wait([job], 300)
