@@ -121,7 +121,8 @@ class Site:
     cpus_per_task: int = 1
     array_throttle: int = 0
     max_array_tasks: int = 1000
-    mpi_launch: list[str] = field(default_factory=lambda: ["srun", "--mpi=pmi2"])
+    mpi_launch: list[str] = field(default_factory=lambda: ["srun", "--mpi=pmi2",
+                                                           "--kill-on-bad-exit=1"])
 
 
 _SITE_DUMP = r"""

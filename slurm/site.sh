@@ -27,7 +27,9 @@ SITE_MAX_REQUEUES=20
 
 # How MPI programs are started inside a job (the task farm, multi-rank LAMMPS clients).
 # PyPI's mpich works with Slurm's PMI-2: srun --mpi=pmi2. Open MPI sites: (srun --mpi=pmix).
-SITE_MPI_LAUNCH=(srun --mpi=pmi2)
+# --kill-on-bad-exit: a rank that dies ends the step at once instead of leaving the others
+# waiting forever.
+SITE_MPI_LAUNCH=(srun --mpi=pmi2 --kill-on-bad-exit=1)
 
 # The Python that has tea-harness installed. Empty: the first of $TEA_PYTHON, python3.
 SITE_PYTHON=""

@@ -103,7 +103,7 @@ def test_array_ranges() -> None:
 def test_site_file_is_read_by_bash(tmp_path: Path) -> None:
     default = slurm.read_site(REPO / "slurm" / "site.sh")
     assert default.sbatch_options == [] and default.cpus_per_task == 1
-    assert default.mpi_launch == ["srun", "--mpi=pmi2"]
+    assert default.mpi_launch == ["srun", "--mpi=pmi2", "--kill-on-bad-exit=1"]
     site = tmp_path / "site.sh"
     site.write_text(REPO.joinpath("slurm", "site.sh").read_text()
                     + 'SITE_SBATCH_OPTIONS=(--partition=p1 "--comment=a b;c")\n'
