@@ -250,6 +250,39 @@ def test_time_limit_signal_requeues_until_the_run_is_complete(cluster: Cluster,
 
 
 @pytest.mark.slow
+def test_scancel_stops_softly_without_requeue_and_a_resubmission_resumes(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """scancel's SIGTERM reaches every process of the task: the run must end interrupted
+    (not failed), the task must stay cancelled, and --submit again must finish the run."""
+    out = tmp_path / "runs"
+    args = (*HARMONIC, "--temperatures", "300", "--replicas", "1", "--time", "30ps",
+            "--out", str(out))
+    analysis_job, array_job = _submit(cluster, *args, cwd=tmp_path)
+    path = out / CHALLENGE / "harmonic" / "300K" / "replica-00.h5"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if path.exists() and (h5md.last_step(path) or 0) >= 2000:
+                break
+        except OSError:
+            pass
+        time.sleep(0.3)
+    cluster.run("scancel", f"{array_job}_0")
+    states = cluster.wait([array_job, analysis_job], 300)
+    assert states[f"{array_job}_0"] == "CANCELLED" and states[analysis_job] == "COMPLETED"
+    meta = h5md.read_meta(path)
+    assert meta["status"] == "interrupted", meta["failure"]
+    assert "Restarts=0" in cluster.run("scontrol", "show", "job", f"{array_job}_0").stdout
+    states = cluster.wait([j for j in _submit(cluster, *args, cwd=tmp_path) if j], 600)
+    assert set(states.values()) == {"COMPLETED"}, (states, _logs(out))
+    meta = h5md.read_meta(path)
+    assert meta["status"] == "completed"
+    np.testing.assert_array_equal(meta["steps"], np.arange(0, 60001, 20))
+    assert [s["outcome"] for s in meta["provenance"]["segments"]] == ["interrupted",
+                                                                      "completed"]
+
+
+@pytest.mark.slow
 def test_preempted_task_farm_requeues_and_finishes_every_run(cluster: Cluster,
                                                             tmp_path: Path) -> None:
     """USR1 to a 2-rank farm: both running runs stop softly, the farm requeues and finishes."""
