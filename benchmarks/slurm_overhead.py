@@ -56,7 +56,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         with Cluster(root / "cluster", cpus=2) as cluster:
-            env = dict(cluster.env, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+            env = dict(cluster.env, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO),
+                       UCX_TLS="self,sm")
             rows = []
             start = time.monotonic()
             _launch([*plan, "--jobs", "2", "--out", str(root / "local")], env, root)

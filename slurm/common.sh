@@ -3,7 +3,9 @@
 
 # shellcheck source=site.sh
 source "${TEA_SITE:-$TEA_HARNESS_DIR/slurm/site.sh}"
+set +u  # module systems and activate scripts often read unset variables
 site_environment
+set -u
 PYTHON=${SITE_PYTHON:-${TEA_PYTHON:-python3}}
 export TEA_HARNESS_DIR
 export PYTHONPATH="$TEA_HARNESS_DIR${PYTHONPATH:+:$PYTHONPATH}"

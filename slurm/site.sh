@@ -39,5 +39,10 @@ SITE_PYTHON=""
 site_environment() {
     # module load python/3.11
     # source "$HOME/venvs/tea-harness/bin/activate"
+    #
+    # PyPI's mpich started by srun (PMI-2) now and then fails in MPI_Init, in UCX's address
+    # exchange ("UCX ERROR failed to unpack address"; 1 of 8 starts on the test machine). With
+    # --kill-on-bad-exit the step then ends at once; resubmit. For one-node jobs,
+    # export UCX_TLS=self,sm avoided it there (8 of 8). Your site's own MPI does not need this.
     :
 }

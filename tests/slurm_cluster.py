@@ -113,10 +113,6 @@ class Cluster:
             self._start("slurmctld", ["-D", "-c", "-i"])
             self._start("slurmd", ["-D", "-c"])
             self._wait_idle(timeout_s)
-            # Seen here: the first MPI step after slurmd starts can fail in MPICH's address
-            # exchange over PMI-2 ("failed to unpack address"); later steps do not. One
-            # plain step first.
-            self.run("srun", "--mpi=pmi2", "-n", "1", "true", timeout=timeout_s)
         except BaseException:
             self.stop()
             raise

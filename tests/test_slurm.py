@@ -41,7 +41,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _env(cluster: Cluster, **extra: str) -> dict[str, str]:
-    env = dict(cluster.env, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), **extra)
+    # one-node cluster: PyPI mpich's UCX on shared memory only (see slurm/site.sh)
+    env = dict(cluster.env, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), UCX_TLS="self,sm",
+               **extra)
     env.pop("TEA_SITE", None)
     return env
 
