@@ -6,7 +6,8 @@ run; every rank, rank 0 included, runs one plan entry at a time as
 ``python -m harness.launch LAUNCH-FLAGS --task I`` -- the command of an array task -- so the
 farm and the array write the same files. A rank that finishes early asks for the next run.
 
-SIGTERM or SIGINT (Slurm's early warning, forwarded by the template) stops the farm softly:
+SIGTERM, SIGINT or SIGUSR1 (Slurm's early warning, passed on by the template through srun as
+SIGUSR1, since srun kills its step on SIGTERM) stops the farm softly:
 each rank passes the signal to its run, which keeps its checkpoint, and no new run starts. A
 rerun skips the finished runs and resumes the interrupted ones.
 
@@ -36,7 +37,7 @@ _EXIT_INTERRUPTED = 3
 
 
 class _StopFlag:
-    """Set by SIGTERM/SIGINT; read by the loops."""
+    """Set by SIGTERM/SIGINT/SIGUSR1; read by the loops."""
 
     def __init__(self) -> None:
         self.set = False
@@ -57,9 +58,15 @@ class _Run:
         self.index = index
         # A new session: a signal sent to this rank's process group reaches the run only
         # through this rank, once, as SIGTERM (its soft stop).
-        self.proc = procs.start([sys.executable, "-m", "harness.launch", *launch_args,
-                                 "--task", str(index)], log_dir / f"farm-task-{index}.log",
-                                env=run_environment(), new_session=True)
+        # Slurm signals every process of the step: the run (and its i-PI and driver) must
+        # ignore the USR1 meant for the ranks (an ignored signal stays ignored across exec).
+        handler = signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        try:
+            self.proc = procs.start([sys.executable, "-m", "harness.launch", *launch_args,
+                                     "--task", str(index)], log_dir / f"farm-task-{index}.log",
+                                    env=run_environment(), new_session=True)
+        finally:
+            signal.signal(signal.SIGUSR1, handler)
         self.signalled = False
 
     def poll(self, stop: _StopFlag) -> int | None:
@@ -153,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
     launch_args = list(sys.argv[1:] if argv is None else argv)
     stop = _StopFlag()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):  # srun forwards USR1
         signal.signal(sig, stop)
     comm = MPI.COMM_WORLD
     rank = comm.Get_rank()

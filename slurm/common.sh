@@ -32,15 +32,16 @@ harness_arguments() {
 # the time limit itself) is forwarded to COMMAND as SIGTERM, which stops the runs softly:
 # i-PI writes its RESTART, trajectories are flushed. After the early warning this task
 # requeues itself; the next start resumes each run from its newest checkpoint (no frame
-# twice). After a SIGTERM it does not: a scancel must stay cancelled, and a preempting
+# twice). HARNESS_STOP_SIGNAL replaces SIGTERM where COMMAND is srun: srun answers SIGTERM by
+# killing its step, but passes SIGUSR1 on to the tasks. After a SIGTERM it does not: a scancel must stay cancelled, and a preempting
 # Slurm requeues by itself (PreemptMode=REQUEUE). Exits with COMMAND's status.
 harness_run() {
     local child status
     stop_signal=""
     "$@" &
     child=$!
-    trap 'stop_signal=USR1; kill -TERM "$child" 2>/dev/null' USR1
-    trap 'stop_signal=TERM; kill -TERM "$child" 2>/dev/null' TERM
+    trap 'stop_signal=USR1; kill -"${HARNESS_STOP_SIGNAL:-TERM}" "$child" 2>/dev/null' USR1
+    trap 'stop_signal=TERM; kill -"${HARNESS_STOP_SIGNAL:-TERM}" "$child" 2>/dev/null' TERM
     status=0
     while true; do
         wait "$child" && status=0 || status=$?
@@ -70,4 +71,15 @@ harness_requeue() {
     echo "tea-harness: stopped by $stop_signal; requeueing $job (restart $((restarts + 1)));" \
          "its runs resume from their checkpoints" >&2
     scontrol requeue "$job"
+}
+
+# harness_fresh_step_ids: after a requeue the job id is the same and step ids restart at 0,
+# so the MPI step would reuse the PMI id of the step the stop killed; MPICH names its shared
+# memory after that id, and a segment left behind breaks MPI_Init ("Message truncated",
+# "failed to unpack address"). Burning one empty step per restart gives MPI a new step id.
+harness_fresh_step_ids() {
+    local i
+    for ((i = 0; i < ${SLURM_RESTART_COUNT:-0}; i++)); do
+        srun --ntasks=1 --nodes=1 true || true
+    done
 }

@@ -45,6 +45,7 @@ if [[ -n ${LAMMPS_EXE:-} ]]; then
     lammps+=(--lammps-exe "$LAMMPS_EXE")
 fi
 if [[ -n ${SLURM_ARRAY_TASK_ID:-} ]]; then
+    harness_fresh_step_ids
     harness_run "$PYTHON" -m harness.launch "${args[@]}" "${lammps[@]}" \
         --task "$SLURM_ARRAY_TASK_ID"
 else

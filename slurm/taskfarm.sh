@@ -29,4 +29,6 @@ fi
 source "$TEA_HARNESS_DIR/slurm/common.sh"
 
 harness_arguments "$@"
+harness_fresh_step_ids
+HARNESS_STOP_SIGNAL=USR1  # srun kills its step on SIGTERM but forwards USR1 to the ranks
 harness_run "${SITE_MPI_LAUNCH[@]}" -n "${SLURM_NTASKS:-1}" "$PYTHON" -m harness.taskfarm "${args[@]}"

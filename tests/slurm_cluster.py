@@ -57,6 +57,9 @@ def _config(root: Path, ctld_port: int, slurmd_port: int, cpus: int) -> str:
     return f"""\
 # Private one-node test cluster (tests/slurm_cluster.py); not a production configuration.
 ClusterName=tea{secrets.token_hex(3)}
+# Job ids of earlier test clusters must not come back: MPICH names its shared-memory segment
+# after the PMI job/step id, and a segment left by a killed step breaks the next MPI_Init.
+FirstJobId={secrets.randbelow(50_000_000) + 1000}
 SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={ctld_port}
 SlurmdPort={slurmd_port}
