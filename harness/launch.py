@@ -5,9 +5,11 @@ Thin layer: parse flags (see :mod:`harness.config`), build the plan, hand it to 
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
-from harness import challenges, config
+from harness import challenges, config, slurm
 from harness.errors import UserError
 from harness.local import LocalLauncher, pending
 from harness.runner import run_spec
@@ -28,7 +30,18 @@ def _print_plan(plan, todo) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for user errors, 1 if any run failed)."""
     parser = config.build_parser()
+    parser.add_argument("--submit", action="store_true",
+                        help="submit the runs to Slurm (job array + analysis job) and exit")
+    parser.add_argument("--farm", type=int, metavar="RANKS",
+                        help="with --submit: one MPI task-farm job of RANKS ranks, no array")
+    parser.add_argument("--slurm-template", metavar="FILE.sh",
+                        help="with --submit: the array script (default slurm/run_challenge.sh)")
+    parser.add_argument("--sbatch-option", action="append", default=[], metavar="OPTION",
+                        help="with --submit: extra sbatch option for the runs, repeatable "
+                        "(e.g. --sbatch-option=--ntasks=8)")
     args = parser.parse_args(argv)
+    if args.submit:
+        return _submit(sys.argv[1:] if argv is None else argv, args)
     try:
         settings = config.resolve_settings(args)
         plan = config.build_plan(settings)
@@ -50,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if settings["task"] is not None:
         outcomes = [run_spec(spec) for spec in todo]
+        for spec, outcome in zip(todo, outcomes, strict=True):
+            print(f"{spec.name}: {outcome.status} at step {outcome.last_step} of {spec.n_steps} "
+                  f"({outcome.frames} frames in {spec.out_file})", flush=True)
         infra = [o for o in outcomes if o.status == "failed"
                  and (o.failure or {}).get("kind") in INFRASTRUCTURE_FAILURES]
         return 1 if infra else (3 if any(o.status == "interrupted" for o in outcomes) else 0)
@@ -75,6 +91,28 @@ def main(argv: list[str] | None = None) -> int:
               + f" --challenge {settings['challenge']} --preset tea2023"
               "  (or on a cluster: sbatch slurm/run_challenge.sh)")
     return exit_code(summary)
+
+
+def _submit(argv: list[str], args) -> int:
+    """``--submit``: plan as the Slurm tasks will, then sbatch the pending runs."""
+    try:
+        task_args = slurm.task_arguments(slurm.strip_submit_flags(argv), os.environ)
+        settings = config.resolve_settings(config.build_parser().parse_args(task_args))
+        if settings["task"] is not None:
+            raise UserError("--task and --submit exclude each other: --submit makes the tasks")
+        plan = config.build_plan(settings)
+        todo, _ = pending(plan, settings["retry_failed"])
+        _print_plan(plan, todo)
+        indices = [i for i, spec in enumerate(plan) if spec in todo]
+        out = Path(settings["out"]).expanduser().resolve()
+        submission = slurm.submit(task_args, len(plan), indices, out, farm_ranks=args.farm,
+                                  template=args.slurm_template,
+                                  sbatch_options=args.sbatch_option)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(slurm.describe(submission, out))
+    return 0
 
 
 #: Failures of the machinery rather than of the model: these make the exit code non-zero.
