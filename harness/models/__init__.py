@@ -53,11 +53,16 @@ class ModelFamily:
     model_files
         ``model_files(model_file) -> list[Path]``: every file the model consists of (hashed
         into the provenance).
+    lammps_pair
+        ``lammps_pair(model_file, elements) -> list[str]``: pair_style/pair_coeff lines that
+        serve the model inside LAMMPS (types 1..n in the order of ``elements``), or None.
+    lammps_requirement
+        The :class:`~harness.engines.lammps_env.PairRequirement` of those lines.
     """
 
     name: str
     description: str
-    ase_calculator: Callable[[Path | None, dict[str, Any]], Any]
+    ase_calculator: Callable[[Path | None, dict[str, Any]], Any] | None = None
     packages: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
     install_hint: str = ""
@@ -66,6 +71,8 @@ class ModelFamily:
     model_elements: Callable[[Path | None], set[str] | None] = field(default=lambda path: None)
     model_metadata: Callable[[Path | None], dict[str, Any]] = field(default=lambda path: {})
     model_files: Callable[[Path], list[Path]] = field(default=lambda path: [path])
+    lammps_pair: Callable[[Path, list[str]], list[str]] | None = None
+    lammps_requirement: Any = None
 
     def check_installed(self) -> None:
         """Raise UserError naming the install command when a required package is missing."""

@@ -1,0 +1,127 @@
+"""Speed of the LAMMPS routes with the demo SNAP: i-PI + LAMMPS client vs native LAMMPS.
+
+1. Challenge I (42 atoms) and a ~2,000-atom system: ms per MD step through i-PI with LAMMPS
+   as its force client (``--engine ipi``: i-PI integrates, the relay checks every step) and
+   through native LAMMPS (``--engine lammps``, 1 rank), and their ratio.
+2. A ~10,000-atom system: native LAMMPS on 1 and 2 MPI ranks, and the speed-up.
+
+The large systems are copies of the peptide's 12 starting structures on a cubic grid (one
+every 20 A, so copies never come within the 3.4 A SNAP cutoff of each other) in a periodic
+box: a system of the right size with the demo model's chemistry. Each run goes through the
+harness's supervisor and writes its H5MD file (frame every 20 steps), as a user's run would.
+Start-up costs are removed by timing two lengths and dividing the difference in wall time
+by the difference in steps; each number is the minimum over ``--repeats``. The machine is
+shared: run it on an idle machine for clean numbers.
+
+Usage: ``python benchmarks/lammps_routes.py [--repeats 3] [--json out.json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.io import read, write
+
+from harness import challenges, config, models
+from harness.runner import run_spec
+
+os.environ["OMP_NUM_THREADS"] = "1"
+CHALLENGE = challenges.load("alanine-tetrapeptide")
+SPACING_A = 20.0
+
+
+def replicated_challenge(folder: Path, copies_per_side: tuple[int, int, int]) -> Path:
+    """A periodic challenge folder with peptide copies on a grid; returns the folder."""
+    starts = [read(p) for p in CHALLENGE.starts]
+    nx, ny, nz = copies_per_side
+    system = Atoms(cell=np.diag([nx, ny, nz]) * SPACING_A, pbc=True)
+    k = 0
+    for i in range(nx):
+        for j in range(ny):
+            for m in range(nz):
+                mol = starts[k % len(starts)].copy()
+                mol.positions += SPACING_A * (np.array([i, j, m]) + 0.5) - \
+                    mol.positions.mean(axis=0)
+                system += mol
+                k += 1
+    (folder / "starts").mkdir(parents=True)
+    write(folder / "starts" / "start-00.xyz", system, format="extxyz")
+    (folder / "challenge.toml").write_text(
+        f'title = "{k} peptides"\nelements = ["C", "H", "N", "O"]\nperiodic = true\n'
+        '[protocol]\ntemperatures_K = [300]\nreplicas = 1\nlength_ps = 1.0\ndt_fs = 0.5\n'
+        'stride = 20\nthermostat = "langevin"\nthermostat_tau_fs = 100.0\n'
+        '[stability]\nbond_break_angstrom = 2.0\n')
+    return folder
+
+
+def run_seconds(challenge: str, steps: int, out: Path, *flags: str) -> float:
+    """Wall time of one supervised run of ``steps`` steps."""
+    model_file = models.get_family("snap").default_model_file("alanine-tetrapeptide")
+    args = config.build_parser().parse_args([
+        "--model", "snap", "--model-file", str(model_file), "--challenge", challenge,
+        "--temperatures", "300", "--replicas", "1", "--time", f"{steps * 0.5}fs",
+        "--stride", "20", "--out", str(out), "--criteria", "non_finite,bond_break",
+        "--stall-timeout", "600", *flags])
+    spec = config.build_plan(config.resolve_settings(args))[0]
+    start = time.perf_counter()
+    outcome = run_spec(spec)
+    wall = time.perf_counter() - start
+    if outcome.status != "completed":
+        raise SystemExit(f"benchmark run failed: {outcome.failure}")
+    return wall
+
+
+def ms_per_step(challenge: str, short: int, long: int, repeats: int, *flags: str) -> float:
+    """Minimum over repeats of (t(long) - t(short)) / (long - short), in ms."""
+    best = float("inf")
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            t_short = run_seconds(challenge, short, Path(tmp) / "a", *flags)
+            t_long = run_seconds(challenge, long, Path(tmp) / "b", *flags)
+        best = min(best, (t_long - t_short) / (long - short) * 1e3)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the three measurements and print a table (and JSON)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    results: dict[str, dict] = {"load_average_at_start": list(os.getloadavg())}
+    with tempfile.TemporaryDirectory() as tmp:
+        systems = {
+            "challenge I (42 atoms)": ("alanine-tetrapeptide", 200, 1000),
+            "48 peptides (2016 atoms)": (str(replicated_challenge(Path(tmp) / "c2k",
+                                                                  (4, 4, 3))), 20, 120),
+        }
+        for name, (challenge, short, long) in systems.items():
+            ipi = ms_per_step(challenge, short, long, args.repeats)
+            native = ms_per_step(challenge, short, long, args.repeats, "--engine", "lammps")
+            results[name] = {"ipi_lammps_ms_per_step": round(ipi, 3),
+                             "native_ms_per_step": round(native, 3),
+                             "ratio_ipi_over_native": round(ipi / native, 2)}
+            print(name, results[name], flush=True)
+        big = str(replicated_challenge(Path(tmp) / "c10k", (6, 6, 7)))
+        one = ms_per_step(big, 10, 40, args.repeats, "--engine", "lammps")
+        two = ms_per_step(big, 10, 40, args.repeats, "--engine", "lammps", "--mpi-ranks", "2")
+        results["252 peptides (10584 atoms), native"] = {
+            "1_rank_ms_per_step": round(one, 2), "2_ranks_ms_per_step": round(two, 2),
+            "speedup": round(one / two, 2)}
+        print("10584 atoms", results["252 peptides (10584 atoms), native"], flush=True)
+    results["load_average_at_end"] = list(os.getloadavg())
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
