@@ -105,6 +105,24 @@ def test_pair_lines_of_other_families(tmp_path: Path) -> None:
     assert lammps_pairs.deepmd(tmp_path / "g.pb", ["O", "H"])[0].startswith("pair_style deepmd")
 
 
+def test_demo_snap_ships_with_its_fit_record() -> None:
+    family = models.get_family("snap")
+    coeff = family.default_model_file(CHALLENGE)
+    assert coeff is not None and coeff.is_file() and coeff.with_suffix(".snapparam").is_file()
+    assert family.model_elements(coeff) == {"C", "H", "N", "O"}
+    meta = family.model_metadata(coeff)
+    assert meta["split"]["n_test"] == meta["test_errors"]["n_frames"] == 104
+    assert 0 < meta["test_errors"]["force_rmse_eV_A"] < meta["test_errors"][
+        "reference_force_rms_eV_A"]
+    assert meta["pair_vs_linear_max_force_difference_eV_A"] < 1e-8
+    lines = family.lammps_pair(coeff, ["C", "H", "N", "O"])
+    assert lines[0] == "pair_style hybrid/overlay zbl 0.6 0.9 snap"
+    assert "pair_coeff 1 2 zbl 6.0 1.0" in lines and len(lines) == 2 + 10
+    settings = meta["settings"]
+    param = coeff.with_suffix(".snapparam").read_text()
+    assert f"twojmax {settings['twojmax']}" in param
+
+
 @pytest.mark.parametrize("flags, message", [
     (("--model", "gap", "--engine", "lammps"), "ML-QUIP"),
     (("--model", "ace", "--model-file", "{yace}"), "ML-PACE"),
@@ -276,6 +294,39 @@ def test_native_watchdog_stops_an_exploding_model(tmp_path: Path, out_dir: Path)
                                        "lammps_model_error")
     assert 0 < meta["n_frames"] < 401
     assert meta["steps"][-1] <= meta["failure"]["step"]
+
+
+def test_native_run_stops_softly_and_leaves_nothing(tmp_path: Path) -> None:
+    """SIGTERM to a native run (2 ranks): status interrupted, mpirun and LAMMPS reaped."""
+    import signal
+    import time
+
+    spec = _spec(tmp_path, "--engine", "lammps", "--mpi-ranks", "2", "--time", "20ps",
+                 "--stride", "10")
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(spec.to_json())
+    proc = subprocess.Popen([sys.executable, "-m", "harness.runner", str(spec_file),
+                             "--progress"], stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    try:
+        deadline = time.monotonic() + 120
+        for line in proc.stdout:
+            if json.loads(line).get("progress", {}).get("step", 0) >= 20:
+                break
+            assert time.monotonic() < deadline, "no progress from the native run"
+        work = str(Path(spec.out_file).parent)
+        assert processes_matching(work), "LAMMPS should be running"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    outcome = json.loads(out.strip().splitlines()[-1])["outcome"]
+    assert outcome["status"] == "interrupted"
+    meta = h5md.read_meta(Path(spec.out_file))
+    assert meta["status"] == "interrupted" and meta["n_frames"] >= 3
+    assert 20 <= meta["steps"][-1] < spec.n_steps
+    assert processes_matching(work) == []
 
 
 # ------------------------------------------------------------------ physics (slow)

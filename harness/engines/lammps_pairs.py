@@ -36,11 +36,24 @@ def _path(model_file: Path) -> str:
     return text
 
 
-def snap(model_file: Path, elements: list[str]) -> list[str]:
-    """``pair_style snap``: ``model_file`` is the ``.snapcoeff``; ``.snapparam`` beside it."""
+def snap(model_file: Path, elements: list[str],
+         zbl: tuple[float, float] | None = None) -> list[str]:
+    """``pair_style snap``: ``model_file`` is the ``.snapcoeff``; ``.snapparam`` beside it.
+
+    ``zbl = (inner, outer)`` overlays the ZBL screened nuclear repulsion (switched off
+    between ``inner`` and ``outer`` A), the usual short-range core of SNAP models.
+    """
     param = Path(model_file).with_suffix(".snapparam")
-    return ["pair_style snap",
-            f"pair_coeff * * {_path(model_file)} {_path(param)} {' '.join(elements)}"]
+    coeff = f"{_path(model_file)} {_path(param)} {' '.join(elements)}"
+    if zbl is None:
+        return ["pair_style snap", f"pair_coeff * * {coeff}"]
+    lines = [f"pair_style hybrid/overlay zbl {zbl[0]:g} {zbl[1]:g} snap",
+             f"pair_coeff * * snap {coeff}"]
+    for i, a in enumerate(elements):
+        for j in range(i, len(elements)):
+            za, zb = atomic_numbers[a], atomic_numbers[elements[j]]
+            lines.append(f"pair_coeff {i + 1} {j + 1} zbl {za:d}.0 {zb:d}.0")
+    return lines
 
 
 def quip(model_file: Path, elements: list[str]) -> list[str]:

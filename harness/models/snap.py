@@ -1,7 +1,7 @@
 """``snap``: linear SNAP models (LAMMPS ML-SNAP), served by LAMMPS in either engine.
 
 ``--model-file`` is the ``.snapcoeff`` file; the ``.snapparam`` file of the same name must sit
-beside it. Without ``--model-file`` a demo SNAP fitted on GFN2-xTB frames ships for the
+beside it (and an optional ``metadata.json`` naming a ZBL core, see :func:`pair_lines`). Without ``--model-file`` a demo SNAP fitted on GFN2-xTB frames ships for the
 alanine tetrapeptide (``harness/models/demo/make_demo_snap.py``, ``metadata.json``).
 With ``--engine ipi`` i-PI integrates and LAMMPS computes the forces (``fix ipi``); with
 ``--engine lammps`` LAMMPS integrates.
@@ -57,8 +57,19 @@ def _metadata(model_file: Path | None) -> dict[str, Any]:
 
 
 def pair_lines(model_file: Path, elements: list[str]) -> list[str]:
-    """``pair_style snap`` lines for atom types in the order of ``elements``."""
-    return lammps_pairs.snap(model_file, elements)
+    """``pair_style snap`` lines for atom types in the order of ``elements``.
+
+    A ``metadata.json`` beside the model may name a ZBL core it was fitted with:
+    ``"reference_potential": {"style": "zbl", "inner_A": 0.6, "outer_A": 0.9}``.
+    """
+    reference = _metadata(Path(model_file)).get("reference_potential")
+    zbl = None
+    if reference:
+        if reference.get("style") != "zbl":
+            raise UserError(f"{model_file}: metadata.json names reference potential "
+                            f"{reference.get('style')!r}; only zbl is supported")
+        zbl = (float(reference["inner_A"]), float(reference["outer_A"]))
+    return lammps_pairs.snap(model_file, elements, zbl)
 
 
 FAMILY = ModelFamily(
