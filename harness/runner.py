@@ -288,6 +288,12 @@ class Supervisor:
             if self.stop_requested:
                 return
             if seg.ipi.poll() is not None:
+                # the client may have stopped the run (watchdog event): let it finish saying so
+                try:
+                    seg.driver.wait(timeout=10)
+                except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
+                    pass
+                self._take_event()
                 return
             if seg.driver.poll() is not None:
                 # i-PI quits on the disconnect by itself; give it a moment to say so.
@@ -295,11 +301,8 @@ class Supervisor:
                     seg.ipi.wait(timeout=5)
                 except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
                     pass
-                event_file = self.work / EVENT_FILE
-                if event_file.is_file() and self.failure is None:
-                    self.failure = json.loads(event_file.read_text())
-                    self.failure["source"] = "watchdog"
-                elif self.assembler.last_emitted < self.spec.n_steps or seg.ipi.poll() is None:
+                if not self._take_event() and (self.assembler.last_emitted < self.spec.n_steps
+                                                or seg.ipi.poll() is None):
                     code = procs.describe_exit(seg.driver.returncode)
                     self._fail("driver_died", f"force client died ({code}): "
                                + procs.tail(self.work / "driver.log", 3))
@@ -310,6 +313,16 @@ class Supervisor:
                 self._fail("stalled", f"no new frame for {stalled:.0f} s (limit {limit:.0f} s; "
                            "raise it with --stall-timeout)")
                 return
+
+    def _take_event(self) -> bool:
+        """Record the force client's watchdog event, if it wrote one; True if there is one."""
+        event_file = self.work / EVENT_FILE
+        if not event_file.is_file():
+            return False
+        if self.failure is None:
+            self.failure = json.loads(event_file.read_text())
+            self.failure["source"] = "watchdog"
+        return True
 
     def _stall_limit(self) -> float:
         """Seconds without a frame that count as a hang.

