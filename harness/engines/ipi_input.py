@@ -73,7 +73,7 @@ def make_input(spec: RunSpec, socket_address: str, start_xyz: Path) -> str:
         lengths = atoms.cell.cellpar()
         if abs(lengths[3:] - 90).max() > 1e-6:
             raise UserError(f"{spec.start_file}: only orthorhombic cells are supported for now")
-        _set(root, "system/initialize/cell", "[ " + ", ".join(f"{x!r}" for x in lengths[:3])
+        _set(root, "system/initialize/cell", "[ " + ", ".join(f"{float(x)!r}" for x in lengths[:3])
              + " ]")
         ffsocket.set("pbc", "true")
     else:

@@ -1,9 +1,10 @@
 """LAMMPS data files for a run: atoms typed by the model's element order, box as fix ipi sets it.
 
 ``fix ipi`` centres the box on the origin (``boxlo = -cell/2``) every step, so the native
-runs use the same box: a gas-phase molecule sits in a periodic cube of
-:data:`harness.engines.ipi_input.GAS_PHASE_BOX_ANGSTROM` (no periodic image comes within any
-model's cutoff), and the two engines see identical coordinates.
+runs use the same box for a gas-phase molecule: a periodic cube of
+:data:`harness.engines.ipi_input.GAS_PHASE_BOX_ANGSTROM` centred on the origin (no periodic
+image comes within any model's cutoff), and the two engines see identical coordinates.
+Periodic systems keep their cell's origin (forces do not depend on it).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def write_data(path: Path, atoms: Atoms, elements: list[str], periodic: bool,
     lines = [f"LAMMPS data file written by tea-harness ({len(atoms)} atoms)", "",
              f"{len(atoms)} atoms", f"{len(elements)} atom types", ""]
     for axis, length in zip("xyz", lengths, strict=True):
-        lines.append(f"{-float(length) / 2!r} {float(length) / 2!r} {axis}lo {axis}hi")
+        low = 0.0 if periodic else -float(length) / 2  # the cell's own origin when periodic
+        lines.append(f"{low!r} {low + float(length)!r} {axis}lo {axis}hi")
     lines += ["", "Masses", ""]
     lines += [f"{i + 1} {float(atomic_masses[atomic_numbers[el]])!r}  # {el}"
               for i, el in enumerate(elements)]
