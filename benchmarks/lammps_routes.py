@@ -15,7 +15,7 @@ difference in steps; each number is the minimum over ``--repeats``. Wall time an
 wall times carry the load, the CPU times much less so (but MPI ranks busy-wait, so CPU time
 says nothing about the MPI speed-up). Run it on an idle machine for clean wall times.
 
-Usage: ``python benchmarks/lammps_routes.py [--repeats 3] [--json out.json]``.
+Usage: ``python benchmarks/lammps_routes.py [--repeats 3] [--parts routes,mpi] [--json out.json]``.
 """
 
 from __future__ import annotations
@@ -106,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--parts", default="routes,mpi",
+                        help="routes (i-PI + LAMMPS vs native), mpi (1 -> 2 ranks), or both")
     args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
     results: dict[str, dict] = {"load_average_at_start": list(os.getloadavg())}
     with tempfile.TemporaryDirectory() as tmp:
         systems = {
@@ -115,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                   (4, 4, 3))), 20, 200),
         }
         for name, (challenge, short, long) in systems.items():
+            if "routes" not in parts:
+                break
             ipi, ipi_cpu = ms_per_step(challenge, short, long, args.repeats)
             native, native_cpu = ms_per_step(challenge, short, long, args.repeats,
                                              "--engine", "lammps")
@@ -125,18 +130,24 @@ def main(argv: list[str] | None = None) -> int:
                              "native_cpu_ms_per_step": round(native_cpu, 3),
                              "cpu_ratio_ipi_over_native": round(ipi_cpu / native_cpu, 2)}
             print(name, results[name], flush=True)
+        if "mpi" not in parts:
+            return _finish(results, args.json)
         big = str(replicated_challenge(Path(tmp) / "c10k", (6, 6, 7)))
-        one, one_cpu = ms_per_step(big, 10, 50, args.repeats, "--engine", "lammps")
-        two, two_cpu = ms_per_step(big, 10, 50, args.repeats, "--engine", "lammps",
+        one, one_cpu = ms_per_step(big, 20, 60, args.repeats, "--engine", "lammps")
+        two, two_cpu = ms_per_step(big, 20, 60, args.repeats, "--engine", "lammps",
                                    "--mpi-ranks", "2")
         results["252 peptides (10584 atoms), native"] = {
             "1_rank_ms_per_step": round(one, 2), "2_ranks_ms_per_step": round(two, 2),
             "speedup": round(one / two, 2), "1_rank_cpu_ms_per_step": round(one_cpu, 2),
             "2_ranks_cpu_ms_per_step_both_ranks": round(two_cpu, 2)}
         print("10584 atoms", results["252 peptides (10584 atoms), native"], flush=True)
+    return _finish(results, args.json)
+
+
+def _finish(results: dict, path: Path | None) -> int:
     results["load_average_at_end"] = list(os.getloadavg())
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    if path:
+        path.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     return 0
 
