@@ -209,10 +209,13 @@ class NativeSupervisor(Supervisor):
             self.assembler.add(step, "box", edges)
         for row in seg.streams["props"].rows():
             self.assembler.add(int(round(row["step"])), "props", row)
-        frames = self.assembler.complete()
-        for frame in frames:
+        frames = []
+        for frame in self.assembler.complete():
+            if self.failure is not None and frame["step"] > self._keep_until():
+                continue  # LAMMPS ran on while being stopped: not part of the record
             props = frame.pop("props")
             frame.update({k: props[k] for k in PROPERTY_COLUMNS[1:]})
+            frames.append(frame)
             self._check_frame(frame)
             if self.failure is None:
                 event = self.frame_watch.check(frame)
@@ -228,6 +231,12 @@ class NativeSupervisor(Supervisor):
             self.seen_frame = True
             self.last_frame_time = now
         return len(frames)
+
+    def _keep_until(self) -> int:
+        """Last step kept after a failure event: the event plus the --after-event window."""
+        assert self.failure is not None
+        after = int(self.spec.watchdog.get("after_event_steps", 0) or 0)
+        return int(self.failure.get("step", 0)) + after
 
     def _watch(self, seg: _Segment) -> None:
         while True:
