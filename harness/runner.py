@@ -178,7 +178,8 @@ class Supervisor:
             for stale in (EVENT_FILE, RING_FILE):
                 (self.work / stale).unlink(missing_ok=True)
             seg.driver = procs.start(
-                [sys.executable, "-m", "harness.driver", "--spec", str(self.work / "spec.json"),
+                [sys.executable, "-m", self._client_module(), "--spec",
+                 str(self.work / "spec.json"),
                  "--address", f"{SOCKET_PREFIX}{seg.address}",
                  "--first-step", str(max(self.assembler.last_emitted, 0))],
                 self.work / "driver.log", cwd=self.work, env=env)
@@ -186,6 +187,10 @@ class Supervisor:
             self._teardown(seg)
             raise
         return seg
+
+    def _client_module(self) -> str:
+        """The force client's module (``harness.driver`` serves ASE calculators)."""
+        return "harness.driver"
 
     # ------------------------------------------------------------ frame flow
     def _pump(self, seg: _Segment, timeout_s: float) -> int:
@@ -316,11 +321,12 @@ class Supervisor:
             except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
                 pass
         event_file = self.work / EVENT_FILE
-        if event_file.is_file() and self.failure is None:
+        if not event_file.is_file():
+            return False
+        if self.failure is None:
             self.failure = json.loads(event_file.read_text())
             self.failure["source"] = "watchdog"
-            return True
-        return False
+        return True
 
     def _stall_limit(self) -> float:
         """Seconds without a frame that count as a hang.
@@ -424,7 +430,9 @@ class Supervisor:
 
 def run_spec(spec: RunSpec, progress: bool = False) -> Outcome:
     """Run one spec in this process (signals SIGTERM/SIGINT stop it softly)."""
-    supervisor = Supervisor(spec, progress=progress)
+    from harness.engines.lammps_run import supervisor_class  # LAMMPS-served models, engines
+
+    supervisor = supervisor_class(spec)(spec, progress=progress)
 
     def _on_signal(signum: int, frame: Any) -> None:
         supervisor.stop_requested = supervisor.stop_requested or "interrupted"

@@ -120,7 +120,8 @@ def test_stability_report_counts_failures(out_dir: Path, tmp_path: Path) -> None
     import subprocess
     import sys
 
-    env = dict(os.environ, PYTHONPATH=str(TESTS))
+    # the tests folder (breaking_models) and this checkout, not whatever harness is installed
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join((str(TESTS), str(TESTS.parent))))
     subprocess.run([sys.executable, "-m", "harness.launch", "--quiet", "--model",
                     "ase:breaking_models:make", "--model-option", "pull=3-4",
                     "--temperatures", "300", "--replicas", "2", "--time", "0.5ps",

@@ -60,11 +60,16 @@ class ModelFamily:
     check_structure
         ``check_structure(model_file, atoms)``: raise UserError when the model cannot
         describe this starting structure (e.g. a global model trained on another molecule).
+    lammps_pair
+        ``lammps_pair(model_file, elements) -> list[str]``: pair_style/pair_coeff lines that
+        serve the model inside LAMMPS (types 1..n in the order of ``elements``), or None.
+    lammps_requirement
+        The :class:`~harness.engines.lammps_env.PairRequirement` of those lines.
     """
 
     name: str
     description: str
-    ase_calculator: Callable[[Path | None, dict[str, Any]], Any]
+    ase_calculator: Callable[[Path | None, dict[str, Any]], Any] | None = None
     packages: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
     install_hint: str = ""
@@ -77,6 +82,8 @@ class ModelFamily:
     model_is_directory: bool = False
     check_structure: Callable[[Path | None, Any], None] = field(
         default=lambda path, atoms: None)
+    lammps_pair: Callable[[Path, list[str]], list[str]] | None = None
+    lammps_requirement: Any = None
 
     def check_installed(self) -> None:
         """Raise UserError naming the install command when a required package is missing."""

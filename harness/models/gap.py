@@ -17,6 +17,7 @@ from typing import Any
 
 from ase.data import chemical_symbols
 
+from harness.engines import lammps_pairs
 from harness.errors import UserError
 from harness.models import DEMO_DIR, ModelFamily
 
@@ -112,4 +113,6 @@ FAMILY = ModelFamily(
     model_elements=_elements,
     model_metadata=_metadata,
     model_files=_files,
+    lammps_pair=lammps_pairs.quip,
+    lammps_requirement=lammps_pairs.QUIP,
 )
