@@ -36,6 +36,15 @@ from harness.stability.watchdog import WatchdogSettings, build_temperature_crite
 
 PROPERTY_COLUMNS = ("step", "time", "potential", "kinetic", "conserved", "temperature")
 SOCKET_PREFIX = "/tmp/ipi_"  # LAMMPS fix ipi and ASE hard-code it; keep one convention
+#: Optional tag put in front of the random socket-folder name (letters and digits, up to 16), so
+#: that one test session can tell its own socket folders from other people's on a shared machine.
+SOCKET_TAG_ENV = "TEA_HARNESS_SOCKET_TAG"
+
+
+def socket_token() -> str:
+    """A fresh name for a private socket folder: the optional tag, then 96 random bits."""
+    tag = "".join(c for c in os.environ.get(SOCKET_TAG_ENV, "") if c.isalnum())[:16]
+    return tag + secrets.token_hex(12)
 PROGRESS_INTERVAL_S = 1.0
 POLL_INTERVAL_S = 0.1
 STARTUP_GRACE_S = 300.0
@@ -163,7 +172,7 @@ class Supervisor:
             stale = Path(record.read_text().strip())
             if stale.name.startswith(Path(SOCKET_PREFIX).name):
                 shutil.rmtree(stale, ignore_errors=True)
-        token = secrets.token_hex(12)
+        token = socket_token()
         socket_dir = Path(f"{SOCKET_PREFIX}{token}")
         socket_dir.mkdir(mode=0o700)
         record.write_text(str(socket_dir))

@@ -23,9 +23,15 @@ def launch(*args: str, timeout: float = 300, cwd: Path | None = None,
     return proc
 
 
+# Runs started by this test session put this tag in their socket folders' names, so the leak
+# checks below see only this session's folders, not those of other work on the same machine.
+SOCKET_TAG = f"tests{os.getpid()}x"
+os.environ["TEA_HARNESS_SOCKET_TAG"] = SOCKET_TAG
+
+
 def socket_dirs() -> set[str]:
-    """Private i-PI socket directories currently in /tmp."""
-    return {p.name for p in Path("/tmp").glob("ipi_*") if p.is_dir()}
+    """Private i-PI socket directories of this test session currently in /tmp."""
+    return {p.name for p in Path("/tmp").glob(f"ipi_{SOCKET_TAG}*") if p.is_dir()}
 
 
 def processes_matching(text: str) -> list[int]:

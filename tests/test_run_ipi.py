@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from ipi.utils.io.backends import io_binary
 
-from conftest import HARMONIC, launch, processes_matching, socket_dirs
+from conftest import HARMONIC, SOCKET_TAG, launch, processes_matching, socket_dirs
 from harness import h5md
 from harness.engines import ipi_input
 from harness.plan import RunSpec
@@ -140,6 +140,9 @@ def test_kill9_then_resume_without_duplicates(out_dir: Path) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     assert _wait_for(lambda: not processes_matching(str(out_dir)), 30), "children outlived launch"
+    for path in paths:  # the socket folders carry this session's tag (what the leak checks see)
+        record = path.parent / f".{path.stem}.work" / "socket_dir"
+        assert Path(record.read_text().strip()).name.startswith(f"ipi_{SOCKET_TAG}")
     partial = {}
     for path in paths:  # readable up to the last flush
         meta = h5md.read_meta(path)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import signal
 import time
 from pathlib import Path
@@ -310,5 +309,7 @@ def supervisor_class(spec: RunSpec) -> type[Supervisor]:
 
 
 def new_token() -> str:
-    """A random name for a private socket folder."""
-    return secrets.token_hex(12)
+    """A random name for a private socket folder (see :func:`harness.runner.socket_token`)."""
+    from harness.runner import socket_token
+
+    return socket_token()
