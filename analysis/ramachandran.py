@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis import torus
+from analysis import divergence, torus
 from analysis.trajectories import RunRecord
 from harness import challenges, h5md
 from harness.challenges import backbone
@@ -337,9 +337,9 @@ def compare(model: GroupResult, ref: GroupResult, settings: Settings) -> dict[st
         matched_b = {j for _, j, _ in matches}
         empty = res.n_frames == 0 or other.n_frames == 0
         out[name] = {
-            "js_divergence_bits": None if empty else torus.jensen_shannon(res.density,
+            "js_divergence_bits": None if empty else divergence.jensen_shannon(res.density,
                                                                           other.density),
-            "hellinger": None if empty else torus.hellinger(res.density, other.density),
+            "hellinger": None if empty else divergence.hellinger(res.density, other.density),
             "matched": [{"cluster": i, "reference_cluster": j, "centre_distance_deg": round(d, 2),
                          "population_difference_percent": round(
                              res.clusters[i]["population_percent"]

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from analysis import divergence, torus, trajectories
 from analysis import ramachandran as rama
-from analysis import torus, trajectories
 from analysis.sections import Verdict
 from harness import challenges, h5md
 from harness.errors import UserError
@@ -101,7 +101,7 @@ def _study_challenge(name: str, records: list[trajectories.RunRecord],
         for k, pair in enumerate(pairs):
             a, b = _split_halves(data.angles[:, 2 * k:2 * k + 2], data)
             if len(a) and len(b):
-                study.reference_noise[pair.name] = torus.jensen_shannon(
+                study.reference_noise[pair.name] = divergence.jensen_shannon(
                     torus.density(a, settings.bins, smooth),
                     torus.density(b, settings.bins, smooth))
         for group in study.groups:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from ase.data import atomic_masses
 
-from analysis import free_energy
+from analysis import divergence, free_energy
 from analysis.surface_geometry import SurfaceGroups, analyse
 from analysis.trajectories import RunRecord, read_record
 from harness import challenges, h5md
@@ -159,15 +159,7 @@ def js_divergence(p: np.ndarray, q: np.ndarray, edges: np.ndarray) -> float:
     hq, _ = np.histogram(q, bins=edges)
     if hp.sum() == 0 or hq.sum() == 0:
         return float("nan")
-    hp = hp / hp.sum()
-    hq = hq / hq.sum()
-    mid = 0.5 * (hp + hq)
-
-    def kl(a: np.ndarray) -> float:
-        ok = a > 0
-        return float(np.sum(a[ok] * np.log2(a[ok] / mid[ok])))
-
-    return 0.5 * kl(hp) + 0.5 * kl(hq)
+    return divergence.jensen_shannon(hp, hq)
 
 
 def summarize(series: list[Series], skip_ps: float = 0.0,

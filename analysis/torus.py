@@ -131,27 +131,3 @@ def density(points_deg: np.ndarray, bins: int, smooth_bins: float = 0.0) -> np.n
         hist = gaussian_filter(hist, smooth_bins, mode="wrap")
     total = hist.sum()
     return hist / total if total > 0 else hist
-
-
-def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
-    """Jensen-Shannon divergence in bits (0: identical, 1: disjoint) of two distributions."""
-    p = np.asarray(p, float).ravel()
-    q = np.asarray(q, float).ravel()
-    p = p / p.sum()
-    q = q / q.sum()
-    m = 0.5 * (p + q)
-
-    def kl(a: np.ndarray) -> float:
-        nz = a > 0
-        return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
-
-    return 0.5 * kl(p) + 0.5 * kl(q)
-
-
-def hellinger(p: np.ndarray, q: np.ndarray) -> float:
-    """Hellinger distance (0: identical, 1: disjoint) of two distributions."""
-    p = np.asarray(p, float).ravel()
-    q = np.asarray(q, float).ravel()
-    p = p / p.sum()
-    q = q / q.sum()
-    return float(np.sqrt(max(0.0, 1.0 - np.sum(np.sqrt(p * q)))))

@@ -140,3 +140,16 @@ def test_scan_report_section_shows_reference_and_judges_other_scans(tmp_path: Pa
     assert verdict.model == "toy" and verdict.agrees is False  # dU(inf) 0.6 vs 0.796 eV
     assert "-0.196 eV" in verdict.detail
     assert section.figures[0].path.stat().st_size > 10_000
+
+
+def test_distance_distribution_divergence_equals_scipy() -> None:
+    from scipy.spatial.distance import jensenshannon
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(3.3, 0.1, 5000), rng.normal(3.5, 0.2, 5000)
+    edges = np.arange(2.5, 4.5, 0.05)
+    hp, _ = np.histogram(a, bins=edges)
+    hq, _ = np.histogram(b, bins=edges)
+    expected = jensenshannon(hp, hq, base=2) ** 2
+    assert surface.js_divergence(a, b, edges) == pytest.approx(expected, rel=1e-12)
+    assert np.isnan(surface.js_divergence(a, np.array([10.0]), edges))  # nothing in range
