@@ -220,6 +220,24 @@ def _check_elements(family: models.ModelFamily, model_file: Path | None,
                         "use a model trained on all its elements")
 
 
+def model_calculator(name: str, model_file: str | None, options: dict[str, Any],
+                     challenge: challenges.Challenge) -> tuple[Any, Path | None]:
+    """The model's ASE calculator for single-point work on a challenge (phonons, scans).
+
+    Checks what a launch checks (installed, model file, elements) and returns the calculator
+    and the resolved model file. Models served only as a LAMMPS pair style have no calculator.
+    """
+    family = models.get_family(name)
+    family.check_installed()
+    if family.ase_calculator is None:
+        raise UserError(f"model {name!r} runs only inside LAMMPS (a pair style), so commands "
+                        "that call the model directly cannot use it; run it with "
+                        "python -m harness.launch instead")
+    resolved = models.resolve_model_file(family, model_file, challenge.name)
+    _check_elements(family, resolved, challenge)
+    return family.ase_calculator(resolved, options), resolved
+
+
 def watchdog_settings(settings: dict[str, Any], challenge: challenges.Challenge,
                       dt_fs: float) -> dict[str, Any]:
     """The stability settings of the runs: criteria from the flags, thresholds from the TOML."""

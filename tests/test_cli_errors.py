@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +83,18 @@ def test_tea2023_preset_plan(tmp_path: Path) -> None:
                   str(tmp_path / "o"), check=True)
     assert "T = 300, 500, 700 K, 12 replicas, 1ns each" in proc.stdout
     assert "36 runs" in proc.stdout
+
+
+@pytest.mark.parametrize("command", [
+    ["phonons", "--challenge", "alanine-tetrapeptide", "--model", "snap"],
+    ["scan", "--challenge", "naphthyridine-graphene", "--model", "snap", "--model-file",
+     "harness/models/demo/snap-alanine-tetrapeptide/snap.snapcoeff"],
+])
+def test_single_point_commands_refuse_lammps_only_models(command: list[str],
+                                                        tmp_path: Path) -> None:
+    # phonons and scan call the model's ASE calculator; a pair-style-only model has none
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "analysis.cli", *command, "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
+                          cwd=repo)
+    _assert_user_error(proc, "runs only inside LAMMPS")

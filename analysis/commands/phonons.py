@@ -47,20 +47,17 @@ def build_atoms(challenge_name: str, start: int, model: str, model_file: str | N
     """The challenge's starting structure with the model's calculator attached."""
     from ase.io import read
 
-    from harness import challenges, models
-    from harness.config import _check_elements
+    from harness import challenges
+    from harness.config import model_calculator
 
     challenge = challenges.load(challenge_name)
     if not 0 <= start < len(challenge.starts):
         raise UserError(f"--start {start}: challenge {challenge.name!r} has starts 0.."
                         f"{len(challenge.starts) - 1}")
-    family = models.get_family(model)
-    family.check_installed()
-    resolved = models.resolve_model_file(family, model_file, challenge.name)
-    _check_elements(family, resolved, challenge)
+    calculator, resolved = model_calculator(model, model_file, options, challenge)
     atoms = read(challenge.starts[start])
     atoms.pbc = challenge.periodic
-    atoms.calc = family.ase_calculator(resolved, options)
+    atoms.calc = calculator
     label = model.replace(":", "-") + (f"-{Path(resolved).stem}" if model_file else "")
     return atoms, challenge, label, resolved
 

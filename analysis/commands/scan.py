@@ -62,19 +62,21 @@ def _run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     user_options = config.model_options(args.model_option, names)
     for name in names:
-        family = models.get_family(name)
-        family.check_installed()
-        model_file = models.resolve_model_file(family, args.model_file, challenge.name)
         options = dict(user_options[name])
         reference = challenge.raw.get("reference", {})
         if name == reference.get("model") and not options:
             options = dict(reference.get("options", {}))
+        # the checks of a launch (installed, model file, elements, has a calculator); the first
+        # calculator serves the scan, fresh ones the separated molecule and surface
+        first, model_file = config.model_calculator(name, args.model_file, options, challenge)
+        family = models.get_family(name)
+        made = [first]
         label = name.replace(":", "-") + (f"-{Path(model_file).stem}" if args.model_file else "")
         print(f"scanning {label}: {len(distances)} heights {distances[0]:g}-{distances[-1]:g} A",
               flush=True)
         result = scan.run_scan(atoms, groups,
-                               lambda family=family, f=model_file, o=options:
-                               family.ase_calculator(f, o),
+                               lambda family=family, f=model_file, o=options, made=made:
+                               made.pop() if made else family.ase_calculator(f, o),
                                label, distances, args.fmax, args.max_relax_steps, verbose=True)
         shown = start.resolve()
         if shown.is_relative_to(challenge.path):
