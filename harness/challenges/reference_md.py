@@ -3,16 +3,20 @@
 TEA 2023 compared the Challenge I models with a 500 K ab initio trajectory (MD22). This makes
 the equivalent at the harness's reference level: the harness itself runs ``--model xtb``
 (same integrator, thermostat, starts and seeds as any model), then each trajectory is
-compacted for the repository: positions as float32 with shuffle+gzip (0.00001 A resolution
-is far below thermal motion), observables kept, velocities and forces dropped (the
-Ramachandran analysis needs positions only). The result is still H5MD that the harness's
+compacted for the repository: positions as float32 rounded to 1e-4 A by HDF5's scale-offset
+filter, then shuffle+gzip (far below thermal motion), every N-th frame, observables kept,
+velocities and forces dropped (the Ramachandran analysis needs positions only). The result is still H5MD that the harness's
 reader and MDAnalysis open. Files land in ``harness/challenges/<name>/reference/`` as
 ``xtb-<T>K-replica-NN.h5``.
 
-Run (Challenge I, as shipped; about 20 min of CPU: 2 x 20000 steps at ~25 ms)::
+Run (Challenge I as shipped: 12 x 20 ps at 500 K, 480k xTB calls; about 50 ms each on the
+2-core development machine, so 6-7 CPU-hours; better run it as a resumable launch and compact
+the result, as below)::
 
-    OMP_NUM_THREADS=1 python -m harness.challenges.reference_md --challenge alanine-tetrapeptide \\
-        --temperature 500 --replicas 2 --time 10ps --stride 10
+    OMP_NUM_THREADS=1 python -m harness.launch --model xtb --challenge alanine-tetrapeptide \\
+        --temperatures 500 --replicas 12 --time 20ps --stride 20 --seed 2023 --jobs 12 \\
+        --stall-timeout 3600 --out refrun   # rerun the same command to resume
+    python -m harness.challenges.reference_md --from refrun --every 2
 
 ``--from OUT`` compacts an existing output folder of such a launch instead of running one.
 """
@@ -33,7 +37,9 @@ import numpy as np
 
 from harness import challenges, h5md
 
-DROPPED = ("velocity", "force")
+DROPPED = ("velocity", "force", "pre_failure")
+#: Decimal digits (A) kept in compacted positions (HDF5 scale-offset filter).
+POSITION_DECIMALS = 4
 
 
 def _copy_attrs(src, dst) -> None:
@@ -41,34 +47,76 @@ def _copy_attrs(src, dst) -> None:
         dst.attrs[key] = value
 
 
-def compact(src: Path, dst: Path, note: dict) -> None:
-    """Copy an H5MD trajectory keeping float32 gzip positions, dropping velocities/forces."""
+def _copy_series(src, dst_parent, name: str, every: int, frames: int, position: bool) -> None:
+    """Copy one H5MD time series ``{step, time, value}`` keeping every ``every``-th of ``frames``.
+
+    Positions are stored with HDF5's scale-offset filter at 1e-4 A (lossy, far below thermal
+    motion: a dihedral moves by < 0.01 degree) then shuffle+gzip; other values keep their dtype.
+    """
+    group = dst_parent.create_group(name)
+    _copy_attrs(src, group)
+    for series in ("step", "time"):
+        group.create_dataset(series, data=src[series][:frames][::every])
+        _copy_attrs(src[series], group[series])
+    value = src["value"][:frames][::every]
+    if position:
+        value = value.astype(np.float32)
+        ds = group.create_dataset("value", data=value, dtype=np.float32,
+                                  chunks=(min(len(value), 512), *value.shape[1:]),
+                                  scaleoffset=POSITION_DECIMALS, shuffle=True,
+                                  compression="gzip", compression_opts=9)
+    else:
+        ds = group.create_dataset("value", data=value, compression="gzip",
+                                  compression_opts=9, shuffle=True)
+    _copy_attrs(src["value"], ds)
+
+
+def compact(src: Path, dst: Path, note: dict, every: int = 1,
+            reference: dict | None = None) -> dict:
+    """Write a compact copy of an H5MD trajectory for the repository; return what was kept.
+
+    Positions (float32, 1e-4 A, shuffle+gzip) and observables every ``every``-th frame; velocities
+    and forces dropped (the declared observables of a peptide challenge need positions only).
+    A run still going or interrupted is cut to the frames all its series hold. ``reference``
+    (method, temperature_K, ...) is stored as the ``reference`` attribute that
+    :mod:`analysis.reference` reads, with the frame interval of the compacted file.
+    """
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_suffix(".h5.tmp")
     with h5md.open_file(src, "r") as fin, h5py.File(tmp, "w") as fout:
-        for name in ("h5md", "observables", "parameters"):
-            fin.copy(fin[name], fout, name=name)
         part_in = fin[h5md.PARTICLES]
+        frames = int(part_in["position/step"].shape[0])
+        for obs in fin["observables"].values():
+            frames = min(frames, int(obs["step"].shape[0]))
+        for name in ("h5md", "parameters"):
+            fin.copy(fin[name], fout, name=name)
+        obs_out = fout.create_group("observables")
+        _copy_attrs(fin["observables"], obs_out)
+        for name, item in fin["observables"].items():
+            _copy_series(item, obs_out, name, every, frames, position=False)
         part_out = fout.create_group(h5md.PARTICLES)
         _copy_attrs(part_in, part_out)
         for name, item in part_in.items():
             if name in DROPPED:
                 continue
-            if name != "position":
+            if isinstance(item, h5py.Group) and "step" in item and "value" in item:
+                _copy_series(item, part_out, name, every, frames, position=name == "position")
+            else:
                 part_in.copy(item, part_out, name=name)
-                continue
-            group = part_out.create_group("position")
-            _copy_attrs(item, group)
-            for series in ("step", "time"):
-                part_in.copy(item[series], group, name=series)
-            value = item["value"][:].astype(np.float32)
-            ds = group.create_dataset("value", data=value, dtype=np.float32,
-                                      chunks=(min(len(value), 512), *value.shape[1:]),
-                                      compression="gzip", compression_opts=9, shuffle=True)
-            _copy_attrs(item["value"], ds)
+        times = fout[f"{h5md.PARTICLES}/position/time"][:]
+        kept = {"frames": int(times.shape[0]),
+                "simulated_ps": float(times[-1]) if times.shape[0] else 0.0,
+                "frame_interval_fs": float(np.median(np.diff(times)) * 1e3)
+                if times.shape[0] > 1 else None}
         params = fout[h5md.PARAMS]
-        params.attrs["compaction"] = json.dumps(note, sort_keys=True)
+        params.attrs["compaction"] = json.dumps({**note, **kept, "every": every},
+                                                sort_keys=True)
+        if reference is not None:
+            params.attrs["reference"] = json.dumps(
+                {**reference, "frame_interval_fs": kept["frame_interval_fs"],
+                 "length_ps": kept["simulated_ps"]}, sort_keys=True)
     tmp.replace(dst)
+    return kept
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -76,13 +124,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--challenge", default="alanine-tetrapeptide")
     p.add_argument("--temperature", type=float, default=500.0, help="K")
-    p.add_argument("--replicas", type=int, default=2)
-    p.add_argument("--time", default="10ps")
-    p.add_argument("--stride", type=int, default=10)
+    p.add_argument("--replicas", type=int, default=12)
+    p.add_argument("--time", default="20ps")
+    p.add_argument("--stride", type=int, default=20, help="MD steps per frame of the run")
+    p.add_argument("--every", type=int, default=2,
+                   help="keep every N-th frame in the shipped files (default 2: 20 fs)")
     p.add_argument("--seed", type=int, default=2023)
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--method", default="GFN2-xTB (tblite)",
+                   help="reference method recorded in the files")
     p.add_argument("--from", dest="source", type=Path,
-                   help="compact the runs in this launch output folder instead of running")
+                   help="compact the runs in this launch output folder instead of running "
+                   "(runs still going or interrupted are shipped up to their last frame)")
     return p.parse_args(argv)
 
 
@@ -100,25 +153,37 @@ def main(argv: list[str] | None = None) -> int:
                    "--seed", str(args.seed), "--jobs", str(args.jobs), "--quiet",
                    "--out", str(out)]
             env = dict(os.environ, OMP_NUM_THREADS="1")
-            subprocess.run(cmd, check=True, env=env, timeout=6 * 3600)
+            subprocess.run(cmd, check=True, env=env, timeout=24 * 3600)
         runs = sorted((out / challenge.name / "xtb" / f"{args.temperature:g}K").glob(
             "replica-*.h5"))
         if not runs:
             print(f"no xtb runs at {args.temperature:g} K under {out}", file=sys.stderr)
             return 2
+        folder = challenge.path / "reference"
+        written = []
         for run in runs:
             meta = h5md.read_meta(run)
             prov = meta["provenance"]
             note = {"made_by": "python -m harness.challenges.reference_md", "source": run.name,
-                    "kept": "positions float32 (shuffle+gzip 9), observables, parameters",
+                    "kept": f"positions float32 at 1e-{POSITION_DECIMALS} A (scale-offset, "
+                    "shuffle+gzip 9), observables, parameters",
                     "dropped": list(DROPPED), "status": meta["status"],
-                    "frames": meta["n_frames"], "simulated_ps": float(meta["times_ps"][-1]),
                     "start_time": prov.get("start_time"), "end_time": prov.get("end_time")}
-            dst = challenge.path / "reference" / f"xtb-{args.temperature:g}K-{run.name}"
-            compact(run, dst, note)
-            print(f"{dst}: {meta['n_frames']} frames, {meta['times_ps'][-1]:.3f} ps, "
-                  f"status {meta['status']}, {dst.stat().st_size / 1e6:.2f} MB")
-    print(f"done in {time.time() - t0:.0f} s")
+            ref = {"method": args.method, "temperature_K": args.temperature,
+                   "made_by": "python -m harness.challenges.reference_md",
+                   "source_status": meta["status"]}
+            dst = folder / f"xtb-{args.temperature:g}K-{run.name}"
+            kept = compact(run, dst, note, every=args.every, reference=ref)
+            written.append(dst)
+            print(f"{dst}: {kept['frames']} frames every {kept['frame_interval_fs']:g} fs, "
+                  f"{kept['simulated_ps']:.3f} ps, run {meta['status']}, "
+                  f"{dst.stat().st_size / 1e6:.2f} MB")
+        for stale in folder.glob(f"xtb-{args.temperature:g}K-replica-*.h5"):
+            if stale not in written:
+                stale.unlink()
+                print(f"{stale}: removed (not in this reference)")
+    total = sum(p.stat().st_size for p in written) / 1e6
+    print(f"{len(written)} files, {total:.2f} MB, done in {time.time() - t0:.0f} s")
     return 0
 
 
