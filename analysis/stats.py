@@ -15,6 +15,7 @@ between-replica noise. See docs/statistics.md for the rules and the measured cal
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -247,6 +248,7 @@ def bootstrap_histograms(groups_of_hists: Sequence[Sequence[np.ndarray] | np.nda
     return Interval(value, low, high, sum(len(f) for f in flats), method, level)
 
 
+@functools.lru_cache(maxsize=256)
 def expanded_alpha(alpha: float, n: int) -> float:
     """Tail probability for an expanded percentile interval (Hesterberg 2015).
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy import signal
 
 from analysis import stats
 from analysis.divergence import jensen_shannon
@@ -79,22 +80,34 @@ def js_experiment(seed: int, density_a: np.ndarray, density_b: np.ndarray, n_run
                                       expand=expand)
 
 
+def js_intervals(density_a: np.ndarray, density_b: np.ndarray, n_runs: int,
+                 samples_per_run: int, n_experiments: int, seed: int = 0,
+                 concentration: float | None = None, interval: str = "percentile",
+                 expand: bool = True) -> list[stats.Interval]:
+    """The JS intervals of ``n_experiments`` independent experiments."""
+    return [js_experiment(seed * 100003 + e, density_a, density_b, n_runs, samples_per_run,
+                          concentration, interval, expand=expand)
+            for e in range(n_experiments)]
+
+
+def rates(intervals: list[stats.Interval], truth: float,
+          tolerance: float | None = None) -> dict[str, float]:
+    """How often the intervals cover ``truth``, and how often each decision comes out."""
+    n = len(intervals)
+    out = {"truth": truth, "coverage": sum(iv.low <= truth <= iv.high for iv in intervals) / n}
+    for decision in ("agrees", "differs", "inconclusive", "no_reference"):
+        out[decision] = sum(stats.decide(iv, tolerance) == decision for iv in intervals) / n
+    return out
+
+
 def js_coverage(density_a: np.ndarray, density_b: np.ndarray, n_runs: int,
                 samples_per_run: int, n_experiments: int, seed: int = 0,
                 concentration: float | None = None, interval: str = "percentile",
                 tolerance: float | None = None, expand: bool = True) -> dict[str, float]:
     """Coverage of the JS interval (truth: JS of the two densities) and decision rates."""
-    truth = jensen_shannon(density_a, density_b)
-    hits = 0
-    decisions = {"agrees": 0, "differs": 0, "inconclusive": 0, "no_reference": 0}
-    for e in range(n_experiments):
-        iv = js_experiment(seed * 100003 + e, density_a, density_b, n_runs, samples_per_run,
-                           concentration, interval, expand=expand)
-        hits += iv.low <= truth <= iv.high
-        decisions[stats.decide(iv, tolerance)] += 1
-    out = {"truth": truth, "coverage": hits / n_experiments}
-    out.update({k: v / n_experiments for k, v in decisions.items()})
-    return out
+    ivs = js_intervals(density_a, density_b, n_runs, samples_per_run, n_experiments, seed,
+                       concentration, interval, expand)
+    return rates(ivs, jensen_shannon(density_a, density_b), tolerance)
 
 
 def lorentzian(n_bins: int, centre: float, width: float) -> np.ndarray:
@@ -143,11 +156,8 @@ def peak_coverage(n_runs: int, n_experiments: int, seed: int = 0, centre: float 
 def ar1_series(rng: np.random.Generator, n_frames: int, phi: float, mean: float) -> np.ndarray:
     """A correlated time series (AR(1), correlation time ~ 1 / (1 - phi) frames)."""
     noise = rng.normal(size=n_frames) * np.sqrt(1 - phi * phi)
-    x = np.empty(n_frames)
-    x[0] = rng.normal()
-    for t in range(1, n_frames):
-        x[t] = phi * x[t - 1] + noise[t]
-    return x + mean
+    noise[0] = rng.normal()
+    return signal.lfilter([1.0], [1.0, -phi], noise) + mean
 
 
 def block_mean_coverage(n_runs: int, n_frames: int, phi: float, n_experiments: int,
