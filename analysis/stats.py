@@ -413,7 +413,8 @@ class PairDistance:
 
 def split_noise(unit_list: Sequence[Any], distance: Callable[[list, list], float], *,
                 n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
-                method: str = "runs", histograms: bool = False) -> Interval | None:
+                method: str = "runs", histograms: bool = False,
+                vectorized: bool = False) -> Interval | None:
     """Between-replica noise of one model: the distance between two random halves of its units.
 
     Every resample shuffles the units and splits them into two halves (sizes ``n // 2`` and
@@ -422,7 +423,8 @@ def split_noise(unit_list: Sequence[Any], distance: Callable[[list, list], float
     divergence grows as samples shrink) this noise is larger than that of a full-size
     comparison: the ``disagree`` flag built on it is conservative. None with fewer than 2 units.
     With ``histograms=True`` the units are histograms and ``distance`` gets the two halves'
-    sums (computed as one matrix product).
+    sums (computed as one matrix product); with ``vectorized=True`` as well, it gets all
+    resamples at once (leading axis) as in :func:`bootstrap_histograms`.
     """
     items = list(unit_list)
     n = len(items)
@@ -438,8 +440,12 @@ def split_noise(unit_list: Sequence[Any], distance: Callable[[list, list], float
         sums_a = first @ flat
         sums_b = flat.sum(axis=0) - sums_a
         shape = stack.shape[1:]
-        vals = np.array([distance(a.reshape(shape), b.reshape(shape))
-                         for a, b in zip(sums_a, sums_b, strict=True)], dtype=float)
+        if vectorized:
+            vals = np.asarray(distance(sums_a.reshape((n_resamples, *shape)),
+                                       sums_b.reshape((n_resamples, *shape))), dtype=float)
+        else:
+            vals = np.array([distance(a.reshape(shape), b.reshape(shape))
+                             for a, b in zip(sums_a, sums_b, strict=True)], dtype=float)
     else:
         vals = np.array([distance([items[i] for i in perm[: n // 2]],
                                   [items[i] for i in perm[n // 2:]]) for perm in perms],
@@ -455,8 +461,8 @@ def split_noise(unit_list: Sequence[Any], distance: Callable[[list, list], float
 
 def pairwise(models: Mapping[str, Sequence[Any]], distance: Callable[[list, list], float], *,
              n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
-             methods: Mapping[str, str] | None = None,
-             histograms: bool = False) -> list[PairDistance]:
+             methods: Mapping[str, str] | None = None, histograms: bool = False,
+             vectorized: bool = False) -> list[PairDistance]:
     """Model against model: every pair's distance with its interval, flagged against noise.
 
     Parameters
@@ -465,7 +471,8 @@ def pairwise(models: Mapping[str, Sequence[Any]], distance: Callable[[list, list
         Model name -> its units (see :func:`units`), in the order the pairs should come out.
     distance : callable
         ``distance(units_a, units_b) -> float`` (lists of units); with ``histograms=True`` the
-        units are histograms and ``distance(summed_a, summed_b)`` gets their sums (fast path).
+        units are histograms and ``distance(summed_a, summed_b)`` gets their sums (fast path;
+        ``vectorized=True``: all resamples in one call, e.g. :func:`jensen_shannon_rows`).
     n_resamples, seed, level
         As in :func:`bootstrap`.
     methods : mapping, optional
@@ -483,7 +490,8 @@ def pairwise(models: Mapping[str, Sequence[Any]], distance: Callable[[list, list
     methods = dict(methods or {})
 
     noise = {m: split_noise(models[m], distance, n_resamples=n_resamples, seed=seed,
-                            level=level, method=methods.get(m, "runs"), histograms=histograms)
+                            level=level, method=methods.get(m, "runs"), histograms=histograms,
+                            vectorized=vectorized)
              for m in names}
     out = []
     for i, a in enumerate(names):
@@ -494,7 +502,8 @@ def pairwise(models: Mapping[str, Sequence[Any]], distance: Callable[[list, list
             if histograms:
                 iv = bootstrap_histograms([models[a], models[b]], distance,
                                           n_resamples=n_resamples, seed=seed, level=level,
-                                          method=label, interval="basic")
+                                          method=label, interval="basic",
+                                          vectorized=vectorized)
             else:
                 iv = bootstrap([models[a], models[b]], distance, n_resamples=n_resamples,
                                seed=seed, level=level, method=label, interval="basic")

@@ -232,6 +232,10 @@ def test_pairwise_flags_only_the_different_model() -> None:
     assert flags == {("a", "a_again"): False, ("a", "b"): True, ("a_again", "b"): True}
     ab = pairs[1]
     assert ab.distance.low > max(ab.noise_a.high, ab.noise_b.high)
+    fast = stats.pairwise(models, stats.jensen_shannon_rows, histograms=True, n_resamples=400,
+                          vectorized=True)
+    assert fast[1].distance.low == pytest.approx(ab.distance.low, rel=1e-9)
+    assert fast[1].noise_b.high == pytest.approx(ab.noise_b.high, rel=1e-9)
     assert ab.as_dict()["distance"]["ci_low"] == ab.distance.low
     generic = stats.pairwise({k: list(v[:6]) for k, v in models.items()},
                              lambda x, y: jensen_shannon(np.sum(x, 0), np.sum(y, 0)),
