@@ -90,14 +90,15 @@ def units(per_run: Sequence[np.ndarray], min_runs: int = 4,
     Returns
     -------
     (list of arrays, method)
+        Runs that are single numbers cannot be cut: they come back as they are, ``"runs"``.
     """
     runs = [np.asarray(r) for r in per_run]
-    if len(runs) >= min_runs or not runs:
-        return runs, "runs"
+    if len(runs) >= min_runs or not runs or any(r.ndim == 0 for r in runs):
+        return runs, "runs"  # enough runs, or one number per run: nothing to cut
     per = max(1, math.ceil(n_blocks / len(runs)))
     blocks: list[np.ndarray] = []
     for r in runs:
-        if r.ndim == 0 or len(r) == 0:
+        if len(r) == 0:
             continue
         blocks.extend(np.array_split(r, min(per, len(r)), axis=0))
     return blocks, "time blocks"

@@ -70,6 +70,8 @@ def test_units_runs_or_time_blocks() -> None:
     assert all(b.shape[1:] == (3,) for b in got)
     short, _ = stats.units([np.arange(3)])  # fewer frames than blocks: one frame each
     assert [b.tolist() for b in short] == [[0], [1], [2]]
+    scalars, method = stats.units([0.5, 0.7])  # one number per run: nothing to cut
+    assert method == "runs" and [float(x) for x in scalars] == [0.5, 0.7]
 
 
 @pytest.mark.parametrize(("low", "high", "tol", "expected"), [
