@@ -296,7 +296,7 @@ def test_damaged_file_among_good_ones_is_left_out_and_named(out_dir: Path,
     files, unreadable = trajectories.scan([out_dir])
     assert files == [_h5(out_dir, 0), good] and [u.path for u in unreadable] == [bad]
     alert = report_layout.unreadable_alert(unreadable)
-    assert f"`{bad}`: unreadable, truncated" in alert.text
+    assert f"`{bad}`: unreadable, truncated" in alert.markdown
     bad.write_bytes(b"")  # only damaged files: an error naming one
     good.unlink()
     _h5(out_dir, 0).unlink()
