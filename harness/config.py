@@ -58,6 +58,8 @@ OPTIONS: tuple[Option, ...] = (
            "cores / runs side by side)", None, "int"),
     Option("stall-timeout", "time without a new frame before a run is declared hung, e.g. 60s, "
            "5min (a bare number is seconds)", 60.0, "wall_time"),
+    Option("startup-timeout", "time allowed until the first frame (loading a large model), "
+           "e.g. 5min", 300.0, "wall_time"),
     Option("criteria", "stability criteria: sets tea (default), mdsim, mlipaudit, mlipx, or "
            "single criteria (bond_break, atom_collapse, ...)", None, "list"),
     Option("after-event", "keep running this long after the first failure event, for "
@@ -325,6 +327,7 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
                     periodic=challenge.periodic,
                     out_file=str(output_path(out_dir, challenge.name, label, temp, replica)),
                     model_options=options[name], stall_timeout_s=settings["stall_timeout"],
+                    startup_timeout_s=settings["startup_timeout"],
                     omp_threads=settings["threads"] or 1, watchdog=watchdog,
                     engine=settings["engine"], lammps_exe=settings["lammps_exe"],
                     mpi_ranks=settings["mpi_ranks"], mpi_launcher=settings["mpi_launcher"],

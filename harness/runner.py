@@ -47,7 +47,6 @@ def socket_token() -> str:
     return tag + secrets.token_hex(12)
 PROGRESS_INTERVAL_S = 1.0
 POLL_INTERVAL_S = 0.1
-STARTUP_GRACE_S = 300.0
 #: Failure kinds of the storage, not of the run: the work folder (checkpoints) is kept and
 #: the same command resumes the run once the cause is fixed (space freed).
 RESUMABLE_FAILURES = ("disk_full", "write_error")
@@ -362,8 +361,9 @@ class Supervisor:
             stalled = time.monotonic() - self.last_frame_time
             limit = self._stall_limit()
             if stalled > limit:
+                flag = "--stall-timeout" if self.seen_frame else "--startup-timeout"
                 self._fail("stalled", f"no new frame for {stalled:.0f} s (limit {limit:.0f} s; "
-                           "raise it with --stall-timeout)")
+                           f"raise it with {flag})")
                 return
 
     def _read_event(self, seg: _Segment, wait_s: float) -> bool:
@@ -385,12 +385,12 @@ class Supervisor:
         """Seconds without a frame that count as a hang.
 
         ``--stall-timeout``, but never less than 5 times the slowest frame interval seen so
-        far (slow models are not hangs), and at least STARTUP_GRACE_S before the first frame
-        (loading a large model can take a while). Until two reads have brought frames, the
+        far (slow models are not hangs), and at least ``--startup-timeout`` before the first
+        frame (loading a large model can take a while). Until two reads have brought frames, the
         interval is bounded by the time to the first frames over their number.
         """
         if not self.seen_frame:
-            return max(self.spec.stall_timeout_s, STARTUP_GRACE_S)
+            return max(self.spec.stall_timeout_s, self.spec.startup_timeout_s)
         interval = self.frame_interval_max
         if interval is None:
             interval = self.first_interval or 0.0

@@ -248,8 +248,9 @@ class NativeSupervisor(Supervisor):
             stalled = time.monotonic() - self.last_frame_time
             limit = self._stall_limit()
             if stalled > limit:
+                flag = "--stall-timeout" if self.seen_frame else "--startup-timeout"
                 self._fail("stalled", f"no new frame for {stalled:.0f} s (limit {limit:.0f} s; "
-                           "raise it with --stall-timeout)")
+                           f"raise it with {flag})")
                 return
 
     def _ended(self, seg: _Segment) -> None:
