@@ -45,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         return _submit(sys.argv[1:] if argv is None else argv, args)
     try:
         settings = config.resolve_settings(args)
-        if not settings["dry_run"]:
-            storage.check_writable(Path(settings["out"]).expanduser().resolve())
         plan = config.build_plan(settings)
+        if not settings["dry_run"]:  # before any run starts (and before --task's run)
+            storage.check_writable(Path(settings["out"]).expanduser().resolve())
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
