@@ -11,8 +11,9 @@ start time, Slurm job and restart count, a random token) and the owner touches i
 
 A lock is *stale*, and is taken over, when
 
-* its owner ran on this host, in this boot, and that process no longer exists (a pid that was
-  reused is told apart by its start time): decided at once, no waiting;
+* its owner ran on this host (and in this pid namespace: containers), in this boot, and that
+  process no longer exists (a pid that was reused is told apart by its start time): decided at
+  once, no waiting;
 * its owner ran on this host in an earlier boot;
 * it belongs to the same Slurm array task or job, before a requeue (a higher restart count):
   Slurm ends the old incarnation before it starts the new one;
@@ -59,6 +60,14 @@ def _boot_id() -> str:
         return ""
 
 
+def _pid_namespace() -> str:
+    """This process's pid namespace (containers on one host may share its name and boot)."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def _start_ticks(pid: int) -> int | None:
     """The start time of process ``pid`` in clock ticks since boot, None if it does not exist."""
     try:
@@ -70,7 +79,8 @@ def _start_ticks(pid: int) -> int | None:
 
 def _identity() -> dict[str, Any]:
     pid = os.getpid()
-    return {"host": socket.gethostname(), "boot_id": _boot_id(), "pid": pid,
+    return {"host": socket.gethostname(), "boot_id": _boot_id(), "pid_ns": _pid_namespace(),
+            "pid": pid,
             "start_ticks": _start_ticks(pid), "token": secrets.token_hex(8),
             "slurm_job": os.environ.get("SLURM_ARRAY_JOB_ID", os.environ.get("SLURM_JOB_ID")),
             "slurm_task": os.environ.get("SLURM_ARRAY_TASK_ID"),
@@ -103,7 +113,7 @@ def stale_reason(owner: dict[str, Any] | None, lock_mtime: float, server_now: fl
     if owner is None:  # unreadable content: judge by the heartbeat alone
         return "unreadable lock" if server_now - lock_mtime > STALE_AFTER_S else None
     me = _identity()
-    if owner.get("host") == me["host"]:
+    if owner.get("host") == me["host"] and owner.get("pid_ns", "") == me["pid_ns"]:
         if owner.get("boot_id") != me["boot_id"]:
             return "its host rebooted"
         ticks = _start_ticks(int(owner.get("pid", -1)))

@@ -138,6 +138,8 @@ def test_lock_staleness_rules() -> None:
     assert "no heartbeat for 200 s" in runlock.stale_reason(other, 1000.0, 1200.0)
     assert runlock.stale_reason(dict(me, boot_id="x"), 0, 0) == "its host rebooted"
     assert runlock.stale_reason(me, 0, 0) is None  # this very process
+    container = dict(me, pid=1, pid_ns="pid:[1]")  # same host name, another pid namespace
+    assert runlock.stale_reason(container, 1000.0, 1010.0) is None  # its pid 1 is not ours
     reused = dict(me, start_ticks=me["start_ticks"] + 1)  # same pid, another process
     assert "no longer exists" in runlock.stale_reason(reused, 0, 0)
     requeued = dict(other, slurm_job="77", slurm_task="3", slurm_restart=0)
