@@ -278,8 +278,11 @@ def damaged_file(out: Path) -> str:
                           text=True, timeout=300, env=env())
     runs = len(json.loads((out.parent / "report" / "stability.json").read_text())["runs"]) \
         if proc.returncode == 0 else 0
+    warned = [x for x in proc.stderr.splitlines() if x.startswith("warning:")]
+    named = len(warned) == 1 and str(damaged) in warned[0] and "unreadable" in warned[0]
     damaged.rename(out.parent / "damaged-copy.h5")  # the deliberate damage is not a run's
-    return f"analysis exit {proc.returncode}, {runs} runs analysed, damaged one named"
+    return (f"analysis exit {proc.returncode}, {runs} runs analysed, damaged one "
+            + ("named in one warning" if named else "NOT NAMED"))
 
 
 def slurm_requeue(out: Path) -> str:
@@ -303,7 +306,11 @@ def slurm_requeue(out: Path) -> str:
         wait_for(flushed(h5(out), 2000), 180)
         cluster.run("scontrol", "requeue", f"{array}_0")  # the task is killed and requeued
         states = cluster.wait([array, analysis], 400)
-    return "jobs " + ", ".join(sorted(set(states.values())))
+        shown = cluster.run("scontrol", "show", "job", f"{array}_0").stdout
+    restarts = next((w for w in shown.split() if w.startswith("Restarts=")), "Restarts=?")
+    segments = len(h5md.read_meta(h5(out))["provenance"]["segments"])
+    return (f"jobs {', '.join(sorted(set(states.values())))}, {restarts}, "
+            f"{segments} segments in the file")
 
 
 FAULTS: dict[str, tuple[str, Callable[[Path], str], str]] = {
