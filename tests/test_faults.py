@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -297,7 +298,14 @@ def test_damaged_file_among_good_ones_is_left_out_and_named(out_dir: Path,
 
     files, unreadable = trajectories.scan([out_dir])
     assert files == [_h5(out_dir, 0), good] and [u.path for u in unreadable] == [bad]
-    alert = report_layout.unreadable_alert(unreadable)
+    from analysis.progress import Progress
+    from analysis.report import build
+
+    built = build([out_dir], None, Progress(2, enabled=False), use=[])
+    assert len(built.runs) == 2 and [u.path for u in built.unreadable] == [bad]
+    if built.scratch:
+        shutil.rmtree(built.scratch, ignore_errors=True)
+    alert = report_layout.blocks(built)[2]  # under the introduction
     assert f"`{bad}`: unreadable, truncated" in alert.markdown
     bad.write_bytes(b"")  # only damaged files: an error naming one
     good.unlink()
