@@ -12,8 +12,8 @@ the harness promises a resume — runs the same command again. Then it checks ev
   run that ended, steps before its end that are absent);
 * **corrupt**: files that cannot be read, whose datasets disagree in length, whose steps are
   not strictly increasing, or that hold all-zero frames;
-* **left**: processes whose command line names the folder, and i-PI socket folders of this
-  campaign, still there afterwards.
+* **left**: processes working in the folder, i-PI socket folders of this campaign and
+  folders of launches (``OUT/.launches``) still there afterwards.
 
 Every row must read 0 lost, 0 corrupt, 0 left. Disk faults need root (tmpfs, bind mounts);
 the Slurm requeue needs Debian's slurmctld/slurmd (see tests/slurm_cluster.py). A fault whose
@@ -154,7 +154,8 @@ def leftovers(out: Path, before: set[str]) -> int:
 
     wait_for(lambda: not alive(), 20)
     sockets = {p.name for p in Path("/tmp").glob(f"ipi_{TAG}*")} - before
-    return len(alive()) + len(sockets)
+    launches = list((out / ".launches").glob("*"))  # folders of launches that are gone
+    return len(alive()) + len(sockets) + len(launches)
 
 
 # ----------------------------------------------------------------------------------- faults

@@ -7,6 +7,7 @@ import os
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -96,6 +97,27 @@ def pending(plan: list[RunSpec], retry_failed: bool,
     return todo, done
 
 
+#: Folder under ``--out`` holding each live launch's run specs and runner logs.
+LAUNCHES = ".launches"
+
+
+def launch_folder(plan: list[RunSpec]) -> Path:
+    """A fresh folder for this launch's specs and runner logs (under ``--out`` when known).
+
+    Folders of launches of this host whose process is gone (``kill -9``) are swept first.
+    """
+    if not plan:
+        return Path(tempfile.mkdtemp(prefix="tea-launch-"))
+    root = Path(plan[0].out_file).parents[3] / LAUNCHES
+    root.mkdir(parents=True, exist_ok=True)
+    host = socket.gethostname()
+    for old in root.glob(f"{host}.*.*"):
+        pid = old.name.rsplit(".", 2)[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{host}.{os.getpid()}.", dir=root))
+
+
 class LocalLauncher:
     """Runs specs as ``python -m harness.runner`` children, ``jobs`` at a time."""
 
@@ -151,7 +173,7 @@ class LocalLauncher:
                           busy=[(s.name, why) for s, why in busy])
         for name, why in summary.busy:
             self._note(f"[skipped] {name}: {why}")
-        scratch = Path(tempfile.mkdtemp(prefix="tea-launch-"))
+        scratch = launch_folder(plan)
         try:
             return self._run(plan, summary, scratch)
         finally:
