@@ -36,6 +36,7 @@ from analysis import cache, commands
 from analysis.progress import Progress
 from analysis.runs import RunInfo, read_runs
 from analysis.sections import Figure, Section
+from analysis.trajectories import Unreadable, scan
 from harness.errors import UserError
 
 ENTRY_POINT_GROUP = "tea_harness.report_sections"
@@ -105,6 +106,8 @@ class Report:
     seconds: float = 0.0
     #: Temporary folder holding the figures when the cache is off (the caller removes it).
     scratch: Path | None = None
+    #: Files found but not readable (left out of everything above), with the reason.
+    unreadable: list[Unreadable] = field(default_factory=list)
 
     @property
     def runs(self) -> list[RunInfo]:
@@ -187,7 +190,8 @@ def build(paths: list[Path], cache_root: Path | None, progress: Progress,
         hasher.save()
     return Report(inputs=paths, challenges=challenges,
                   created=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-                  seconds=time.perf_counter() - start, scratch=scratch)
+                  seconds=time.perf_counter() - start, scratch=scratch,
+                  unreadable=scan(paths)[1])
 
 
 def default_report_dir(paths: list[Path]) -> Path:

@@ -32,6 +32,8 @@ def blocks(report: Report) -> list[Block]:
     """The report as a list of blocks, ready for :mod:`analysis.render`."""
     taken: set[str] = set()
     out: list[Block] = [Heading(1, TITLE, _slug(TITLE, taken)), Text(_intro(report))]
+    if report.unreadable:
+        out.append(unreadable_alert(report.unreadable))
     out += [Heading(2, "Verdicts at a glance", _slug("Verdicts at a glance", taken))]
     out += _glance(report)
     figure = [0]
@@ -39,6 +41,14 @@ def blocks(report: Report) -> list[Block]:
         out += _challenge(chal, taken, figure)
     out += _appendix(report, taken)
     return out
+
+
+def unreadable_alert(files: list) -> Alert:
+    """The warning that names the files left out as unreadable, each with its reason."""
+    lines = [f"{len(files)} file(s) could not be read and are left out of this report "
+             "(`analysis info FILE.h5` says more):", ""]
+    lines += [f"- `{cell(str(item.path))}`: unreadable, {cell(item.reason)}" for item in files]
+    return Alert("warning", "\n".join(lines))
 
 
 def _challenge_title(chal: ChallengeReport) -> str:

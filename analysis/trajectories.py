@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +33,33 @@ class RunRecord:
         return self.challenge, self.model, self.temperature_K
 
 
-def find(paths: list[Path]) -> list[Path]:
-    """Trajectory files under the given files or folders (recursively), sorted."""
+@dataclass(frozen=True)
+class Unreadable:
+    """A file that looks like a trajectory but cannot be read, and why."""
+
+    path: Path
+    reason: str
+
+
+def damage(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a trajectory, or None when it can (cheap: no frames)."""
+    try:
+        with h5md.open_file(path, "r") as f:
+            json.loads(f[h5md.PARAMS].attrs["run_spec"])
+            f[f"{h5md.PARTICLES}/position/step"].shape  # noqa: B018 - must exist
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        text = str(exc)
+        match = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", text)
+        if match:
+            return (f"truncated: {int(match.group(1))} of {int(match.group(2))} bytes "
+                    "(a copy cut short, or a full disk)")
+        return text.split("\n")[0][:200] or type(exc).__name__
+    return None
+
+
+def scan(paths: list[Path]) -> tuple[list[Path], list[Unreadable]]:
+    """Trajectory files under the given files or folders (recursively), sorted: the readable
+    ones, and the unreadable ones with the reason."""
     found: list[Path] = []
     for path in paths:
         if path.is_file():
@@ -40,9 +68,33 @@ def find(paths: list[Path]) -> list[Path]:
             found += [p for p in path.rglob("replica-*.h5") if p.stem.count(".") == 0]
         else:
             raise UserError(f"{path}: no such file or folder; give the --out folder of a launch")
-    if not found:
+    good: list[Path] = []
+    bad: list[Unreadable] = []
+    for path in sorted(set(found)):
+        reason = damage(path)
+        if reason is None:
+            good.append(path)
+        else:
+            bad.append(Unreadable(path, reason))
+    return good, bad
+
+
+def find(paths: list[Path]) -> list[Path]:
+    """Readable trajectory files under the given files or folders (recursively), sorted.
+
+    A damaged file among good ones is left out with a one-line warning on stderr (the
+    report lists it too, see :func:`scan`); only when no file is readable is it an error.
+    """
+    good, bad = scan(paths)
+    for item in bad:
+        print(f"warning: {item.path}: unreadable, left out ({item.reason}); "
+              f"'analysis info {item.path}' says more", file=sys.stderr, flush=True)
+    if not good:
+        if bad:
+            raise UserError(f"no readable trajectory under {', '.join(map(str, paths))}: "
+                            f"{bad[0].path}: {bad[0].reason}")
         raise UserError(f"no trajectories (replica-NN.h5) under {', '.join(map(str, paths))}")
-    return sorted(set(found))
+    return good
 
 
 def read_record(path: Path) -> RunRecord:

@@ -21,7 +21,7 @@ from harness import challenges, models
 from harness.errors import UserError
 from harness.plan import RunSpec, derive_seed, n_steps_for, output_path
 from harness.stability.watchdog import WatchdogSettings, expand
-from harness.units import parse_time_ps
+from harness.units import parse_time_ps, parse_time_step_fs, parse_wall_s
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Option:
     name: str
     help: str
     default: Any = None
-    kind: str = "str"  # str | int | float | list | bool | path
+    kind: str = "str"  # str | int | float | list | bool | path | time_step | wall_time
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -47,15 +47,19 @@ OPTIONS: tuple[Option, ...] = (
            "list"),
     Option("replicas", "number of replicas per temperature", None, "int"),
     Option("time", "simulated time per run, e.g. 2ps, 1ns", None),
-    Option("dt", "time step in fs (default: the challenge's)", None, "float"),
+    Option("dt", "time step, e.g. 0.5fs (a bare number is fs; default: the challenge's)",
+           None, "time_step"),
     Option("stride", "write a frame every N steps (default: the challenge's)", None, "int"),
     Option("seed", "base seed; seeds depend on (seed, challenge, T, replica), not the model",
            2023, "int"),
     Option("out", "output folder", "runs", "path"),
     Option("jobs", "runs in parallel (default: number of cores)", None, "int"),
-    Option("threads", "OpenMP threads per run", 1, "int"),
-    Option("stall-timeout", "seconds without a new frame before a run is declared hung", 60.0,
-           "float"),
+    Option("threads", "OpenMP threads per run (default: the cores left over by --jobs, i.e. "
+           "cores / runs side by side)", None, "int"),
+    Option("stall-timeout", "time without a new frame before a run is declared hung, e.g. 60s, "
+           "5min (a bare number is seconds)", 60.0, "wall_time"),
+    Option("startup-timeout", "time allowed until the first frame (loading a large model), "
+           "e.g. 5min", 300.0, "wall_time"),
     Option("criteria", "stability criteria: sets tea (default), mdsim, mlipaudit, mlipx, or "
            "single criteria (bond_break, atom_collapse, ...)", None, "list"),
     Option("after-event", "keep running this long after the first failure event, for "
@@ -97,12 +101,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _flag_name(opt: Option, source: str) -> str:
+    """How an error names the setting: the flag, or the config file and its key."""
+    return source if source == f"--{opt.name}" else f"{source}: {opt.name} ="
+
+
 def _coerce(opt: Option, value: Any, source: str) -> Any:
     try:
         if opt.kind == "int":
             return int(value)
         if opt.kind == "float":
             return float(value)
+        if opt.kind == "time_step":
+            return parse_time_step_fs(value, _flag_name(opt, source))
+        if opt.kind == "wall_time":
+            return parse_wall_s(value, _flag_name(opt, source))
         if opt.kind == "bool":
             if isinstance(value, bool):
                 return value
@@ -314,7 +327,8 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
                     periodic=challenge.periodic,
                     out_file=str(output_path(out_dir, challenge.name, label, temp, replica)),
                     model_options=options[name], stall_timeout_s=settings["stall_timeout"],
-                    omp_threads=settings["threads"], watchdog=watchdog,
+                    startup_timeout_s=settings["startup_timeout"],
+                    omp_threads=settings["threads"] or 1, watchdog=watchdog,
                     engine=settings["engine"], lammps_exe=settings["lammps_exe"],
                     mpi_ranks=settings["mpi_ranks"], mpi_launcher=settings["mpi_launcher"],
                 ))
@@ -327,3 +341,8 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
 def default_jobs() -> int:
     """Parallel runs by default: the cores this process may use."""
     return max(1, len(os.sched_getaffinity(0)))
+
+
+def default_threads(side_by_side: int) -> int:
+    """Threads per run by default: the cores left over when ``side_by_side`` runs share them."""
+    return max(1, default_jobs() // max(1, side_by_side))

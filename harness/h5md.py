@@ -21,7 +21,9 @@ at any moment leaves a file that is complete up to its last flush.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,18 @@ def create(path: Path, numbers: np.ndarray, masses: np.ndarray, periodic: bool,
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".h5.tmp")
+    try:
+        _write_new(tmp, numbers, masses, periodic, run_spec, provenance, start_positions,
+                   start_cell)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(path)
+
+
+def _write_new(tmp: Path, numbers: np.ndarray, masses: np.ndarray, periodic: bool,
+               run_spec: str, provenance: dict[str, Any], start_positions: np.ndarray,
+               start_cell: np.ndarray) -> None:
     natoms = len(numbers)
     with open_file(tmp, "w") as f:
         h5md = f.create_group("h5md")
@@ -115,7 +129,6 @@ def create(path: Path, numbers: np.ndarray, masses: np.ndarray, periodic: bool,
         params.attrs["failure"] = "null"
         params.create_dataset("start_positions", data=np.asarray(start_positions, float))
         params.create_dataset("start_cell", data=np.asarray(start_cell, float))
-    tmp.replace(path)
 
 
 def _series(f: h5py.File) -> list[tuple[h5py.Group, str, float]]:
@@ -129,21 +142,82 @@ def _series(f: h5py.File) -> list[tuple[h5py.Group, str, float]]:
     return out
 
 
-def append(path: Path, frames: list[dict[str, Any]]) -> None:
-    """Append frames (dicts of internal-unit arrays with 'step' and 'time') and close the file."""
+def _bytes_needed(series: list[tuple[h5py.Group, str, float]], old: int, added: int) -> int:
+    """Upper bound of the bytes an append of ``added`` frames to ``old`` may allocate."""
+    total = 1 << 16  # metadata: B-tree nodes, heap
+    for group, _, _ in series:
+        for name in ("step", "time", "value"):
+            data = group[name]
+            chunk = data.chunks or data.shape
+            per_chunk = int(np.prod(chunk)) * data.dtype.itemsize
+            chunks = -(-(old + added) // chunk[0]) - old // chunk[0]
+            total += per_chunk * max(chunks, 1)
+    return total
+
+
+def _check_room(path: Path, needed: int) -> None:
+    """Raise ``OSError(ENOSPC)`` before writing when the file system lacks ``needed`` bytes."""
+    try:
+        stat = os.statvfs(path.parent)
+    except OSError:
+        return
+    free = stat.f_bavail * stat.f_frsize
+    if free < needed:
+        raise OSError(errno.ENOSPC, f"No space left on device: {free} bytes free, an append "
+                      f"needs up to {needed} (with the reserve)", str(path))
+
+
+def append(path: Path, frames: list[dict[str, Any]], reserve_bytes: int = 0) -> None:
+    """Append frames (dicts of internal-unit arrays with 'step' and 'time') and close the file.
+
+    A file system that would have fewer than ``reserve_bytes`` free after the append makes it
+    raise ``OSError(ENOSPC)`` before anything is written: HDF5 can leave a file unreadable
+    when a write fails half-way, so a full disk must be seen coming. Beyond that, the data go
+    to disk (an explicit flush) before the step arrays, which say how many frames the file
+    holds, grow; if a write fails anyway, every dataset is cut back to its old length (best
+    effort) and the error is raised.
+    """
     if not frames:
         return
     steps = np.array([fr["step"] for fr in frames], dtype=np.int64)
     times = np.array([fr["time"] for fr in frames], dtype=np.float64)
     with open_file(path, "a") as f:
-        for group, key, factor in _series(f):
-            old = group["step"].shape[0]
-            new = old + len(frames)
-            for name in ("step", "time", "value"):
-                group[name].resize(new, axis=0)
-            group["step"][old:new] = steps
-            group["time"][old:new] = times
-            group["value"][old:new] = np.array([fr[key] for fr in frames]) * factor
+        series = _series(f)
+        old = {group.name: group["step"].shape[0] for group, _, _ in series}
+        if reserve_bytes:
+            held = f[f"{PARTICLES}/position/step"].shape[0]
+            _check_room(path, reserve_bytes + _bytes_needed(series, held, len(frames)))
+        try:
+            for group, key, factor in series:
+                new = old[group.name] + len(frames)
+                for name, data in (("value", np.array([fr[key] for fr in frames]) * factor),
+                                   ("time", times)):
+                    group[name].resize(new, axis=0)
+                    group[name][old[group.name]:new] = data
+            f.flush()
+            for group, _, _ in series:
+                new = old[group.name] + len(frames)
+                group["step"].resize(new, axis=0)
+                group["step"][old[group.name]:new] = steps
+            f.flush()
+        except BaseException:
+            _cut_back(f, series, old)
+            raise
+
+
+def _cut_back(f: h5py.File, series: list[tuple[h5py.Group, str, float]],
+              old: dict[str, int]) -> None:
+    """Best effort after a failed append: every dataset back to its old length."""
+    for group, _, _ in series:
+        for name in ("step", "time", "value"):
+            try:
+                group[name].resize(old[group.name], axis=0)
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                pass
+    try:
+        f.flush()
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def last_step(path: Path) -> int | None:
@@ -185,7 +259,7 @@ def read_meta(path: Path) -> dict[str, Any]:
     with open_file(path, "r") as f:
         params = f[PARAMS]
         steps = f[f"{PARTICLES}/position/step"][:]
-        times = f[f"{PARTICLES}/position/time"][:]
+        times = f[f"{PARTICLES}/position/time"][:len(steps)]
         return {
             "run_spec": json.loads(params.attrs["run_spec"]),
             "provenance": json.loads(params.attrs["provenance"]),
@@ -245,6 +319,9 @@ def read_frames(path: Path, start: int = 0, stop: int | None = None) -> dict[str
     """Frames in internal units: positions (A), velocities (A/ps), forces (eV/A), observables."""
     out: dict[str, np.ndarray] = {}
     with open_file(path, "r") as f:
+        # the step array counts the frames (see append): never read past it
+        held = f[f"{PARTICLES}/position/step"].shape[0]
+        stop = held if stop is None else min(stop, held) if stop >= 0 else stop
         for group, key, factor in _series(f):
             out[key] = group["value"][start:stop] / factor
         out["step"] = f[f"{PARTICLES}/position/step"][start:stop]

@@ -5,11 +5,12 @@ Thin layer: parse flags (see :mod:`harness.config`), build the plan, hand it to 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
 
-from harness import challenges, config, slurm
+from harness import challenges, config, slurm, storage
 from harness.errors import UserError
 from harness.local import LocalLauncher, pending
 from harness.runner import run_spec
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = config.resolve_settings(args)
         plan = config.build_plan(settings)
+        if not settings["dry_run"]:  # before any run starts (and before --task's run)
+            storage.check_writable(Path(settings["out"]).expanduser().resolve())
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -54,34 +57,47 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         plan = [plan[settings["task"]]]
-    todo, done = pending(plan, settings["retry_failed"])
+    busy: list = []
+    todo, done = pending(plan, settings["retry_failed"], busy)
     _print_plan(plan, todo)
     if settings["dry_run"]:
         for i, spec in enumerate(plan):
-            state = "to do" if spec in todo else "done"
+            state = "to do" if spec in todo else "running elsewhere" if any(
+                spec == b for b, _ in busy) else "done"
             print(f"  [{i:3d}] {spec.name:50s} seed {spec.seed:<11d} {state}  -> {spec.out_file}")
         return 0
+    jobs = 1 if settings["task"] is not None else settings["jobs"] or config.default_jobs()
+    if settings["threads"] is None:  # the cores left over by the runs side by side
+        threads = config.default_threads(min(jobs, max(1, len(todo))))
+        todo = [dataclasses.replace(spec, omp_threads=threads) for spec in todo]
     if settings["task"] is not None:
+        for spec, why in busy:
+            print(f"{spec.name}: skipped, {why}", flush=True)
         outcomes = [run_spec(spec) for spec in todo]
         for spec, outcome in zip(todo, outcomes, strict=True):
+            if outcome.status == "skipped":
+                print(f"{spec.name}: skipped, {outcome.note}", flush=True)
+                continue
             print(f"{spec.name}: {outcome.status} at step {outcome.last_step} of {spec.n_steps} "
                   f"({outcome.frames} frames in {spec.out_file})", flush=True)
         infra = [o for o in outcomes if o.status == "failed"
                  and (o.failure or {}).get("kind") in INFRASTRUCTURE_FAILURES]
         return 1 if infra else (3 if any(o.status == "interrupted" for o in outcomes) else 0)
-    jobs = settings["jobs"] or config.default_jobs()
-    summary = LocalLauncher(jobs, live=not settings["quiet"]).run(todo, done)
+    summary = LocalLauncher(jobs, live=not settings["quiet"]).run(todo, done, busy)
     out = settings["out"]
     print(f"{len(summary.completed)} completed, {len(summary.failed)} failed, "
-          f"{len(summary.interrupted)} interrupted, {len(summary.skipped)} already done; "
+          f"{len(summary.interrupted)} interrupted, {len(summary.skipped)} already done, "
+          f"{len(summary.busy)} skipped (running elsewhere); "
           f"{summary.simulated_ps:.2f} ps simulated in {summary.wall_s:.0f} s")
     for name, reason, _ in summary.failed:
         print(f"  failed: {name}: {reason}")
+    for name, reason in summary.busy:
+        print(f"  skipped: {name}: {reason}")
     print(f"trajectories: {out}/<challenge>/<model>/<T>K/replica-NN.h5  "
           f"(inspect one with: analysis info FILE.h5)")
     if summary.interrupted:
         print("interrupted runs resume where they stopped when you run the same command again")
-    if settings["preset"] == "demo":
+    if is_demo(settings):
         full = challenges.load(settings["challenge"]).protocol
         temps = "/".join(f"{t:g}" for t in full.temperatures_K)
         print(f"this was the short demo; the full TEA-2023 protocol ({full.replicas} replicas x "
@@ -93,11 +109,18 @@ def main(argv: list[str] | None = None) -> int:
     return exit_code(summary)
 
 
+def is_demo(settings: dict) -> bool:
+    """Whether the launch was the short demo: the demo preset with none of its sizes changed."""
+    return settings["preset"] == "demo" and all(
+        settings[key] is None for key in ("time", "temperatures", "replicas", "dt", "stride"))
+
+
 def _submit(argv: list[str], args) -> int:
     """``--submit``: plan as the Slurm tasks will, then sbatch the pending runs."""
     try:
         task_args = slurm.task_arguments(slurm.strip_submit_flags(argv), os.environ)
         settings = config.resolve_settings(config.build_parser().parse_args(task_args))
+        storage.check_writable(Path(settings["out"]).expanduser().resolve())
         if settings["task"] is not None:
             raise UserError("--task and --submit exclude each other: --submit makes the tasks")
         plan = config.build_plan(settings)
@@ -117,7 +140,7 @@ def _submit(argv: list[str], args) -> int:
 
 #: Failures of the machinery rather than of the model: these make the exit code non-zero.
 INFRASTRUCTURE_FAILURES = ("driver_died", "server_exited", "stalled", "harness_error",
-                           "runner_error")
+                           "runner_error", "disk_full", "write_error")
 
 
 def exit_code(summary) -> int:

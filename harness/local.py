@@ -5,18 +5,21 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from harness import h5md, procs
+from harness import h5md, procs, runlock
 from harness.plan import RunSpec
 from harness.provenance import command_line
-from harness.runner import work_dir
+from harness.runner import RESUMABLE_FAILURES, finished_status
 
 LOG_INTERVAL_S = 30.0
 
@@ -41,25 +44,47 @@ class Summary:
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # name, message, kind
     interrupted: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: Runs held by another live launch (name, who holds it): left to their writer.
+    busy: list[tuple[str, str]] = field(default_factory=list)
     simulated_ps: float = 0.0
     wall_s: float = 0.0
 
 
 def existing_status(spec: RunSpec) -> str | None:
-    """Status recorded in the run's trajectory, or None when there is none (or it is unreadable)."""
+    """Status recorded in the run's trajectory, or None when there is none (or it is unreadable).
+
+    A run that failed for a storage fault (``disk_full``, ``write_error``) counts as
+    ``interrupted``: the same command resumes it.
+    """
     path = Path(spec.out_file)
     if not path.exists():
         return None
     try:
-        return h5md.read_meta(path)["status"]
+        meta = h5md.read_meta(path)
     except (OSError, KeyError):
         return None
+    if meta["status"] == "failed" and (meta["failure"] or {}).get("kind") in RESUMABLE_FAILURES:
+        return "interrupted"
+    return meta["status"]
 
 
-def pending(plan: list[RunSpec], retry_failed: bool) -> tuple[list[RunSpec], list[RunSpec]]:
-    """Split the plan into runs to do and runs already finished."""
+def pending(plan: list[RunSpec], retry_failed: bool,
+            busy: list[tuple[RunSpec, str]] | None = None) -> tuple[list[RunSpec], list[RunSpec]]:
+    """Split the plan into runs to do and runs already finished.
+
+    Runs whose lock a live process holds are left alone (never deleted for a retry): they go
+    to ``busy`` with a note on who holds them when that list is given, else to the runs to do
+    (where the run's own lock makes it skip them).
+    """
     todo, done = [], []
     for spec in plan:
+        owner = runlock.holder(spec.out_file)
+        if owner is not None:
+            if busy is None:
+                todo.append(spec)
+            else:
+                busy.append((spec, f"running elsewhere: held by {runlock.describe(owner)}"))
+            continue
         status = existing_status(spec)
         if status == "completed" or (status == "failed" and not retry_failed):
             done.append(spec)
@@ -70,6 +95,27 @@ def pending(plan: list[RunSpec], retry_failed: bool) -> tuple[list[RunSpec], lis
                     stale.unlink(missing_ok=True)
             todo.append(spec)
     return todo, done
+
+
+#: Folder under ``--out`` holding each live launch's run specs and runner logs.
+LAUNCHES = ".launches"
+
+
+def launch_folder(plan: list[RunSpec]) -> Path:
+    """A fresh folder for this launch's specs and runner logs (under ``--out`` when known).
+
+    Folders of launches of this host whose process is gone (``kill -9``) are swept first.
+    """
+    if not plan:
+        return Path(tempfile.mkdtemp(prefix="tea-launch-"))
+    root = Path(plan[0].out_file).parents[3] / LAUNCHES
+    root.mkdir(parents=True, exist_ok=True)
+    host = socket.gethostname()
+    for old in root.glob(f"{host}.*.*"):
+        pid = old.name.rsplit(".", 2)[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{host}.{os.getpid()}.", dir=root))
 
 
 class LocalLauncher:
@@ -83,15 +129,15 @@ class LocalLauncher:
         self.stopping = False
         self._last_line = time.monotonic()
 
-    def _spawn(self, spec: RunSpec) -> _Active:
-        work = work_dir(spec)
-        work.mkdir(parents=True, exist_ok=True)
-        spec_file = work / "spec.json"
+    def _spawn(self, spec: RunSpec, scratch: Path) -> _Active:
+        # The spec and the runner's log live in this launch's own folder: the run's work
+        # folder belongs to whoever holds the run's lock, which the runner takes first.
+        spec_file = scratch / f"{spec.name.replace('/', '_')}.json"
         spec_file.write_text(spec.to_json())
         env = dict(os.environ, TEA_HARNESS_COMMAND=command_line(), PYTHONUNBUFFERED="1")
         proc = procs.start([sys.executable, "-m", "harness.runner", str(spec_file), "--progress"],
-                           work / "runner.log", env=env, death_signal=signal.SIGKILL,
-                           new_session=True, stdout_pipe=True)
+                           spec_file.with_suffix(".log"), env=env,
+                           death_signal=signal.SIGKILL, new_session=True, stdout_pipe=True)
         os.set_blocking(proc.stdout.fileno(), False)
         return _Active(spec=spec, proc=proc, started=time.monotonic())
 
@@ -117,9 +163,45 @@ class LocalLauncher:
             elif "outcome" in msg:
                 run.outcome = msg["outcome"]
 
-    def run(self, plan: list[RunSpec], skipped: list[RunSpec]) -> Summary:
-        """Run every spec of ``plan``; Ctrl-C stops the runs softly (they resume next time)."""
-        summary = Summary(skipped=[s.name for s in skipped])
+    def run(self, plan: list[RunSpec], skipped: list[RunSpec],
+            busy: list[tuple[RunSpec, str]] = ()) -> Summary:
+        """Run every spec of ``plan``; Ctrl-C stops the runs softly (they resume next time).
+
+        ``busy``: runs held by another launch (counted in the summary, not run).
+        """
+        summary = Summary(skipped=[s.name for s in skipped],
+                          busy=[(s.name, why) for s, why in busy])
+        for name, why in summary.busy:
+            self._note(f"[skipped] {name}: {why}")
+        scratch = launch_folder(plan)
+        try:
+            return self._run(plan, summary, scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _note(self, line: str) -> None:
+        """One line for the user, whatever the display (notes are never quiet)."""
+        self.stream.write(("\n" if self.live else "") + line + "\n")
+        self.stream.flush()
+
+    def _next(self, queue: list[RunSpec], summary: Summary) -> RunSpec | None:
+        """The next run to start; runs taken by another launch meanwhile are skipped."""
+        while queue:
+            spec = queue.pop(0)
+            owner = runlock.holder(spec.out_file)
+            if owner is not None:
+                why = f"running elsewhere: held by {runlock.describe(owner)}"
+                summary.busy.append((spec.name, why))
+                self._note(f"[skipped] {spec.name}: {why}")
+                continue
+            done = finished_status(spec) if Path(spec.out_file).exists() else None
+            if done is not None:
+                summary.skipped.append(spec.name)
+                continue
+            return spec
+        return None
+
+    def _run(self, plan: list[RunSpec], summary: Summary, scratch: Path) -> Summary:
         queue = list(plan)
         active: list[_Active] = []
         start = time.monotonic()
@@ -129,7 +211,10 @@ class LocalLauncher:
         try:
             while queue or active:
                 while queue and len(active) < self.jobs and not self.stopping:
-                    run = self._spawn(queue.pop(0))
+                    spec = self._next(queue, summary)
+                    if spec is None:
+                        break
+                    run = self._spawn(spec, scratch)
                     selector.register(run.proc.stdout, selectors.EVENT_READ, run)
                     active.append(run)
                 if self.stopping:
@@ -172,6 +257,8 @@ class LocalLauncher:
         status = outcome.get("status")
         dt_ps = run.spec.dt_fs * 1e-3
         summary.simulated_ps += (outcome.get("last_step", run.step) - (run.first_step or 0)) * dt_ps
+        if outcome.get("note") and status != "skipped":
+            self._note(f"[note] {run.spec.name}: {outcome['note']}")
         if status == "completed":
             summary.completed.append(run.spec.name)
         elif status == "failed":
@@ -180,11 +267,18 @@ class LocalLauncher:
                                    failure.get("kind", "")))
         elif status == "interrupted":
             summary.interrupted.append(run.spec.name)
+        elif status == "skipped":
+            note = outcome.get("note", "")
+            if note.startswith("already"):
+                summary.skipped.append(run.spec.name)
+            else:
+                summary.busy.append((run.spec.name, note))
+                self._note(f"[skipped] {run.spec.name}: {note}")
         else:
-            log = work_dir(run.spec) / "runner.log"
+            log = Path(run.proc.args[3]).with_suffix(".log")
             reason = f"runner {procs.describe_exit(run.proc.returncode)}: {procs.tail(log, 2)}"
             summary.failed.append((run.spec.name, reason, "runner_error"))
-        if not self.live and not self.quiet:
+        if not self.live and not self.quiet and status != "skipped":
             line = f"[{status or 'error'}] {run.spec.name}"
             if status == "failed":
                 line += f": {(outcome.get('failure') or {}).get('message', '')}"

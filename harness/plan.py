@@ -37,6 +37,7 @@ class RunSpec:
     model_options: dict[str, Any] = field(default_factory=dict)
     watchdog: dict[str, Any] = field(default_factory=dict)
     stall_timeout_s: float = 60.0
+    startup_timeout_s: float = 300.0
     flush_every_frames: int = 100
     flush_every_s: float = 60.0
     omp_threads: int = 1

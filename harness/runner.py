@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from ase.io import read
 
-from harness import h5md, procs, provenance
+from harness import h5md, procs, provenance, runlock, storage
 from harness.engines import ipi_input
 from harness.engines.ipi_stream import BinFrameStream, FrameAssembler, PropertiesStream
 from harness.plan import RunSpec
@@ -47,7 +47,9 @@ def socket_token() -> str:
     return tag + secrets.token_hex(12)
 PROGRESS_INTERVAL_S = 1.0
 POLL_INTERVAL_S = 0.1
-STARTUP_GRACE_S = 300.0
+#: Failure kinds of the storage, not of the run: the work folder (checkpoints) is kept and
+#: the same command resumes the run once the cause is fixed (space freed).
+RESUMABLE_FAILURES = ("disk_full", "write_error")
 
 
 @dataclass
@@ -59,6 +61,7 @@ class Outcome:
     last_step: int = 0
     failure: dict[str, Any] | None = None
     wall_s: float = 0.0
+    note: str = ""  # why a run was skipped (held by another process, already finished)
 
     def to_json(self) -> str:
         """One JSON line (what the runner prints last)."""
@@ -93,9 +96,11 @@ def _checkpoints(work: Path) -> list[tuple[int, Path]]:
     for path in list(work.glob(f"{ipi_input.CHECKPOINT_PREFIX}_*")) + [work / "RESTART"]:
         if path.is_file() and path.name[0] != "#":
             try:
-                found.append((ipi_input.checkpoint_step(path.read_text()), path))
-            except OSError:
+                text = path.read_text()
+            except (OSError, UnicodeDecodeError):
                 continue
+            if text.rstrip().endswith("</simulation>"):  # cut short (full disk): unusable
+                found.append((ipi_input.checkpoint_step(text), path))
     return sorted(found)
 
 
@@ -116,6 +121,11 @@ class Supervisor:
         self.failure: dict[str, Any] | None = None
         self.seen_frame = False
         self.frame_interval_max: float | None = None
+        #: Upper bound of the frame interval from the first read (start-up time / frames).
+        self.first_interval: float | None = None
+        self.segment_started = time.monotonic()
+        self.write_broken = False
+        self.lock: runlock.RunLock | None = None
         self.temperature_check = build_temperature_criterion(
             WatchdogSettings.from_dict(spec.watchdog), spec.temperature_K)
 
@@ -134,6 +144,7 @@ class Supervisor:
                 step, path = usable[-1]
                 self.frames_on_disk = h5md.truncate_after(self.out, step)
                 self.assembler.last_emitted = step
+                h5md.set_status(self.out, "running")
                 return ipi_input.make_restart_input(path.read_text(), address)
             if last > 0:
                 self._set_aside("no-checkpoint")
@@ -220,14 +231,21 @@ class Supervisor:
             frame.update({k: props[k] for k in PROPERTY_COLUMNS[1:]})
             self._check_frame(frame)
         self.buffer.extend(frames)
-        if frames:
-            now = time.monotonic()
-            if self.seen_frame:
-                gap = (now - self.last_frame_time) / len(frames)
-                self.frame_interval_max = max(self.frame_interval_max or 0.0, gap)
-            self.seen_frame = True
-            self.last_frame_time = now
+        self._frames_arrived(len(frames))
         return len(frames)
+
+    def _frames_arrived(self, count: int) -> None:
+        """Time the frame flow for the stall limit (see :meth:`_stall_limit`)."""
+        if not count:
+            return
+        now = time.monotonic()
+        if self.seen_frame:
+            gap = (now - self.last_frame_time) / count
+            self.frame_interval_max = max(self.frame_interval_max or 0.0, gap)
+        else:  # start-up included: an upper bound until a real interval is measured
+            self.first_interval = (now - self.segment_started) / count
+        self.seen_frame = True
+        self.last_frame_time = now
 
     def _check_frame(self, frame: dict[str, Any]) -> None:
         """Record the first non-finite frame as the failure event (the full watchdog: issue 3)."""
@@ -262,13 +280,36 @@ class Supervisor:
     def _flush(self, force: bool = False) -> None:
         due = (len(self.buffer) >= self.spec.flush_every_frames
                or time.monotonic() - self.last_flush >= self.spec.flush_every_s)
+        if self.write_broken:
+            return
         if self.buffer and (force or due):
-            h5md.append(self.out, self.buffer)
+            try:
+                h5md.append(self.out, self.buffer, reserve_bytes=storage.RESERVE_BYTES)
+            except OSError as exc:
+                self._write_failed(exc)
+                return
             self.frames_on_disk += len(self.buffer)
             self.buffer = []
             self._prune_checkpoints()
         if force or due:
             self.last_flush = time.monotonic()
+
+    def _write_failed(self, exc: BaseException | str) -> None:
+        """A write of the trajectory failed: the file keeps its complete frames; stop."""
+        self.write_broken = True
+        self.buffer = []
+        kind = "disk_full" if storage.is_full(self.out.parent, exc) else "write_error"
+        what = "the disk is full" if kind == "disk_full" else f"write error ({exc})"
+        self.failure = None  # a storage fault outranks what the run saw while it happened
+        try:
+            last = h5md.last_step(self.out) or 0
+        except (OSError, KeyError):
+            last = max(self.assembler.last_emitted, 0)
+        self._fail(kind, f"cannot write {self.out}: {what}; it keeps its "
+                   f"{self.frames_on_disk} complete frames; "
+                   + ("free space and " if kind == "disk_full" else "fix the cause and ")
+                   + "run the same command again to resume",
+                   step=last, time_ps=last * self.spec.dt_fs * 1e-3)
 
     def _prune_checkpoints(self) -> None:
         """Keep the newest checkpoint the trajectory covers, and any newer ones."""
@@ -294,6 +335,8 @@ class Supervisor:
             self._pump(seg, POLL_INTERVAL_S)
             self._flush()
             self._report()
+            if self.lock is not None and self.lock.lost.is_set():
+                self.stop_requested = "lock_lost"
             if self.stop_requested:
                 return
             if seg.ipi.poll() is not None:
@@ -318,8 +361,9 @@ class Supervisor:
             stalled = time.monotonic() - self.last_frame_time
             limit = self._stall_limit()
             if stalled > limit:
+                flag = "--stall-timeout" if self.seen_frame else "--startup-timeout"
                 self._fail("stalled", f"no new frame for {stalled:.0f} s (limit {limit:.0f} s; "
-                           "raise it with --stall-timeout)")
+                           f"raise it with {flag})")
                 return
 
     def _read_event(self, seg: _Segment, wait_s: float) -> bool:
@@ -341,12 +385,16 @@ class Supervisor:
         """Seconds without a frame that count as a hang.
 
         ``--stall-timeout``, but never less than 5 times the slowest frame interval seen so
-        far (slow models are not hangs), and at least STARTUP_GRACE_S before the first frame
-        (loading a large model can take a while).
+        far (slow models are not hangs), and at least ``--startup-timeout`` before the first
+        frame (loading a large model can take a while). Until two reads have brought frames, the
+        interval is bounded by the time to the first frames over their number.
         """
-        if self.frame_interval_max is None:
-            return max(self.spec.stall_timeout_s, STARTUP_GRACE_S)
-        return max(self.spec.stall_timeout_s, 5 * self.frame_interval_max)
+        if not self.seen_frame:
+            return max(self.spec.stall_timeout_s, self.spec.startup_timeout_s)
+        interval = self.frame_interval_max
+        if interval is None:
+            interval = self.first_interval or 0.0
+        return max(self.spec.stall_timeout_s, 5 * interval)
 
     def _teardown(self, seg: _Segment) -> None:
         """Stop and reap both children, drain the pipes, remove pipes and socket."""
@@ -377,7 +425,14 @@ class Supervisor:
     def run(self) -> Outcome:
         """Run (or resume) the simulation to its end; never raises for a model failure."""
         started = time.monotonic()
-        seg = self._start()
+        try:
+            seg = self._start()
+        except OSError as exc:  # creating or resuming the trajectory: the storage failed
+            self._write_failed(exc)
+            self._record_safely("failed", {"start": provenance.now(), "outcome": "failed"})
+            return Outcome(status="failed", frames=self.frames_on_disk,
+                           last_step=max(self.assembler.last_emitted, 0), failure=self.failure,
+                           wall_s=time.monotonic() - started)
         seg_info = {"start": provenance.now(), "from_step": max(self.assembler.last_emitted, 0)}
         for step in (self._watch, self._teardown):
             try:
@@ -386,6 +441,11 @@ class Supervisor:
                 self.stop_requested = self.stop_requested or "interrupted"
             except Exception as exc:  # noqa: BLE001 - a harness bug must still end the run cleanly
                 self._fail("harness_error", f"{type(exc).__name__}: {exc}")
+        if self.stop_requested == "lock_lost":  # another process owns the file now
+            return Outcome(status="skipped", frames=self.frames_on_disk,
+                           last_step=max(self.assembler.last_emitted, 0),
+                           note="the run's lock was taken over by another process; stopped "
+                           "without writing more", wall_s=time.monotonic() - started)
         self._flush(force=True)
         last = self.assembler.last_emitted
         if self.failure is None and self.stop_requested in (None, "failed"):
@@ -394,23 +454,44 @@ class Supervisor:
                            f"i-PI stopped at step {last} of {self.spec.n_steps} "
                            f"({procs.describe_exit(seg.ipi.returncode)}): "
                            + procs.tail(self.work / "ipi.log", 3))
-        if self.failure is not None:
-            status = "failed"
-        elif self.stop_requested == "interrupted":
-            status = "interrupted"
-        else:
-            status = "completed"
-        if status == "failed" and (self.work / RING_FILE).is_file():
+        self._blame_storage()
+        status = self._status()
+        if status == "failed" and not self._resumable() and (self.work / RING_FILE).is_file():
             self._store_pre_failure()
         seg_info.update(end=provenance.now(), to_step=max(last, 0), outcome=status)
-        self._record(status, seg_info)
+        self._record_safely(status, seg_info)
         if status == "completed":
             shutil.rmtree(self.work, ignore_errors=True)
-        elif status == "failed":
+        elif status == "failed" and not self._resumable():
             self._keep_logs()
             shutil.rmtree(self.work, ignore_errors=True)  # a failure is final: no resume
         return Outcome(status=status, frames=self.frames_on_disk, last_step=max(last, 0),
                        failure=self.failure, wall_s=time.monotonic() - started)
+
+    def _status(self) -> str:
+        if self.failure is not None:
+            return "failed"
+        return "interrupted" if self.stop_requested == "interrupted" else "completed"
+
+    def _resumable(self) -> bool:
+        return self.failure is not None and self.failure.get("kind") in RESUMABLE_FAILURES
+
+    def _blame_storage(self) -> None:
+        """A process that died of a full disk (i-PI writing a checkpoint) is a ``disk_full``."""
+        if self.failure is None or self.failure.get("kind") not in (
+                "server_exited", "driver_died", "harness_error"):
+            return
+        logs = " ".join(procs.tail(self.work / name, 30) for name in ("ipi.log", "driver.log"))
+        if storage.is_full(self.out.parent, logs + " " + self.failure.get("message", "")):
+            self._write_failed(self.failure.get("message", "a write failed"))
+
+    def _record_safely(self, status: str, seg_info: dict[str, Any]) -> None:
+        """Record the status; on a full disk say so in one line (the file keeps its frames)."""
+        try:
+            self._record(status, seg_info)
+        except (OSError, KeyError) as exc:
+            print(f"{self.out}: could not record the status {status!r} ({exc}); its frames "
+                  "are intact", file=sys.stderr, flush=True)
 
     def _record(self, status: str, seg_info: dict[str, Any]) -> None:
         meta = h5md.read_meta(self.out)
@@ -430,28 +511,62 @@ class Supervisor:
 
     def _keep_logs(self) -> None:
         log = self.out.with_suffix(".log")
-        with open(log, "w") as handle:
-            for name in ("ipi.log", "driver.log"):
-                path = self.work / name
-                if path.is_file():
-                    handle.write(f"===== {name}\n{path.read_text(errors='replace')[-20000:]}\n")
+        try:
+            with open(log, "w") as handle:
+                for name in ("ipi.log", "driver.log"):
+                    path = self.work / name
+                    if path.is_file():
+                        handle.write(f"===== {name}\n"
+                                     f"{path.read_text(errors='replace')[-20000:]}\n")
+        except OSError as exc:
+            print(f"{log}: could not keep the logs ({exc})", file=sys.stderr, flush=True)
+
+
+def finished_status(spec: RunSpec) -> str | None:
+    """'completed' or 'failed' when the run's file says it ended for good, else None."""
+    try:
+        meta = h5md.read_meta(Path(spec.out_file))
+    except (OSError, KeyError):
+        return None
+    if meta["status"] == "failed" and (meta["failure"] or {}).get("kind") in RESUMABLE_FAILURES:
+        return None
+    return meta["status"] if meta["status"] in ("completed", "failed") else None
 
 
 def run_spec(spec: RunSpec, progress: bool = False) -> Outcome:
-    """Run one spec in this process (signals SIGTERM/SIGINT stop it softly)."""
+    """Run one spec in this process, holding its lock (signals SIGTERM/SIGINT stop it softly).
+
+    A run held by another live process, or finished meanwhile, is ``skipped``.
+    """
     from harness.engines.lammps_run import supervisor_class  # LAMMPS-served models, engines
 
-    supervisor = supervisor_class(spec)(spec, progress=progress)
-
-    def _on_signal(signum: int, frame: Any) -> None:
-        supervisor.stop_requested = supervisor.stop_requested or "interrupted"
-
-    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    lock = runlock.RunLock(spec.out_file)
     try:
-        return supervisor.run()
+        lock.acquire()
+    except runlock.Busy as exc:
+        return Outcome(status="skipped", note=f"running elsewhere: {exc}")
+    try:
+        if lock.taken_over:
+            print(f"{spec.name}: {lock.taken_over}", file=sys.stderr, flush=True)
+        done = finished_status(spec) if Path(spec.out_file).exists() else None
+        if done is not None:
+            return Outcome(status="skipped", note=f"already {done}")
+        supervisor = supervisor_class(spec)(spec, progress=progress)
+        supervisor.lock = lock
+
+        def _on_signal(signum: int, frame: Any) -> None:
+            supervisor.stop_requested = supervisor.stop_requested or "interrupted"
+
+        old = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            outcome = supervisor.run()
+            outcome.note = outcome.note or (lock.taken_over or "")
+            return outcome
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
     finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+        lock.release()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,6 +39,40 @@ def parse_time_ps(text: str, flag: str = "--time") -> float:
     return value
 
 
+def parse_time_step_fs(text: str | float, flag: str = "--dt") -> float:
+    """A time step in fs: ``0.5fs``, ``0.0005ps`` or a bare number (read as fs)."""
+    if isinstance(text, int | float) or _NUMBER_RE.match(str(text)):
+        value = float(text)
+        if not value > 0:
+            raise UserError(f"{flag} must be positive, got {text!r}")
+        return value
+    try:
+        return parse_time_ps(str(text), flag) * 1000.0
+    except UserError:
+        raise UserError(f"{flag} {text!r} is not a time step: write e.g. 0.5fs (a bare number "
+                        "is read as fs)") from None
+
+
+_WALL_UNITS_S = {"s": 1.0, "sec": 1.0, "min": 60.0, "h": 3600.0}
+_WALL_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(s|sec|min|h)?\s*$")
+_NUMBER_RE = re.compile(r"^\s*[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?\s*$")
+
+
+def parse_wall_s(text: str | float, flag: str) -> float:
+    """A wall-clock duration in seconds: ``20s``, ``2min``, ``1h`` or a bare number (s)."""
+    if isinstance(text, int | float):
+        value = float(text)
+    else:
+        match = _WALL_RE.match(str(text))
+        if not match:
+            raise UserError(f"{flag} {text!r} is not a duration: write e.g. 20s, 5min, 1h "
+                            "(a bare number is read as seconds)")
+        value = float(match.group(1)) * _WALL_UNITS_S[match.group(2) or "s"]
+    if not value > 0:
+        raise UserError(f"{flag} must be positive, got {text!r}")
+    return value
+
+
 def format_time_ps(time_ps: float) -> str:
     """Format a duration in ps the way a person would write it (``1ns``, ``2ps``, ``500fs``)."""
     if time_ps >= 1000 and abs(time_ps / 1000 - round(time_ps / 1000)) < 1e-9:

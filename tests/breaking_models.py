@@ -51,3 +51,52 @@ class PulledBonds(Calculator):
 def make(**options) -> PulledBonds:
     """Factory for ``--model ase:breaking_models:make``."""
     return PulledBonds(**options)
+
+
+class Faulty(Calculator):
+    """A harmonic well around the first structure that misbehaves after ``after`` calls.
+
+    ``fault``: ``hang`` (sleeps for an hour: alive but silent), ``nan`` (non-finite forces),
+    ``raise`` (a Python exception) or ``exit`` (the process exits with code 3). With a small
+    ``after`` the first frames arrive and then the fault hits, which is how a model that
+    breaks during a run looks to the harness.
+    """
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, fault: str = "hang", after: int = 30, k: float = 5.0):
+        super().__init__()
+        if fault not in ("hang", "nan", "raise", "exit"):
+            raise ValueError(f"fault must be hang, nan, raise or exit, not {fault!r}")
+        self.fault, self.after, self.k = fault, int(after), float(k)
+        self.calls = 0
+        self.x0: np.ndarray | None = None
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        self.calls += 1
+        if self.x0 is None:
+            self.x0 = self.atoms.positions.copy()
+        if self.calls > self.after:
+            self._misbehave()
+        disp = self.atoms.positions - self.x0
+        forces = -self.k * disp
+        if self.calls > self.after and self.fault == "nan":
+            forces[0, 0] = np.nan
+        self.results = {"energy": float(0.5 * self.k * np.sum(disp ** 2)), "forces": forces}
+
+    def _misbehave(self) -> None:
+        import os
+        import time
+
+        if self.fault == "hang":
+            time.sleep(3600)
+        elif self.fault == "raise":
+            raise RuntimeError(f"Faulty model: deliberate error at call {self.calls}")
+        elif self.fault == "exit":
+            os._exit(3)
+
+
+def faulty(**options) -> Faulty:
+    """Factory for ``--model ase:breaking_models:faulty --model-option fault=hang``."""
+    return Faulty(**options)

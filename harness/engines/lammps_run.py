@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -222,13 +223,7 @@ class NativeSupervisor(Supervisor):
                     self.failure = event
                     self.stop_requested = self.stop_requested or "failed"
         self.buffer.extend(frames)
-        if frames:
-            now = time.monotonic()
-            if self.seen_frame:
-                gap = (now - self.last_frame_time) / len(frames)
-                self.frame_interval_max = max(self.frame_interval_max or 0.0, gap)
-            self.seen_frame = True
-            self.last_frame_time = now
+        self._frames_arrived(len(frames))
         return len(frames)
 
     def _keep_until(self) -> int:
@@ -242,6 +237,8 @@ class NativeSupervisor(Supervisor):
             self._pump(seg, 0.1)
             self._flush()
             self._report()
+            if self.lock is not None and self.lock.lost.is_set():
+                self.stop_requested = "lock_lost"
             if self.stop_requested:
                 return
             if seg.ipi.poll() is not None:
@@ -251,8 +248,9 @@ class NativeSupervisor(Supervisor):
             stalled = time.monotonic() - self.last_frame_time
             limit = self._stall_limit()
             if stalled > limit:
+                flag = "--stall-timeout" if self.seen_frame else "--startup-timeout"
                 self._fail("stalled", f"no new frame for {stalled:.0f} s (limit {limit:.0f} s; "
-                           "raise it with --stall-timeout)")
+                           f"raise it with {flag})")
                 return
 
     def _ended(self, seg: _Segment) -> None:
@@ -292,11 +290,15 @@ class NativeSupervisor(Supervisor):
             self._pump(seg, 0.0)
 
     def _keep_logs(self) -> None:
-        with open(self.out.with_suffix(".log"), "w") as handle:
-            for name in (LAMMPS_LOG, "lammps.out"):
-                path = self.work / name
-                if path.is_file():
-                    handle.write(f"===== {name}\n{path.read_text(errors='replace')[-20000:]}\n")
+        try:
+            with open(self.out.with_suffix(".log"), "w") as handle:
+                for name in (LAMMPS_LOG, "lammps.out"):
+                    path = self.work / name
+                    if path.is_file():
+                        handle.write(f"===== {name}\n"
+                                     f"{path.read_text(errors='replace')[-20000:]}\n")
+        except OSError as exc:
+            print(f"{self.out}: could not keep the logs ({exc})", file=sys.stderr, flush=True)
 
 
 def supervisor_class(spec: RunSpec) -> type[Supervisor]:
