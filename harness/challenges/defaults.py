@@ -111,7 +111,7 @@ def bond_thresholds(symbols: list[str], bonds: np.ndarray) -> tuple[float, dict[
 
     pairs: dict[str, float] = {}
     for i, j in bonds:
-        a, b = sorted((symbols[i], symbols[j]), key=lambda s: atomic_numbers[s])
+        a, b = sorted((symbols[i], symbols[j]), key=lambda s: -atomic_numbers[s])  # Pb-I
         if a in ORGANIC and b in ORGANIC:
             continue
         radius_sum = covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]]

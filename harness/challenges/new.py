@@ -155,10 +155,12 @@ def sampling_calculator(request: Request, atoms, family_name: str):
     covered = family.model_elements(model_file)
     missing = sorted(set(atoms.get_chemical_symbols()) - covered) if covered is not None else []
     if missing:
-        raise UserError(f"--starts-model {family_name} ({model_file}) covers "
-                        f"{','.join(sorted(covered))} but the structure has "
-                        f"{','.join(missing)} too: choose a model that covers every element, "
-                        "or give the starts with --starts FILE")
+        listed = ",".join(sorted(covered)) if len(covered) <= 12 else f"{len(covered)} elements"
+        raise UserError(f"--starts-model {family_name}"
+                        + (f" ({model_file.name})" if model_file else "")
+                        + f" does not cover {','.join(missing)} of the structure (it covers "
+                        f"{listed}): choose a model that covers every element, or give the "
+                        "starts with --starts FILE")
     family.check_structure(model_file, atoms)
     options: dict[str, Any] = {}
     for item in request.starts_model_options:
