@@ -99,7 +99,7 @@ def read_structure(path: Path, periodic: bool):
     if not path.is_file():
         raise UserError(f"--from {path}: no such file; give a structure file ASE reads")
     try:
-        atoms = read(str(path))
+        atoms = read(str(path), index=0)  # the first frame of a multi-frame file
     except Exception as exc:  # noqa: BLE001 - ASE raises many kinds for unreadable files
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise UserError(f"--from {path}: ASE cannot read it ({type(exc).__name__}: {first}); "
