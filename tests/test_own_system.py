@@ -203,8 +203,10 @@ def test_existing_folder_needs_force(ethanol: dict) -> None:
 
 
 def test_charge_and_multiplicity_reach_the_calculator(tmp_path: Path) -> None:
-    """--charge 1 --multiplicity 2 (the ethanol radical cation, 25 electrons): stored in the
-    starts, and the first energy of an xTB run is that of the cation doublet."""
+    """--charge 1 --multiplicity 4 (ethanol cation, 25 electrons, 3 unpaired): stored in the
+    starts, and the first energy of an xTB run is that of the quartet cation (tblite would
+    make a doublet of an odd electron count on its own, so the quartet proves the spin came
+    through)."""
     from tblite.ase import TBLite
 
     from harness import h5md
@@ -213,20 +215,22 @@ def test_charge_and_multiplicity_reach_the_calculator(tmp_path: Path) -> None:
     write(tmp_path / "ethanol.xyz", neutral)
     write(tmp_path / "frames.extxyz", [neutral, neutral])
     assert challenges_main(["new", "cation", "--from", str(tmp_path / "ethanol.xyz"), "--dir",
-                            str(tmp_path), "--charge", "1", "--multiplicity", "2", "--starts",
+                            str(tmp_path), "--charge", "1", "--multiplicity", "4", "--starts",
                             str(tmp_path / "frames.extxyz"), "--n-starts", "1"]) == 0
     chal = challenges.load(str(tmp_path / "cation"))
-    assert (chal.raw["charge"], chal.raw["multiplicity"]) == (1, 2)
+    assert (chal.raw["charge"], chal.raw["multiplicity"]) == (1, 4)
     start = read(chal.starts[0])
     assert start.get_initial_charges().sum() == 1
-    assert start.get_initial_magnetic_moments().sum() == 1
+    assert start.get_initial_magnetic_moments().sum() == 3
     out = tmp_path / "runs"
     launch("--model", "xtb", "--challenge", str(chal.path), "--replicas", "1", "--time", "2fs",
            "--stride", "1", "--out", str(out), check=True)
     [path] = sorted(out.rglob("replica-00.h5"))
     energy = h5md.read_frames(path, 0, 1)["potential"][0]
-    neutral.calc = TBLite(method="GFN2-xTB", charge=1, multiplicity=2, verbosity=0)
-    cation = neutral.get_potential_energy()
-    neutral.calc = TBLite(method="GFN2-xTB", verbosity=0)
-    assert abs(neutral.get_potential_energy() - cation) > 1.0  # the charge matters ...
-    assert energy == pytest.approx(cation, abs=1e-4)  # ... and the run had it
+    energies = {}
+    for charge, multiplicity in ((0, 1), (1, 2), (1, 4)):
+        neutral.calc = TBLite(method="GFN2-xTB", charge=charge, multiplicity=multiplicity,
+                              verbosity=0)
+        energies[charge, multiplicity] = neutral.get_potential_energy()
+    assert min(abs(energies[1, 4] - energies[c]) for c in ((0, 1), (1, 2))) > 5.0
+    assert energy == pytest.approx(energies[1, 4], abs=1e-4)  # the run had charge and spin
