@@ -203,8 +203,14 @@ def candidates(request: Request, atoms, protocol: defaults.Protocol, watchdog
     every = max(1, int(round(10.0 / dt)))
     system = atoms.copy()
     starts.set_charge_and_spin(system, request.charge, request.multiplicity)
-    run = starts.sample_md(system, calculator, temperature, dt, request.starts_time_ps, every,
-                           request.seed, watchdog)
+    try:
+        run = starts.sample_md(system, calculator, temperature, dt, request.starts_time_ps,
+                               every, request.seed, watchdog)
+    except Exception as exc:  # noqa: BLE001 - the user's model on the user's system
+        first = (str(exc).splitlines() or [""])[0]
+        raise UserError(f"the sampling MD with --starts-model {name} failed "
+                        f"({type(exc).__name__}: {first}); check the structure, --charge and "
+                        "--multiplicity, or give the starts with --starts FILE") from None
     how = {"source": "md", "model": name, "model_file": str(model_file) if model_file else None,
            "model_options": list(request.starts_model_options), "temperature_K": temperature,
            "dt_fs": dt, "time_ps": round(run.time_ps, 6), "steps": run.steps,
