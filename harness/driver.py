@@ -174,9 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     start = read(spec.start_file)
     monitor = None if args.no_watchdog else _monitor(spec, start, args.first_step)
     server = ModelServer(calculator, start.get_chemical_symbols(), spec.periodic, monitor)
-    # Formal charges stored in the start file (charged peptides) reach calculators that read
-    # Atoms.get_initial_charges(), e.g. tblite's total charge.
+    # Formal charges and magnetic moments stored in the start file (charged peptides, a new
+    # challenge's --charge/--multiplicity) reach calculators that read
+    # Atoms.get_initial_charges()/get_initial_magnetic_moments(), e.g. tblite's total charge
+    # and unpaired electrons.
     server.atoms.set_initial_charges(start.get_initial_charges())
+    server.atoms.set_initial_magnetic_moments(start.get_initial_magnetic_moments())
     sock = connect(args.address, args.connect_timeout)
     outcome = serve(sock, server)
     if outcome == "event":  # before disconnecting: i-PI exits as soon as the socket closes

@@ -386,3 +386,29 @@ def test_pair_style_template(cluster: Cluster, tmp_path: Path) -> None:
     (meta,) = _completed(out).values()
     assert meta["status"] == "completed"
     np.testing.assert_array_equal(meta["steps"], [0, 20, 40])
+
+
+def test_a_challenge_of_ones_own_runs_through_submit(cluster: Cluster, tmp_path: Path) -> None:
+    """`python -m harness.challenges new` (starts from the user's frames, no MD), then
+    `--submit --challenge NAME` relative to the submission folder: every task finds it."""
+    from ase.io import read, write
+
+    frames = sorted((REPO / "harness" / "challenges" / CHALLENGE / "starts").glob("*.xyz"))
+    write(tmp_path / "frames.extxyz", [read(p) for p in frames])
+    made = subprocess.run([sys.executable, "-m", "harness.challenges", "new", "mine", "--from",
+                           str(frames[0]), "--starts", str(tmp_path / "frames.extxyz"),
+                           "--n-starts", "2", "--dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, env=_env(cluster))
+    assert made.returncode == 0, made.stderr
+    out = tmp_path / "runs"
+    analysis, runs = _submit(cluster, *HARMONIC, "--challenge", "mine", "--temperatures", "300",
+                             "--replicas", "2", *TINY, "--out", str(out), cwd=tmp_path)
+    states = cluster.wait([runs, analysis], 400)
+    assert set(states.values()) == {"COMPLETED"}, (states, _logs(out))
+    found = _completed(out)
+    assert sorted(found) == [f"mine/harmonic/300K/replica-0{r}.h5" for r in (0, 1)]
+    for name, meta in found.items():
+        replica = int(name[-4])
+        assert meta["status"] == "completed" and meta["run_spec"]["challenge"] == "mine"
+        assert meta["run_spec"]["start_file"] == str(tmp_path / "mine" / "starts"
+                                                     / f"start-0{replica}.xyz")

@@ -56,6 +56,16 @@ def test_pair_thresholds_and_periodic_images() -> None:
     assert event is not None and event.distance_angstrom == np.float64(5.4) - 0.8
 
 
+def test_atom_just_below_a_cell_face_is_wrapped_into_the_box() -> None:
+    """np.mod(-1e-17, L) == L: such an atom (an MD of a crystal with atoms at 0) must not
+    crash the periodic neighbour search."""
+    geom = C.Geometry(np.array([29, 29]), cell=np.diag([7.22, 7.22, 7.22]))
+    pos = np.array([[-1e-17, 0.0, 0.0], [7.0, 0.0, 0.0]])
+    assert C.bond_topology(geom, pos).tolist() == [[0, 1]]  # 0.22 A through the face
+    event = C.AtomCollapse(geom).check(C.Frame(0, 0.0, pos))
+    assert event is not None and abs(event.distance_angstrom - 0.22) < 1e-9
+
+
 def test_other_criteria() -> None:
     atoms, geom, bonds = _geom_and_bonds()
     pos = atoms.positions.copy()

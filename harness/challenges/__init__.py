@@ -6,6 +6,7 @@ the stability thresholds, the observables that apply and the atom groups they us
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,22 +78,42 @@ def _protocol(table: dict[str, Any], base: Protocol | None, where: str) -> Proto
     )
 
 
+#: Environment variable: folders (separated by ``os.pathsep``) holding challenges of one's own.
+SEARCH_PATH_ENV = "TEA_HARNESS_CHALLENGE_PATH"
+
+
+def find(name: str) -> Path:
+    """The folder of a challenge: shipped, a folder path, or NAME under a search-path folder.
+
+    The search path (``TEA_HARNESS_CHALLENGE_PATH``) lets commands that know a challenge only
+    by the name its runs record (the analysis) find challenges made with
+    ``python -m harness.challenges new`` outside the current folder.
+
+    Raises
+    ------
+    UserError
+        When no folder with a ``challenge.toml`` is found.
+    """
+    candidates = [CHALLENGES_DIR / name, Path(name).expanduser()]
+    candidates += [Path(p).expanduser() / name
+                   for p in os.environ.get(SEARCH_PATH_ENV, "").split(os.pathsep) if p]
+    for folder in candidates:
+        if (folder / "challenge.toml").is_file():
+            return folder.resolve()
+    raise UserError(f"unknown challenge {name!r}: choose one of {', '.join(available())}, "
+                    f"give a folder with a challenge.toml, or add its parent folder to "
+                    f"{SEARCH_PATH_ENV}")
+
+
 def load(name: str) -> Challenge:
-    """Load a challenge by name, or from a folder holding a ``challenge.toml``.
+    """Load a challenge by name, or from a folder holding a ``challenge.toml`` (:func:`find`).
 
     Raises
     ------
     UserError
         For an unknown name or an invalid definition.
     """
-    folder = CHALLENGES_DIR / name
-    if not (folder / "challenge.toml").is_file():
-        candidate = Path(name).expanduser()
-        if (candidate / "challenge.toml").is_file():
-            folder = candidate.resolve()
-        else:
-            raise UserError(f"unknown challenge {name!r}: choose one of {', '.join(available())}"
-                            " or give a folder with a challenge.toml")
+    folder = find(name)
     toml_path = folder / "challenge.toml"
     try:
         raw = tomllib.loads(toml_path.read_text())

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         out = args.source or Path(scratch)
         if args.source is None:
             cmd = [sys.executable, "-m", "harness.launch", "--model", "xtb", "--challenge",
-                   challenge.name, "--temperatures", f"{args.temperature:g}", "--replicas",
+                   str(challenge.path), "--temperatures", f"{args.temperature:g}", "--replicas",
                    str(args.replicas), "--time", args.time, "--stride", str(args.stride),
                    "--seed", str(args.seed), "--jobs", str(args.jobs), "--quiet",
                    "--out", str(out)]

@@ -11,6 +11,9 @@ from typing import Any
 
 from harness.models import ModelFamily
 
+#: GFN2-xTB has parameters for H to Rn (Z = 1..86).
+MAX_ATOMIC_NUMBER = 86
+
 
 def _calculator(model_file: Path | None, options: dict[str, Any]):
     from tblite.ase import TBLite
@@ -20,6 +23,12 @@ def _calculator(model_file: Path | None, options: dict[str, Any]):
     return TBLite(**settings)
 
 
+def _elements(model_file: Path | None) -> set[str]:
+    from ase.data import chemical_symbols
+
+    return set(chemical_symbols[1:MAX_ATOMIC_NUMBER + 1])
+
+
 FAMILY = ModelFamily(
     name="xtb",
     description="GFN2-xTB via tblite: the reference method (no model file)",
@@ -27,6 +36,7 @@ FAMILY = ModelFamily(
     packages=("tblite",),
     requires=("tblite",),
     install_hint="pip install tblite",
+    model_elements=_elements,
     options=("method", "accuracy", "electronic_temperature", "charge", "multiplicity",
              "max_iterations", "guess", "mixer_damping", "solvation", "verbosity"),
 )

@@ -97,7 +97,10 @@ class Geometry:
         pts = positions if subset is None else positions[subset]
         if self.orthorhombic:
             box = np.diag(self.cell)
-            return cKDTree(np.mod(pts, box), boxsize=box)
+            wrapped = np.mod(pts, box)
+            # np.mod(-1e-17, L) rounds to L itself, which cKDTree refuses (atoms on a face)
+            wrapped[wrapped >= box] = 0.0
+            return cKDTree(wrapped, boxsize=box)
         return cKDTree(pts)
 
     def pair(self, i: int, j: int) -> tuple[list[int], list[str]]:
