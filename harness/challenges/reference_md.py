@@ -6,8 +6,8 @@ the equivalent at the harness's reference level: the harness itself runs ``--mod
 compacted for the repository: positions as float32 rounded to 1e-4 A by HDF5's scale-offset
 filter, then shuffle+gzip (far below thermal motion), every N-th frame, observables kept,
 velocities and forces dropped (the Ramachandran analysis needs positions only). The result is
-still H5MD that the harness's reader and MDAnalysis open. Files land in ``harness/challenges/<name>/reference/`` as
-``xtb-<T>K-replica-NN.h5``.
+still H5MD that the harness's reader and MDAnalysis open. Files land in
+``harness/challenges/<name>/reference/`` as ``xtb-<T>K-replica-NN.h5``.
 
 Run (Challenge I as shipped: 12 x 20 ps at 500 K, 480k xTB calls; about 50 ms each on the
 2-core development machine, so 6-7 CPU-hours; better run it as a resumable launch and compact
