@@ -54,6 +54,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("out", "output folder", "runs", "path"),
     Option("jobs", "runs in parallel (default: number of cores)", None, "int"),
     Option("threads", "OpenMP threads per run", 1, "int"),
+    Option("batch", "runs of one model served by one force client that evaluates all their "
+           "structures in one model call per step (default 1: a client per run); --jobs "
+           "then counts groups (default 1)", 1, "int"),
     Option("stall-timeout", "seconds without a new frame before a run is declared hung", 60.0,
            "float"),
     Option("criteria", "stability criteria: sets tea (default), mdsim, mlipaudit, mlipx, or "

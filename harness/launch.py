@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from harness import challenges, config, slurm
+from harness.batch import check_batch
 from harness.errors import UserError
 from harness.local import LocalLauncher, pending
 from harness.runner import run_spec
@@ -55,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         plan = [plan[settings["task"]]]
     todo, done = pending(plan, settings["retry_failed"])
+    try:
+        check_batch(plan, settings["batch"])
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     _print_plan(plan, todo)
     if settings["dry_run"]:
         for i, spec in enumerate(plan):
@@ -69,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         infra = [o for o in outcomes if o.status == "failed"
                  and (o.failure or {}).get("kind") in INFRASTRUCTURE_FAILURES]
         return 1 if infra else (3 if any(o.status == "interrupted" for o in outcomes) else 0)
-    jobs = settings["jobs"] or config.default_jobs()
-    summary = LocalLauncher(jobs, live=not settings["quiet"]).run(todo, done)
+    summary = _launcher(settings, plan).run(todo, done)
     out = settings["out"]
     print(f"{len(summary.completed)} completed, {len(summary.failed)} failed, "
           f"{len(summary.interrupted)} interrupted, {len(summary.skipped)} already done; "
@@ -93,6 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     return exit_code(summary)
 
 
+def _launcher(settings: dict, plan: list) -> LocalLauncher:
+    """The local launcher; with ``--batch N`` one shared force client per N runs."""
+    if settings["batch"] == 1:
+        return LocalLauncher(settings["jobs"] or config.default_jobs(),
+                             live=not settings["quiet"])
+    from harness.batch import GroupLauncher
+
+    return GroupLauncher(settings["jobs"] or 1, settings["batch"], Path(settings["out"]),
+                         live=not settings["quiet"])
+
+
 def _submit(argv: list[str], args) -> int:
     """``--submit``: plan as the Slurm tasks will, then sbatch the pending runs."""
     try:
@@ -100,6 +116,9 @@ def _submit(argv: list[str], args) -> int:
         settings = config.resolve_settings(config.build_parser().parse_args(task_args))
         if settings["task"] is not None:
             raise UserError("--task and --submit exclude each other: --submit makes the tasks")
+        if settings["batch"] != 1:
+            raise UserError("--submit --batch is not available yet: submit without --batch, "
+                            "or run the groups locally on a node with --batch")
         plan = config.build_plan(settings)
         todo, _ = pending(plan, settings["retry_failed"])
         _print_plan(plan, todo)
