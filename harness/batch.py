@@ -39,6 +39,7 @@ from harness.plan import RunSpec
 from harness.runner import SOCKET_PREFIX, Supervisor
 
 GROUPS_DIR = ".batch"  # under the output folder
+IPI_EXIT_GRACE_S = 5.0
 
 
 def _alive(pid: int) -> bool:
@@ -70,6 +71,9 @@ class MemberHandle:
         self.token = token
         self.work = work
         self.returncode: int | None = None
+        self.lost = False  # the client died without releasing this run
+        self.ipi: subprocess.Popen | None = None  # the run's i-PI server
+        self.left_at: float | None = None
         self.pid = int((group / CLIENT_PID).read_text().strip())
 
     def poll(self) -> int | None:
@@ -78,14 +82,22 @@ class MemberHandle:
             return self.returncode
         left = self.group / LEFT / f"{self.token}.json"
         if left.is_file():
-            self.returncode = int(json.loads(left.read_text()).get("code", 1))
+            code = int(json.loads(left.read_text()).get("code", 1))
+            # A normal departure (EXIT, closed socket, watchdog event) is reported once the
+            # run's i-PI has ended too, as a private client's process exit would be: the
+            # supervisor then reads i-PI's last frames before judging the run.
+            if code == 0 and self.ipi is not None and self.ipi.poll() is None:
+                self.left_at = self.left_at or time.monotonic()
+                if time.monotonic() - self.left_at < IPI_EXIT_GRACE_S:
+                    return None
+            self.returncode = code
         elif not _alive(self.pid):
             if left.is_file():  # it wrote the record just before it ended
                 return self.poll()
             with open(self.work / "driver.log", "a") as log:
                 log.write(f"the group force client (pid {self.pid}, {self.group.name}) "
                           "ended without releasing this run\n")
-            self.returncode = 1
+            self.returncode, self.lost = 1, True
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
@@ -126,6 +138,16 @@ class MemberSupervisor(Supervisor):
         tmp.write_text(json.dumps(request))
         tmp.replace(join / f"{token}.json")
         seg.driver = MemberHandle(self.group, token, self.work)
+        seg.driver.ipi = seg.ipi
+
+    def _read_event(self, seg, wait_s: float) -> bool:
+        """The watchdog's event, or else, when the group client died holding this run (its
+        i-PI then exits first), that death as the failure."""
+        found = super()._read_event(seg, wait_s)
+        if not found and seg.driver.poll() is not None and seg.driver.lost:
+            self._fail("driver_died", "force client died: "
+                       + procs.tail(self.work / "driver.log", 3))
+        return found
 
     def _record(self, status: str, seg_info: dict[str, Any]) -> None:
         try:
@@ -241,8 +263,11 @@ class GroupLauncher(LocalLauncher):
         stats = folder / STATS_FILE
         if stats.is_file():
             self.client_stats.append(json.loads(stats.read_text()))
-        if client.returncode == 0:
-            shutil.rmtree(folder, ignore_errors=True)
+        if client.returncode != 0 and not self.quiet:
+            self.stream.write(f"\ngroup force client {folder.name} ended with "
+                              f"{procs.describe_exit(client.returncode)}: "
+                              f"{procs.tail(folder / 'client.log', 3)}\n")
+        shutil.rmtree(folder, ignore_errors=True)  # each run's log holds what concerns it
 
 
 def _reap(client: subprocess.Popen, timeout_s: float) -> None:
