@@ -222,7 +222,9 @@ class Supervisor:
         for row in seg.streams["props"].rows():
             self.assembler.add(int(round(row["step"])), "props", row)
         frames = self.assembler.complete()
+        received = time.time()  # the wall clock of the frames (H5MD observable wall_clock)
         for frame in frames:
+            frame["wall_clock"] = received
             props = frame.pop("props")
             frame.update({k: props[k] for k in PROPERTY_COLUMNS[1:]})
             self._check_frame(frame)

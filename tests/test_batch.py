@@ -59,6 +59,7 @@ def test_batched_runs_equal_unbatched_runs(tmp_path: Path) -> None:
     common = (*HARMONIC, "--temperatures", "300,500,700", "--replicas", "1",
               "--time", "0.05ps", "--stride", "5")
     before = socket_dirs()
+    started = time.time()
     batched = launch(*common, "--batch", "3", "--out", str(tmp_path / "b"), check=True)
     launch(*common, "--out", str(tmp_path / "u"), check=True)
     assert "3 completed, 0 failed" in batched.stdout
@@ -73,6 +74,10 @@ def test_batched_runs_equal_unbatched_runs(tmp_path: Path) -> None:
         assert segment["batch"]["batch_size"] == 3
         assert segment["batch"]["runs_in_plan_group"] == 3
         assert "batch" not in h5md.read_meta(u)["provenance"]["segments"][-1]
+        steps, stamps = h5md.read_wall_clock(b)  # per-frame wall clock (H5MD observable)
+        assert list(steps) == list(range(0, 101, 5))
+        assert started <= stamps[0] and np.all(np.diff(stamps) >= 0)
+        assert stamps[-1] <= time.time()
     _nothing_left(tmp_path / "b", before)
 
 
