@@ -116,8 +116,9 @@ def _wait_for(condition, timeout_s: float) -> bool:
 def test_kill9_of_the_group_client_fails_every_member_then_a_rerun_completes(
         tmp_path: Path) -> None:
     out = tmp_path / "runs"
-    args = [*HARMONIC, "--temperatures", "300,500,700", "--replicas", "1", "--time", "10ps",
-            "--batch", "3", "--out", str(out)]
+    group = [*HARMONIC, "--temperatures", "300,500,700", "--replicas", "1", "--stride", "5",
+             "--batch", "3", "--out", str(out)]
+    args = [*group, "--time", "10ps"]
     before = socket_dirs()
     proc = subprocess.Popen([sys.executable, "-m", "harness.launch", "--quiet", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -148,8 +149,7 @@ def test_kill9_of_the_group_client_fails_every_member_then_a_rerun_completes(
         assert "group force client" in failure["message"]
     assert not processes_matching(str(out)) and socket_dirs() <= before
     # the same command again, retrying the failed runs, completes every member
-    rerun = launch(*args[:-4], "--time", "0.05ps", "--batch", "3", "--out", str(out),
-                   "--retry-failed", check=True)
+    rerun = launch(*group, "--time", "0.05ps", "--retry-failed", check=True)
     assert "3 completed, 0 failed" in rerun.stdout
     for path in paths:
         meta = h5md.read_meta(path)
