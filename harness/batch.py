@@ -201,7 +201,7 @@ class GroupLauncher(LocalLauncher):
     def __init__(self, jobs: int, batch: int, out: Path, **kwargs: Any):
         super().__init__(max(1, jobs) * batch, **kwargs)
         self.batch = batch
-        self.root = Path(out) / GROUPS_DIR
+        self.root = Path(out).expanduser().resolve() / GROUPS_DIR
         self.group_of: dict[str, int] = {}
         self.groups: list[list[RunSpec]] = []
         self.folders: dict[int, Path] = {}

@@ -127,7 +127,7 @@ def test_kill9_of_the_group_client_fails_every_member_then_a_rerun_completes(
     def running() -> bool:
         return all(p.exists() and (h5md.last_step(p) or 0) >= 200 for p in paths)
 
-    assert _wait_for(running, 120), "the group did not start"
+    assert _wait_for(running, 300), "the group did not start"  # slow when the machine is busy
     pid_files = list((out / GROUPS_DIR).glob(f"*/{CLIENT_PID}"))
     assert len(pid_files) == 1
     killed_at = time.monotonic()
