@@ -56,8 +56,7 @@ class Member:
     posdata: bool = False  # positions received, forces not computed yet
     have_data: bool = False  # forces computed, GETFORCE not yet answered
     lagging: bool = False  # missed a gather: not waited for until it sends positions
-    status_owed: bool = False  # i-PI asked STATUS while the forces were not ready
-    getforce_owed: bool = False  # i-PI asked GETFORCE while the forces were not ready
+    owed: list[bytes] = field(default_factory=list)  # STATUS/GETFORCE asked while computing
     energy: float = 0.0
     forces: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
@@ -140,6 +139,8 @@ class GroupClient:
 
     # ----------------------------------------------------------------- leaving
     def _leave(self, member: Member, reason: str, code: int, message: str = "") -> None:
+        if member.token not in self.members:  # already gone (one departure, one record)
+            return
         if member.sock is not None:
             member.sock.close()
         self.members.pop(member.token, None)
@@ -169,7 +170,7 @@ class GroupClient:
         head = ipi_wire.recv_header(member.sock)
         if head == ipi_wire.STATUS:
             if member.posdata:  # busy, as a one-run client computing: answer when done
-                member.status_owed = True
+                member.owed.append(ipi_wire.STATUS)
             else:
                 member.sock.sendall(ipi_wire.status_answer(member.initialised, member.have_data))
         elif head == ipi_wire.INIT:
@@ -180,7 +181,7 @@ class GroupClient:
             member.posdata, member.lagging = True, False
         elif head == ipi_wire.GETFORCE:
             if member.posdata:  # i-PI 3.3 sends POSDATA+GETFORCE at once: answer when done
-                member.getforce_owed = True
+                member.owed.append(ipi_wire.GETFORCE)
             else:
                 self._answer_getforce(member)
         elif head == ipi_wire.EXIT:
@@ -190,7 +191,6 @@ class GroupClient:
 
     def _answer_getforce(self, member: Member) -> None:
         """Send the forces; after a watchdog event, save it and let the run go."""
-        member.getforce_owed = False
         ipi_wire.send_forces(member.sock, member.energy, member.forces)
         member.have_data = False
         monitor = member.server.monitor
@@ -226,12 +226,13 @@ class GroupClient:
             if member.token in results:
                 member.energy, member.forces = member.server.finish(*results[member.token])
                 member.posdata, member.have_data = False, True
-                try:
-                    if member.status_owed:
-                        member.status_owed = False
-                        member.sock.sendall(ipi_wire.HAVEDATA)
-                    if member.getforce_owed:
-                        self._answer_getforce(member)
+                try:  # the answers i-PI waits for, in the order it asked
+                    while member.owed and member.token in self.members:
+                        if member.owed.pop(0) == ipi_wire.GETFORCE:
+                            self._answer_getforce(member)
+                        else:
+                            member.sock.sendall(ipi_wire.status_answer(member.initialised,
+                                                                       member.have_data))
                 except OSError:
                     self._leave(member, "closed", 0)
 
