@@ -56,6 +56,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("jobs", "runs in parallel (default: number of cores)", None, "int"),
     Option("threads", "OpenMP threads per run (default: the cores left over by --jobs, i.e. "
            "cores / runs side by side)", None, "int"),
+    Option("batch", "runs of one model served by one force client that evaluates all their "
+           "structures in one model call per step (default 1: a client per run); --jobs "
+           "then counts groups (default 1)", 1, "int"),
     Option("stall-timeout", "time without a new frame before a run is declared hung, e.g. 60s, "
            "5min (a bare number is seconds)", 60.0, "wall_time"),
     Option("startup-timeout", "time allowed until the first frame (loading a large model), "

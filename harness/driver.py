@@ -1,8 +1,9 @@
 """The force client: serves any registered model to i-PI over a unix socket.
 
 One code path for every ASE-calculator family: the driver builds the calculator from the
-registry, then answers i-PI's socket protocol (STATUS / INIT / POSDATA / GETFORCE / EXIT).
-Unlike a plain client it never spins: a closed socket or a dead server ends it at once.
+registry, then answers i-PI's socket protocol (:mod:`harness.ipi_wire`). Unlike a plain
+client it never spins: a closed socket or a dead server ends it at once. The batched client
+(:mod:`harness.batch_driver`) reuses :class:`ModelServer` for each run of its group.
 
 Run as ``python -m harness.driver --spec SPEC.json --address /tmp/ipi_<id>/sock``.
 """
@@ -17,30 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-HEADER_LEN = 12
-
-
-def _msg(text: str) -> bytes:
-    return text.upper().ljust(HEADER_LEN).encode()
-
-
-class SocketClosed(Exception):
-    """The server closed the connection."""
-
-
-def _recv_exact(sock: socket.socket, nbytes: int) -> bytes:
-    view = bytearray(nbytes)
-    got = 0
-    while got < nbytes:
-        chunk = sock.recv_into(memoryview(view)[got:], nbytes - got)
-        if chunk == 0:
-            raise SocketClosed
-        got += chunk
-    return bytes(view)
+from harness import ipi_wire
+from harness.ipi_wire import SocketClosed, connect  # noqa: F401 - re-exported for callers
 
 
 class ModelServer:
-    """Evaluates an ASE calculator on the structures i-PI sends, in i-PI's atomic units."""
+    """Evaluates an ASE calculator on the structures i-PI sends, in i-PI's atomic units.
+
+    The work of :meth:`compute` is split in three so that a batched client can place every
+    run's structure (:meth:`set_structure`), evaluate them together, and hand each run its
+    result back (:meth:`finish`, which also feeds the run's watchdog).
+    """
 
     def __init__(self, calculator, symbols: list[str], periodic: bool, monitor=None):
         from ase import Atoms
@@ -60,26 +48,35 @@ class ModelServer:
         self.evang_to_au = unit_to_internal("force", "ev/ang", 1.0)
         self.calls = 0
 
-    def compute(self, cell_au: np.ndarray, pos_au: np.ndarray) -> tuple[float, np.ndarray]:
-        """Energy (Hartree) and forces (Hartree/Bohr) for one structure in atomic units.
-
-        i-PI sends the cell as column vectors; ASE wants rows. The virial is not computed
-        (NVT only) and is sent as zeros.
-        """
+    def set_structure(self, cell_au: np.ndarray, pos_au: np.ndarray) -> None:
+        """Place i-PI's structure (Bohr; the cell as column vectors) in ``self.atoms`` (A)."""
         self.atoms.positions[:] = pos_au.reshape(-1, 3) * self.bohr_to_ang
         if self.periodic:
             self.atoms.cell[:] = cell_au.T * self.bohr_to_ang
+
+    def evaluate(self) -> tuple[float, np.ndarray]:
+        """Energy (eV) and forces (eV/A) of the calculator at ``self.atoms``."""
         # Call the calculator directly: ASE's get_potential_energy would first compare the
         # atoms with the cached ones (costly for cheap models); the positions always changed.
         changes = self.changes if self.calls else self.first_changes
         self.calculator.calculate(self.atoms, ["energy", "forces"], changes)
         results = self.calculator.results
-        energy = float(results["energy"])
-        forces = np.asarray(results["forces"], dtype=np.float64)
+        return float(results["energy"]), np.asarray(results["forces"], dtype=np.float64)
+
+    def finish(self, energy_ev: float, forces_ev: np.ndarray) -> tuple[float, np.ndarray]:
+        """Count the call, show it to the watchdog; energy (Hartree) and forces (Hartree/Bohr)."""
         self.calls += 1
         if self.monitor is not None:
-            self.monitor.observe(self.atoms.positions, forces, energy)
-        return energy * self.ev_to_ha, forces * self.evang_to_au
+            self.monitor.observe(self.atoms.positions, forces_ev, energy_ev)
+        return energy_ev * self.ev_to_ha, forces_ev * self.evang_to_au
+
+    def compute(self, cell_au: np.ndarray, pos_au: np.ndarray) -> tuple[float, np.ndarray]:
+        """Energy (Hartree) and forces (Hartree/Bohr) for one structure in atomic units.
+
+        The virial is not computed (NVT only) and is sent as zeros.
+        """
+        self.set_structure(cell_au, pos_au)
+        return self.finish(*self.evaluate())
 
 
 def serve(sock: socket.socket, server: ModelServer) -> str:
@@ -87,59 +84,31 @@ def serve(sock: socket.socket, server: ModelServer) -> str:
     initialised = have_data = False
     energy = 0.0
     forces = np.zeros(0)
-    natoms = 0
     try:
         while True:
-            header = _recv_exact(sock, HEADER_LEN)
-            if header == _msg("STATUS"):
-                state = "HAVEDATA" if have_data else ("READY" if initialised else "NEEDINIT")
-                sock.sendall(_msg(state))
-            elif header == _msg("INIT"):
-                _recv_exact(sock, 4)
-                length = int(np.frombuffer(_recv_exact(sock, 4), np.int32)[0])
-                _recv_exact(sock, length)
+            head = ipi_wire.recv_header(sock)
+            if head == ipi_wire.STATUS:
+                sock.sendall(ipi_wire.status_answer(initialised, have_data))
+            elif head == ipi_wire.INIT:
+                ipi_wire.recv_init(sock)
                 initialised = True
-            elif header == _msg("POSDATA"):
-                cell = np.frombuffer(_recv_exact(sock, 72), np.float64).reshape(3, 3)
-                _recv_exact(sock, 72)  # inverse cell, unused
-                natoms = int(np.frombuffer(_recv_exact(sock, 4), np.int32)[0])
-                pos = np.frombuffer(_recv_exact(sock, 24 * natoms), np.float64)
-                energy, forces = server.compute(cell, pos)
+            elif head == ipi_wire.POSDATA:
+                energy, forces = server.compute(*ipi_wire.recv_posdata(sock))
                 have_data = True
-            elif header == _msg("GETFORCE"):
-                sock.sendall(_msg("FORCEREADY"))
-                sock.sendall(np.float64(energy).tobytes() + np.int32(natoms).tobytes()
-                             + np.ascontiguousarray(forces, np.float64).tobytes()
-                             + np.zeros(9, np.float64).tobytes() + np.int32(0).tobytes())
+            elif head == ipi_wire.GETFORCE:
+                ipi_wire.send_forces(sock, energy, forces)
                 have_data = False
                 if server.monitor is not None and server.monitor.done:
                     return "event"
-            elif header == _msg("EXIT"):
+            elif head == ipi_wire.EXIT:
                 return "exit"
             else:
-                raise RuntimeError(f"unexpected message from i-PI: {header!r}")
+                raise RuntimeError(f"unexpected message from i-PI: {head!r}")
     except (SocketClosed, ConnectionResetError, BrokenPipeError):
         return "closed"
 
 
-def connect(address: str, timeout_s: float) -> socket.socket:
-    """Connect to i-PI's unix socket, retrying until ``timeout_s`` (the server may be starting)."""
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.connect(address)
-            return sock
-        except (FileNotFoundError, ConnectionRefusedError):
-            sock.close()
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
-def _monitor(spec, start, first_step: int):
+def step_monitor(spec, start, first_step: int):
     """The per-step watchdog of a run (criteria and thresholds from its spec)."""
     from harness.stability.monitor import StepMonitor
     from harness.stability.watchdog import WatchdogSettings, build_frame_criteria
@@ -172,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     model_file = Path(spec.model_file) if spec.model_file else None
     calculator = family.ase_calculator(model_file, dict(spec.model_options))
     start = read(spec.start_file)
-    monitor = None if args.no_watchdog else _monitor(spec, start, args.first_step)
+    monitor = None if args.no_watchdog else step_monitor(spec, start, args.first_step)
     server = ModelServer(calculator, start.get_chemical_symbols(), spec.periodic, monitor)
     # Formal charges and magnetic moments stored in the start file (charged peptides, a new
     # challenge's --charge/--multiplicity) reach calculators that read

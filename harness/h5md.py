@@ -10,6 +10,8 @@ Layout (units in ``unit`` attributes; MDAnalysis's H5MDReader opens the files):
     /particles/all/species       atomic numbers;  /particles/all/mass  (amu)
     /observables/{potential_energy, kinetic_energy, conserved_energy}  eV
     /observables/temperature     K
+    /observables/wall_clock      s since the Unix epoch when the supervisor received the
+                                 frame (resolution: its poll interval, 0.1 s); NaN if unknown
     /parameters/harness          attributes: run_spec, provenance, status, failure (JSON)
 
 Forces are stored in kJ mol-1 Angstrom-1 because that is a force unit MDAnalysis knows
@@ -47,7 +49,11 @@ OBSERVABLES = {
     "kinetic_energy": ("kinetic", "eV"),
     "conserved_energy": ("conserved", "eV"),
     "temperature": ("temperature", "K"),
+    "wall_clock": ("wall_clock", "s"),
 }
+#: Frame keys that may be missing (then stored as NaN): the wall clock is stamped by the i-PI
+#: supervisor; frames from other writers (native LAMMPS runs, imports) may lack it.
+OPTIONAL_KEYS = {"wall_clock"}
 STATUSES = ("running", "completed", "failed", "interrupted")
 
 
@@ -190,8 +196,11 @@ def append(path: Path, frames: list[dict[str, Any]], reserve_bytes: int = 0) -> 
         try:
             for group, key, factor in series:
                 new = old[group.name] + len(frames)
-                for name, data in (("value", np.array([fr[key] for fr in frames]) * factor),
-                                   ("time", times)):
+                if key in OPTIONAL_KEYS:
+                    values = np.array([fr.get(key, np.nan) for fr in frames], dtype=np.float64)
+                else:
+                    values = np.array([fr[key] for fr in frames])
+                for name, data in (("value", values * factor), ("time", times)):
                     group[name].resize(new, axis=0)
                     group[name][old[group.name]:new] = data
             f.flush()
@@ -316,14 +325,29 @@ def read_start(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_frames(path: Path, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
-    """Frames in internal units: positions (A), velocities (A/ps), forces (eV/A), observables."""
+    """Frames in internal units: positions (A), velocities (A/ps), forces (eV/A), observables.
+
+    The wall clock is left out (it differs between two runs of the same physics): read it
+    with :func:`read_wall_clock`.
+    """
     out: dict[str, np.ndarray] = {}
     with open_file(path, "r") as f:
         # the step array counts the frames (see append): never read past it
         held = f[f"{PARTICLES}/position/step"].shape[0]
         stop = held if stop is None else min(stop, held) if stop >= 0 else stop
         for group, key, factor in _series(f):
-            out[key] = group["value"][start:stop] / factor
+            if key not in OPTIONAL_KEYS:
+                out[key] = group["value"][start:stop] / factor
         out["step"] = f[f"{PARTICLES}/position/step"][start:stop]
         out["time"] = f[f"{PARTICLES}/position/time"][start:stop]
     return out
+
+
+def read_wall_clock(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """Steps and wall-clock stamps (s since the Unix epoch) of the frames; None for files
+    written before the stamps existed."""
+    with open_file(path, "r") as f:
+        if "wall_clock" not in f["observables"]:
+            return None
+        group = f["observables/wall_clock"]
+        return group["step"][:], group["value"][:]

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from harness import challenges, config, slurm, storage
+from harness.batch import check_batch
 from harness.errors import UserError
 from harness.local import LocalLauncher, pending
 from harness.runner import run_spec
@@ -59,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         plan = [plan[settings["task"]]]
     busy: list = []
     todo, done = pending(plan, settings["retry_failed"], busy)
+    try:
+        check_batch(plan, settings["batch"])
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     _print_plan(plan, todo)
     if settings["dry_run"]:
         for i, spec in enumerate(plan):
@@ -68,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     jobs = 1 if settings["task"] is not None else settings["jobs"] or config.default_jobs()
     if settings["threads"] is None:  # the cores left over by the runs side by side
-        threads = config.default_threads(min(jobs, max(1, len(todo))))
+        # with --batch only the groups' clients compute: the cores go to them
+        side_by_side = (settings["jobs"] or 1) if settings["batch"] > 1 else jobs
+        threads = config.default_threads(min(side_by_side, max(1, len(todo))))
         todo = [dataclasses.replace(spec, omp_threads=threads) for spec in todo]
     if settings["task"] is not None:
         for spec, why in busy:
@@ -83,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         infra = [o for o in outcomes if o.status == "failed"
                  and (o.failure or {}).get("kind") in INFRASTRUCTURE_FAILURES]
         return 1 if infra else (3 if any(o.status == "interrupted" for o in outcomes) else 0)
-    summary = LocalLauncher(jobs, live=not settings["quiet"]).run(todo, done, busy)
+    summary = _launcher(settings, jobs).run(todo, done, busy)
     out = settings["out"]
     print(f"{len(summary.completed)} completed, {len(summary.failed)} failed, "
           f"{len(summary.interrupted)} interrupted, {len(summary.skipped)} already done, "
@@ -115,6 +123,16 @@ def is_demo(settings: dict) -> bool:
         settings[key] is None for key in ("time", "temperatures", "replicas", "dt", "stride"))
 
 
+def _launcher(settings: dict, jobs: int) -> LocalLauncher:
+    """The local launcher; with ``--batch N`` one shared force client per N runs."""
+    if settings["batch"] == 1:
+        return LocalLauncher(jobs, live=not settings["quiet"])
+    from harness.batch import GroupLauncher
+
+    return GroupLauncher(settings["jobs"] or 1, settings["batch"], Path(settings["out"]),
+                         live=not settings["quiet"])
+
+
 def _submit(argv: list[str], args) -> int:
     """``--submit``: plan as the Slurm tasks will, then sbatch the pending runs."""
     try:
@@ -123,6 +141,9 @@ def _submit(argv: list[str], args) -> int:
         storage.check_writable(Path(settings["out"]).expanduser().resolve())
         if settings["task"] is not None:
             raise UserError("--task and --submit exclude each other: --submit makes the tasks")
+        if settings["batch"] != 1:
+            raise UserError("--submit --batch is not available yet: submit without --batch, "
+                            "or run the groups locally on a node with --batch")
         plan = config.build_plan(settings)
         todo, _ = pending(plan, settings["retry_failed"])
         _print_plan(plan, todo)

@@ -135,11 +135,16 @@ class LocalLauncher:
         spec_file = scratch / f"{spec.name.replace('/', '_')}.json"
         spec_file.write_text(spec.to_json())
         env = dict(os.environ, TEA_HARNESS_COMMAND=command_line(), PYTHONUNBUFFERED="1")
-        proc = procs.start([sys.executable, "-m", "harness.runner", str(spec_file), "--progress"],
+        proc = procs.start([sys.executable, "-m", "harness.runner", str(spec_file), "--progress",
+                            *self._runner_args(spec)],
                            spec_file.with_suffix(".log"), env=env,
                            death_signal=signal.SIGKILL, new_session=True, stdout_pipe=True)
         os.set_blocking(proc.stdout.fileno(), False)
         return _Active(spec=spec, proc=proc, started=time.monotonic())
+
+    def _runner_args(self, spec: RunSpec) -> list[str]:
+        """Extra runner arguments for this run (the ``--batch`` launcher adds ``--group``)."""
+        return []
 
     @staticmethod
     def _read(run: _Active) -> None:

@@ -197,16 +197,23 @@ class Supervisor:
                                   cwd=self.work, env=env)
             for stale in (EVENT_FILE, RING_FILE):
                 (self.work / stale).unlink(missing_ok=True)
-            seg.driver = procs.start(
-                [sys.executable, "-m", self._client_module(), "--spec",
-                 str(self.work / "spec.json"),
-                 "--address", f"{SOCKET_PREFIX}{seg.address}",
-                 "--first-step", str(max(self.assembler.last_emitted, 0))],
-                self.work / "driver.log", cwd=self.work, env=env)
+            self._start_client(seg, env)
         except BaseException:
             self._teardown(seg)
             raise
         return seg
+
+    def _start_client(self, seg: _Segment, env: dict[str, str]) -> None:
+        """Start the run's force client on the segment's socket (``seg.driver``).
+
+        A run in a ``--batch`` group overrides this to join the group's shared client.
+        """
+        seg.driver = procs.start(
+            [sys.executable, "-m", self._client_module(), "--spec",
+             str(self.work / "spec.json"),
+             "--address", f"{SOCKET_PREFIX}{seg.address}",
+             "--first-step", str(max(self.assembler.last_emitted, 0))],
+            self.work / "driver.log", cwd=self.work, env=env)
 
     def _client_module(self) -> str:
         """The force client's module (``harness.driver`` serves ASE calculators)."""
@@ -226,7 +233,9 @@ class Supervisor:
         for row in seg.streams["props"].rows():
             self.assembler.add(int(round(row["step"])), "props", row)
         frames = self.assembler.complete()
+        received = time.time()  # the wall clock of the frames (H5MD observable wall_clock)
         for frame in frames:
+            frame["wall_clock"] = received
             props = frame.pop("props")
             frame.update({k: props[k] for k in PROPERTY_COLUMNS[1:]})
             self._check_frame(frame)
@@ -533,10 +542,11 @@ def finished_status(spec: RunSpec) -> str | None:
     return meta["status"] if meta["status"] in ("completed", "failed") else None
 
 
-def run_spec(spec: RunSpec, progress: bool = False) -> Outcome:
+def run_spec(spec: RunSpec, progress: bool = False, group: Path | None = None) -> Outcome:
     """Run one spec in this process, holding its lock (signals SIGTERM/SIGINT stop it softly).
 
-    A run held by another live process, or finished meanwhile, is ``skipped``.
+    A run held by another live process, or finished meanwhile, is ``skipped``. With ``group``
+    (a ``--batch`` group folder) the run is served by the group's shared force client.
     """
     from harness.engines.lammps_run import supervisor_class  # LAMMPS-served models, engines
 
@@ -551,7 +561,12 @@ def run_spec(spec: RunSpec, progress: bool = False) -> Outcome:
         done = finished_status(spec) if Path(spec.out_file).exists() else None
         if done is not None:
             return Outcome(status="skipped", note=f"already {done}")
-        supervisor = supervisor_class(spec)(spec, progress=progress)
+        if group is not None:
+            from harness.batch import MemberSupervisor
+
+            supervisor: Supervisor = MemberSupervisor(spec, progress=progress, group=group)
+        else:
+            supervisor = supervisor_class(spec)(spec, progress=progress)
         supervisor.lock = lock
 
         def _on_signal(signum: int, frame: Any) -> None:
@@ -574,11 +589,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.runner")
     parser.add_argument("spec")
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--group", type=Path, help="--batch group folder: use its shared "
+                        "force client (see harness.batch)")
     args = parser.parse_args(argv)
     spec = RunSpec.from_json(Path(args.spec).read_text())
     for sig in (signal.SIGTERM, signal.SIGINT):  # after the run, a late signal must not
         signal.signal(sig, signal.SIG_IGN)       # cut the outcome line short
-    outcome = run_spec(spec, progress=args.progress)
+    outcome = run_spec(spec, progress=args.progress, group=args.group)
     print(outcome.to_json(), flush=True)
     return 0
 

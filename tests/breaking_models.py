@@ -100,3 +100,56 @@ class Faulty(Calculator):
 def faulty(**options) -> Faulty:
     """Factory for ``--model ase:breaking_models:faulty --model-option fault=hang``."""
     return Faulty(**options)
+
+
+class BreaksWhenHot(Calculator):
+    """Springs on every bond that hold at low temperature; once any bond has stretched by
+    ``trigger`` Angstrom (thermal motion does that only when hot), its spring is replaced by
+    a constant pull of ``force`` eV/A and the bond breaks.
+
+    One model, one set of options: whether a run breaks depends only on its own trajectory,
+    so in a ``--batch`` group the hot run breaks and the cold ones do not.
+    """
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, trigger: float = 0.3, force: float = 8.0, k: float = 20.0):
+        super().__init__()
+        self.trigger, self.force, self.k = float(trigger), float(force), float(k)
+        self.bonds: np.ndarray | None = None
+        self.d0: np.ndarray | None = None
+        self.pulled: tuple[int, int] | None = None
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        pos = self.atoms.positions
+        if self.bonds is None:
+            self.bonds = bond_topology(Geometry(self.atoms.numbers), pos)
+            self.d0 = np.linalg.norm(pos[self.bonds[:, 1]] - pos[self.bonds[:, 0]], axis=1)
+        vec = pos[self.bonds[:, 1]] - pos[self.bonds[:, 0]]
+        d = np.linalg.norm(vec, axis=1)
+        if self.pulled is None:
+            stretched = np.nonzero(d - self.d0 > self.trigger)[0]
+            if len(stretched):
+                k = int(stretched[0])
+                self.pulled = (int(self.bonds[k, 0]), int(self.bonds[k, 1]))
+                keep = np.arange(len(self.bonds)) != k
+                self.bonds, self.d0, vec, d = self.bonds[keep], self.d0[keep], vec[keep], d[keep]
+        energy = 0.5 * self.k * np.sum((d - self.d0) ** 2)
+        fpair = (-self.k * (d - self.d0) / d)[:, None] * vec
+        forces = np.zeros_like(pos)
+        np.add.at(forces, self.bonds[:, 1], fpair)
+        np.add.at(forces, self.bonds[:, 0], -fpair)
+        if self.pulled is not None:
+            i, j = self.pulled
+            rij = pos[j] - pos[i]
+            dij = np.linalg.norm(rij)
+            energy -= self.force * dij
+            forces[j] += self.force * rij / dij
+            forces[i] -= self.force * rij / dij
+        self.results = {"energy": float(energy), "forces": forces}
+
+
+def make_hot_breaker(**options) -> BreaksWhenHot:
+    """Factory for ``--model ase:breaking_models:make_hot_breaker``."""
+    return BreaksWhenHot(**options)

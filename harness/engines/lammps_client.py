@@ -33,8 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import driver, procs
-from harness.driver import _msg, _recv_exact
+from harness import driver, ipi_wire, procs
 from harness.engines import lammps_run
 
 #: fix ipi's conversion constants (src/MISC/fix_ipi.cpp, metal units: angstrom = 1,
@@ -63,22 +62,12 @@ class LammpsRelay:
     def compute(self, cell_au: np.ndarray, pos_au: np.ndarray) -> tuple[float, np.ndarray]:
         """Energy (Hartree) and forces (Hartree/Bohr, i-PI's units) from LAMMPS."""
         scale = self.to_lammps
-        cell = np.ascontiguousarray(cell_au, np.float64) * scale
-        inverse = np.linalg.inv(cell) if abs(np.linalg.det(cell)) > 0 else np.zeros((3, 3))
-        positions = np.ascontiguousarray(pos_au, np.float64) * scale
-        self.conn.sendall(_msg("POSDATA") + cell.tobytes() + inverse.tobytes()
-                          + np.int32(len(positions) // 3).tobytes() + positions.tobytes())
-        self.conn.sendall(_msg("GETFORCE"))
-        header = _recv_exact(self.conn, driver.HEADER_LEN)
-        if header != _msg("FORCEREADY"):
-            raise RuntimeError(f"LAMMPS answered {header!r} to GETFORCE")
-        energy = float(np.frombuffer(_recv_exact(self.conn, 8), np.float64)[0])
-        natoms = int(np.frombuffer(_recv_exact(self.conn, 4), np.int32)[0])
-        forces = np.frombuffer(_recv_exact(self.conn, 24 * natoms), np.float64)
-        _recv_exact(self.conn, 72)  # virial: not used (NVT)
-        extra = int(np.frombuffer(_recv_exact(self.conn, 4), np.int32)[0])
-        if extra:
-            _recv_exact(self.conn, extra)
+        ipi_wire.send_posdata(self.conn, np.asarray(cell_au) * scale, np.asarray(pos_au) * scale)
+        self.conn.sendall(ipi_wire.GETFORCE)
+        head = ipi_wire.recv_header(self.conn)
+        if head != ipi_wire.FORCEREADY:
+            raise RuntimeError(f"LAMMPS answered {head!r} to GETFORCE")
+        energy, forces = ipi_wire.recv_forces(self.conn)
         energy_ev = energy / FIX_IPI_HARTREE_PER_EV
         forces_ev = forces / (FIX_IPI_HARTREE_PER_EV * FIX_IPI_BOHR_A)
         self.calls += 1
@@ -109,7 +98,7 @@ def _finish_lammps(conn: socket.socket | None, lammps) -> str:
     """Send EXIT, wait for LAMMPS; returns how it ended ('EXIT message' means success)."""
     if conn is not None:
         try:
-            conn.sendall(_msg("EXIT"))
+            conn.sendall(ipi_wire.EXIT)
         except OSError:
             pass
     try:
@@ -139,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
     spec = RunSpec.from_json(Path(args.spec).read_text())
     start = read(spec.start_file)
-    monitor = None if args.no_watchdog else driver._monitor(spec, start, args.first_step)
+    monitor = None if args.no_watchdog else driver.step_monitor(spec, start, args.first_step)
     work = Path.cwd()
     data, pair = lammps_run.write_inputs(spec, work, start)
     token = lammps_run.new_token()
@@ -160,11 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         lammps = procs.start(argv_, work / LOG, cwd=work, env=env, death_signal=signal.SIGTERM)
         conn = _accept(server, lammps)
         relay = LammpsRelay(conn, len(start), monitor)
-        ipi = driver.connect(args.address, args.connect_timeout)
+        ipi = ipi_wire.connect(args.address, args.connect_timeout)
         outcome = driver.serve(ipi, relay)
         if outcome == "event":  # before i-PI sees the socket close and ends the run
             monitor.save(work)
-    except (driver.SocketClosed, ConnectionError) as exc:
+    except (ipi_wire.SocketClosed, ConnectionError) as exc:
         print(f"LAMMPS closed the connection ({exc}): "
               f"{lammps_run.lammps_error(Path(lammps_run.LAMMPS_LOG))}", file=sys.stderr)
         outcome = "lammps_died"

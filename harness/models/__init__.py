@@ -65,6 +65,10 @@ class ModelFamily:
         serve the model inside LAMMPS (types 1..n in the order of ``elements``), or None.
     lammps_requirement
         The :class:`~harness.engines.lammps_env.PairRequirement` of those lines.
+    batch_evaluator
+        ``batch_evaluator(model_file, options) -> evaluate`` where ``evaluate(list_of_atoms)``
+        returns ``[(energy_eV, forces_eV_per_A), ...]`` for several structures in one model
+        call (``--batch``). None: the batched client loops over one calculator per run.
     """
 
     name: str
@@ -84,6 +88,8 @@ class ModelFamily:
         default=lambda path, atoms: None)
     lammps_pair: Callable[[Path, list[str]], list[str]] | None = None
     lammps_requirement: Any = None
+    batch_evaluator: Callable[[Path | None, dict[str, Any]], Callable[[list[Any]], list[
+        tuple[float, Any]]]] | None = None
 
     def check_installed(self) -> None:
         """Raise UserError naming the install command when a required package is missing."""

@@ -110,6 +110,57 @@ def _calculator(model_file: Path | None, options: dict[str, Any]):
         return MACECalculator(model_paths=str(model_file), **settings)
 
 
+def _batch_evaluator(model_file: Path | None, options: dict[str, Any]):
+    """Evaluate many structures as one batched graph (one model call for a whole group).
+
+    Uses the calculator's own settings (element table, cutoff, heads, dtype, device, units);
+    falls back to one call per structure for committees and compiled models, whose outputs
+    the calculator post-processes itself.
+    """
+    calc = _calculator(model_file, options)
+    if len(calc.models) != 1 or getattr(calc, "use_compile", False):
+        def one_by_one(structures: list) -> list[tuple[float, Any]]:
+            out = []
+            for atoms in structures:
+                calc.calculate(atoms, ["energy", "forces"])
+                out.append((float(calc.results["energy"]), calc.results["forces"].copy()))
+            return out
+        return one_by_one
+
+    import numpy as np
+    import torch
+    from mace import data as mace_data
+    from mace.tools import torch_geometric, torch_tools
+
+    model = calc.models[0]
+    model_dtype = next(model.parameters()).dtype
+    keyspec = mace_data.KeySpecification(info_keys=dict(calc.info_keys),
+                                         arrays_keys={**calc.arrays_keys,
+                                                      calc.charges_key: "charges"})
+    energy_to_ev = calc.energy_units_to_eV
+    force_to_ev_ang = calc.energy_units_to_eV / calc.length_units_to_A
+
+    def evaluate(structures: list) -> list[tuple[float, Any]]:
+        with torch_tools.default_dtype(calc.default_dtype):
+            graphs = [mace_data.AtomicData.from_config(
+                mace_data.config_from_atoms(atoms, key_specification=keyspec,
+                                            head_name=calc.head),
+                z_table=calc.z_table, cutoff=calc.r_max, heads=calc.available_heads)
+                for atoms in structures]
+        batch = torch_geometric.Batch.from_data_list(graphs).to(calc.device)
+        batch_dict = {key: (value.to(dtype=model_dtype)
+                            if torch.is_tensor(value) and torch.is_floating_point(value)
+                            else value) for key, value in batch.to_dict().items()}
+        out = model(batch_dict, compute_stress=False, training=False)
+        energies = out["energy"].detach().cpu().numpy() * energy_to_ev
+        forces = out["forces"].detach().cpu().numpy() * force_to_ev_ang
+        ptr = batch_dict["ptr"].cpu().numpy()
+        return [(float(energies[k]), np.array(forces[ptr[k]:ptr[k + 1]], dtype=np.float64))
+                for k in range(len(structures))]
+
+    return evaluate
+
+
 FAMILY = ModelFamily(
     name="mace",
     description="MACE (mace-torch .model files; options device, default_dtype)",
@@ -125,4 +176,5 @@ FAMILY = ModelFamily(
     # by `pair_style mliap unified`, which needs a LAMMPS built with ML-IAP and PYTHON
     lammps_pair=lammps_pairs.mliap_unified,
     lammps_requirement=lammps_pairs.MLIAP_UNIFIED,
+    batch_evaluator=_batch_evaluator,
 )

@@ -120,6 +120,23 @@ def _calculator(model_file: Path | None, options: dict[str, Any]):
     return calc
 
 
+def _batch_evaluator(model_file: Path | None, options: dict[str, Any]):
+    """sGDML's vectorised prediction: all structures of a group in one ``predict`` call."""
+    calc = _calculator(model_file, options)
+    model = _read(model_file)
+    to_ev = _unit(model, "e_unit", ENERGY_UNITS_EV, options.get("energy_unit"), model_file)
+    to_ang = _unit(model, "r_unit", LENGTH_UNITS_ANG, None, model_file)
+
+    def evaluate(structures: list) -> list[tuple[float, np.ndarray]]:
+        coords = np.stack([atoms.positions.reshape(-1) for atoms in structures]) / to_ang
+        energies, forces = calc.predictor.predict(coords)
+        energies = np.atleast_1d(np.squeeze(energies)) * to_ev
+        forces = np.asarray(forces).reshape(len(structures), -1, 3) * (to_ev / to_ang)
+        return [(float(energies[k]), forces[k]) for k in range(len(structures))]
+
+    return evaluate
+
+
 FAMILY = ModelFamily(
     name="sgdml",
     description="sGDML (.npz from sgdml; one molecule, fixed atom order)",
@@ -132,4 +149,5 @@ FAMILY = ModelFamily(
     model_metadata=_metadata,
     options=("energy_unit", "use_torch", "processes"),
     check_structure=_check_structure,
+    batch_evaluator=_batch_evaluator,
 )
