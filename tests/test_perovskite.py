@@ -15,8 +15,10 @@ import pytest
 from ase import units
 from ase.io import read
 
-from analysis import orientation, rdf, spectrum
-from analysis.phonons import EV_A2_AMU_TO_CM, harmonic_frequencies
+from analysis.observables.orientation import compute as orientation
+from analysis.observables.phonons.compute import EV_A2_AMU_TO_CM, harmonic_frequencies
+from analysis.observables.rdf import compute as rdf
+from analysis.observables.spectrum import compute as spectrum
 from conftest import REPO, launch
 from harness import challenges
 
@@ -309,9 +311,9 @@ def test_periodic_run_and_analyses(tmp_path: Path) -> None:
     too_far = _analysis("rdf", str(out), "--r-max", "50")
     assert too_far.returncode == 2 and "--r-max 50" in too_far.stderr
 
-    from analysis.commands import orientation as orientation_cmd
-    from analysis.commands import rdf as rdf_cmd
-    from analysis.commands import spectrum as spectrum_cmd
+    from analysis.observables import orientation as orientation_cmd
+    from analysis.observables import rdf as rdf_cmd
+    from analysis.observables import spectrum as spectrum_cmd
 
     work = tmp_path / "report"
     work.mkdir()

@@ -95,12 +95,13 @@ def test_cache_key_depends_on_code_version_and_inputs_not_order() -> None:
 
 def test_code_that_can_change_a_section_is_in_its_key_presentation_is_not() -> None:
     from analysis.cache import code_files
-    from analysis.commands import stability
+    from analysis.observables import stability
 
-    names = {p.relative_to(Path(stability.__file__).parents[2]).as_posix()
+    names = {p.relative_to(Path(stability.__file__).parents[3]).as_posix()
              for p in code_files(stability)}
-    assert {"analysis/commands/stability.py", "analysis/stability.py", "harness/h5md.py",
-            "analysis/sections.py"} <= names
+    assert {"analysis/observables/stability/__init__.py",
+            "analysis/observables/stability/compute.py", "analysis/observables/base.py",
+            "harness/h5md.py", "analysis/sections.py"} <= names
     assert not names & {"analysis/render.py", "analysis/report_layout.py"}
 
 
@@ -314,7 +315,7 @@ def test_second_report_at_least_5x_faster_on_realistic_data(tmp_path: Path) -> N
 
 
 def test_a_single_command_can_fill_the_report_cache(tmp_path: Path) -> None:
-    from analysis.commands import stability
+    from analysis.observables import stability
     from analysis.report import cached_sections
 
     out = tmp_path / "runs"

@@ -87,18 +87,25 @@ def _machine_readable(report: Any) -> dict[str, Any]:
             "sections": [{"provider": o.provider, "cached": o.cached, "seconds": o.seconds,
                           "error": o.error, "titles": [s.title for s in o.sections]}
                          for o in c.outcomes],
-            "verdicts": [{"observable": v.observable, "model": v.model,
-                          "temperature_K": v.temperature_K, "agrees": v.agrees,
-                          "detail": v.detail} for s in c.sections for v in s.verdicts],
+            "verdicts": [verdict_json(v) for s in c.sections for v in s.verdicts],
         } for c in report.challenges],
     }
 
 
+def verdict_json(v: Any) -> dict[str, Any]:
+    """One verdict in report.json: the item-4 fields, ``agrees`` kept for older readers."""
+    return {"observable": v.observable, "model": v.model, "temperature_K": v.temperature_K,
+            "decision": v.decision, "value": v.value, "ci_low": v.ci_low, "ci_high": v.ci_high,
+            "tolerance": v.tolerance, "n_runs": v.n_runs, "unit": v.unit,
+            "interval_method": v.method, "agrees": v.agrees, "detail": v.detail}
+
+
 def _summary(report: Any, written: dict[str, Path]) -> None:
     verdicts = [v for c in report.challenges for s in c.sections for v in s.verdicts]
-    counts = {label: sum(v.agrees is value for v in verdicts)
-              for label, value in (("within tolerance", True), ("outside", False),
-                                   ("no comparison", None))}
+    counts = {label: sum(v.decision == value for v in verdicts)
+              for label, value in (("within tolerance", "agrees"), ("outside", "differs"),
+                                   ("inconclusive", "inconclusive"),
+                                   ("no comparison", "no_reference"))}
     cached = sum(o.cached for c in report.challenges for o in c.outcomes)
     total = sum(len(c.outcomes) for c in report.challenges)
     print(f"{len(report.runs)} runs, {len(report.challenges)} challenge(s), "

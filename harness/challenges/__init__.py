@@ -6,6 +6,7 @@ the stability thresholds, the observables that apply and the atom groups they us
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,15 @@ from typing import Any
 from harness.errors import UserError
 
 CHALLENGES_DIR = Path(__file__).resolve().parent
+#: Environment variable: more folders holding challenge folders (separated like PATH), searched
+#: after the shipped ones, so a user's own challenge is found by its name.
+PATH_ENV = "TEA_HARNESS_CHALLENGES"
+
+
+def search_path() -> list[Path]:
+    """The shipped challenges' folder, then those of ``TEA_HARNESS_CHALLENGES``."""
+    extra = [Path(p).expanduser() for p in os.environ.get(PATH_ENV, "").split(os.pathsep) if p]
+    return [CHALLENGES_DIR, *extra]
 
 
 @dataclass(frozen=True)
@@ -52,8 +62,9 @@ class Challenge:
 
 
 def available() -> list[str]:
-    """Names of the shipped challenges."""
-    return sorted(p.parent.name for p in CHALLENGES_DIR.glob("*/challenge.toml"))
+    """Names of the shipped challenges and of those on ``TEA_HARNESS_CHALLENGES``."""
+    return sorted({p.parent.name for root in search_path()
+                   for p in root.glob("*/challenge.toml")})
 
 
 def _protocol(table: dict[str, Any], base: Protocol | None, where: str) -> Protocol:
@@ -85,7 +96,8 @@ def load(name: str) -> Challenge:
     UserError
         For an unknown name or an invalid definition.
     """
-    folder = CHALLENGES_DIR / name
+    folder = next((root / name for root in search_path()
+                   if (root / name / "challenge.toml").is_file()), CHALLENGES_DIR / name)
     if not (folder / "challenge.toml").is_file():
         candidate = Path(name).expanduser()
         if (candidate / "challenge.toml").is_file():

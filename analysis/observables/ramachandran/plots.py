@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.ramachandran import GroupResult, PairResult
+from analysis.observables.ramachandran.compute import GroupResult, PairResult
 
 CLUSTER_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
                    "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
