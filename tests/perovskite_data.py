@@ -57,7 +57,8 @@ def write_run(path: Path, chal: challenges.Challenge, model: str, k: float, temp
     rng = np.random.default_rng(seed)
     masses = start.get_masses()[:, None]
     omega = np.sqrt(k / masses) / PS_PER_TIME_UNIT  # rad/ps
-    amplitude = np.sqrt(2 * units.kB * temp / k) * np.abs(rng.standard_normal(start.positions.shape))
+    shape = start.positions.shape
+    amplitude = np.sqrt(2 * units.kB * temp / k) * np.abs(rng.standard_normal(shape))
     phase = rng.uniform(0, 2 * np.pi, start.positions.shape)
     times = np.arange(n_frames) * STRIDE * DT_FS * 1e-3
     steps = np.arange(n_frames, dtype=np.int64) * STRIDE

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,18 +19,12 @@ from analysis.observables.phonons.compute import EV_A2_AMU_TO_CM, harmonic_frequ
 from analysis.observables.rdf import compute as rdf
 from analysis.observables.spectrum import compute as spectrum
 from conftest import REPO, launch
+from conftest import analysis as _analysis
 from harness import challenges
 
 MAPBI3 = REPO / "harness" / "challenges" / "mapbi3"
 #: fs per internal time unit of (eV, A, amu).
 FS_PER_TIME_UNIT = np.sqrt(units._amu * 1e-20 / units._e) * 1e15
-
-
-def _analysis(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=f"{REPO}{os.pathsep}{REPO / 'tests'}")
-    return subprocess.run([sys.executable, "-m", "analysis.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=REPO)
 
 
 # --- challenge ---------------------------------------------------------------------------

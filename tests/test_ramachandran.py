@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,18 +12,14 @@ from ase.io import read
 from analysis import divergence, reference
 from analysis.observables.ramachandran import compute as rama
 from analysis.observables.ramachandran import torus
-from conftest import REPO, launch
+from conftest import analysis as _analysis
+from conftest import launch
 from harness import challenges, h5md
 from harness.challenges import backbone
 from harness.errors import UserError
 
 ALA = challenges.load("alanine-tetrapeptide")
 REFERENCE = reference.load(ALA).files
-
-
-def _analysis(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "analysis.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=REPO)
 
 
 # --- dihedrals ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Subcommands of ``analysis`` that are not observables (``info``, ``report``, ...), one module each.
+"""Subcommands of ``analysis`` that are not observables (``info``, ``report``, ...).
 
 The observables live in :mod:`analysis.observables` (one folder each); :func:`modules` and
 :func:`section_modules` list them too, so callers see one list of commands and providers.

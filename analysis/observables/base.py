@@ -301,13 +301,23 @@ class Observable:
     help = ""
     shared: tuple[str, ...] = ("skip", "every", "challenge", "report_dir", "reference")
     every_default = 1
-    challenge_default: str | None = None
     #: Bumped when the section changes in a way the code digest would not show.
     report_version = "1"
 
     def applies_to(self, challenge) -> bool:
         """Whether the challenge declares this observable in ``[observables] names``."""
         return challenge is not None and self.name in challenge.observables
+
+    def default_challenge(self) -> str | None:
+        """The first challenge (by name) that declares this observable, for commands that
+        take a structure rather than runs (``--challenge`` default)."""
+        from harness import challenges
+
+        for name in challenges.available():
+            challenge = load_challenge(name)
+            if self.applies_to(challenge):
+                return name
+        return None
 
     # command -------------------------------------------------------------------------------
     def register(self, subparsers: Any) -> argparse.ArgumentParser:
@@ -316,7 +326,8 @@ class Observable:
         if self.takes_paths:
             parser.add_argument("paths", nargs="+", metavar="OUT",
                                 help="output folders or .h5 files")
-        add_shared_options(parser, self.shared, self.every_default, self.challenge_default)
+        add_shared_options(parser, self.shared, self.every_default,
+                           None if self.takes_paths else self.default_challenge())
         self.add_options(parser)
         parser.set_defaults(func=self.command)
         return parser

@@ -21,6 +21,8 @@ from harness.errors import UserError
 QUADRANTS = ("-pi..-pi/2", "-pi/2..0", "0..pi/2", "pi/2..pi")
 #: C-N pairs are found in the starting structure: the N nearest to each C, within this.
 CN_BOND_MAX_ANGSTROM = 1.8
+#: Frames read at a time.
+READ_BLOCK_FRAMES = 8192
 
 
 def cn_pairs(numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray | None) -> np.ndarray:
@@ -100,7 +102,8 @@ def contributions(path: Path, bins: int, selection: FrameSelection, n_blocks: in
     local = np.searchsorted(atoms, pairs)
     edges = np.array([-np.pi, -np.pi / 2, 0.0, np.pi / 2, np.pi])
     out = np.zeros((n_blocks, 4 + (bins // 2) * bins + 2))
-    for k, block in selection.blocks(path, "positions", 8192, meta, atoms, n_blocks):
+    for k, block in selection.blocks(path, "positions", READ_BLOCK_FRAMES, meta, atoms,
+                                     n_blocks):
         theta, phi = angles(block, local, meta.cell)
         out[k, :4] += np.histogram(phi.ravel(), bins=edges)[0]
         hist, _, _ = np.histogram2d(theta.ravel(), phi.ravel(), bins=(bins // 2, bins),

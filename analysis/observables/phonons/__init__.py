@@ -27,7 +27,6 @@ class Phonons(base.Observable):
     title = "Harmonic frequencies"
     help = "relax with BFGS and compute harmonic frequencies by finite differences, for any model"
     shared = ("challenge", "model_file")
-    challenge_default = "mapbi3"
     takes_paths = False
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:

@@ -24,6 +24,8 @@ from harness.errors import UserError
 #: Default largest distance: second Pb-Pb and I-I shells of MAPbI3 (~6.3 A) fit.
 DEFAULT_R_MAX_ANGSTROM = 8.0
 MAX_R_MAX_ANGSTROM = 30.0
+#: Frames read and histogrammed at a time.
+READ_BLOCK_FRAMES = 512
 
 
 def parse_pair(text: str) -> tuple[str, str]:
@@ -104,7 +106,8 @@ def contributions(path: Path, pairs: list[tuple[str, str]], r_max: float, nbins:
             raise UserError(f"--pairs {a}-{b}: not enough {a} or {b} atoms in {path}")
         index.append((ia, ib))
     out = np.zeros((n_blocks, len(pairs) * nbins + 1))
-    for k, block in selection.blocks(path, "positions", 512, meta, n_blocks=n_blocks):
+    for k, block in selection.blocks(path, "positions", READ_BLOCK_FRAMES, meta,
+                                     n_blocks=n_blocks):
         for j, (ia, ib) in enumerate(index):
             out[k, j * nbins:(j + 1) * nbins] += histogram_frames(block, meta.cell, ia, ib, edges)
         out[k, -1] += len(block)

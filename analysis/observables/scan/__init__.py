@@ -27,7 +27,6 @@ class Scan(base.Observable):
     help = ("molecule-surface interaction energy along the surface normal, per model "
             "(TEA Fig. 3b)")
     shared = ("challenge", "model_file")
-    challenge_default = "naphthyridine-graphene"
     takes_paths = False
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
