@@ -24,8 +24,6 @@ from analysis.sections import Verdict
 from harness import challenges, h5md
 from harness.errors import UserError
 
-PLOT_POINTS = 5000
-
 
 @dataclass
 class ChallengeStudy:
@@ -196,14 +194,10 @@ def run_study(paths: list[Path], overrides: dict[str, Any] | None = None,
 
 
 def plot_points(study: ChallengeStudy) -> dict[str, np.ndarray]:
-    """Up to PLOT_POINTS points per group and pair (for scatter plots), with their labels."""
-    out = {}
-    for group in study.groups:
-        data = study.data[group.key]
-        step = max(1, len(data.angles) // PLOT_POINTS)
-        for k, pair in enumerate(study.pairs):
-            out[f"{group.key}:{pair.name}"] = data.angles[::step, 2 * k:2 * k + 2]
-    return out
+    """Every frame's point per group and pair (views, frame by frame like the cluster labels,
+    which the scatter plot subsamples together with them)."""
+    return {f"{group.key}:{pair.name}": study.data[group.key].angles[:, 2 * k:2 * k + 2]
+            for group in study.groups for k, pair in enumerate(study.pairs)}
 
 
 def to_json(studies: list[ChallengeStudy]) -> dict[str, Any]:

@@ -104,7 +104,8 @@ def log_ranks(grouped: dict[tuple, list[RunRecord]]) -> list[dict[str, Any]]:
             out.append({"challenge": a[0], "temperature_K": a[2], "model_a": a[1],
                         "model_b": b[1], "p_value": test.p_value, "statistic": test.statistic,
                         "text": test.text(a[1], b[1])})
-    return out
+    return sorted(out, key=lambda t: (t["challenge"], t["temperature_K"], t["model_a"],
+                                      t["model_b"]))
 
 
 def to_markdown(summary: dict[str, Any]) -> str:
