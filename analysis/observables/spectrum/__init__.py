@@ -97,8 +97,11 @@ class Spectrum(base.TrajectoryObservable):
 
     def distance(self, total_a: np.ndarray, total_b: np.ndarray,
                  settings: dict[str, Any]) -> float:
-        return 1.0 - similarity(self.spectrum(total_a, settings),
-                                self.spectrum(total_b, settings))
+        from analysis.observables.spectrum.compute import power_spectrum, vacf_of_total
+
+        (wa, ia), (wb, ib) = (power_spectrum(*vacf_of_total(t), settings["window"])
+                              for t in (total_a, total_b))
+        return 1.0 - cosine(wa, ia, wb, ib)
 
     def table_columns(self, study: base.Study) -> list[str]:
         return ["peaks (cm^-1)"]
@@ -161,9 +164,15 @@ def _xlim(text: str) -> tuple[float, float]:
 
 def similarity(a, b, xlim: tuple[float, float] = XLIM_CM) -> float:
     """Cosine similarity of two spectra on a's grid over ``xlim``."""
-    sel = (a.wavenumber_cm >= xlim[0]) & (a.wavenumber_cm <= xlim[1])
-    ya = a.intensity[sel]
-    yb = np.interp(a.wavenumber_cm[sel], b.wavenumber_cm, b.intensity)
+    return cosine(a.wavenumber_cm, a.intensity, b.wavenumber_cm, b.intensity, xlim)
+
+
+def cosine(wn_a: np.ndarray, int_a: np.ndarray, wn_b: np.ndarray, int_b: np.ndarray,
+           xlim: tuple[float, float] = XLIM_CM) -> float:
+    """Cosine similarity of two intensities on a's wavenumber grid over ``xlim``."""
+    sel = (wn_a >= xlim[0]) & (wn_a <= xlim[1])
+    ya = int_a[sel]
+    yb = int_b[sel] if np.array_equal(wn_a, wn_b) else np.interp(wn_a[sel], wn_b, int_b)
     return float(ya @ yb / (np.linalg.norm(ya) * np.linalg.norm(yb)))
 
 

@@ -20,6 +20,7 @@ weighted vibrational density of states; ``elements`` restricts it to some elemen
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +119,7 @@ class VACFAccumulator:
         return np.arange(self.max_lag + 1) * self.frame_dt_ps, per_atom
 
 
+@functools.lru_cache(maxsize=16)
 def window(name: str, n_lags: int) -> np.ndarray:
     """Right half of a symmetric window of 2 n_lags - 1 points (1 at lag 0)."""
     full = {"hann": np.hanning, "blackman": np.blackman, "bartlett": np.bartlett,
@@ -209,16 +211,19 @@ def contributions(path: Path, max_lag_ps: float = 1.0, mass_weighted: bool = Tru
     return np.array(rows)
 
 
+def vacf_of_total(total: np.ndarray) -> tuple[np.ndarray, float]:
+    """C(tau) per atom and the frame spacing (ps) of summed :func:`contributions` rows."""
+    m1 = (len(total) - 3) // 2
+    weight, count, dt_sum = total[-3:]
+    return total[:m1] / total[m1:2 * m1] / (weight / count), float(dt_sum / count)
+
+
 def from_total(total: np.ndarray, window_name: str = "hann") -> Spectrum:
     """The spectrum of summed :func:`contributions` rows."""
-    m1 = (len(total) - 3) // 2
-    corr, origins = total[:m1], total[m1:2 * m1]
-    weight, count, dt_sum = total[-3:]
-    frame_dt_ps = dt_sum / count
-    vacf = corr / origins / (weight / count)
+    vacf, frame_dt_ps = vacf_of_total(total)
     wn, inten = power_spectrum(vacf, frame_dt_ps, window_name)
-    return Spectrum(wn, inten, np.arange(m1) * frame_dt_ps, vacf, peaks(wn, inten),
-                    int(round(count)), float(frame_dt_ps))
+    return Spectrum(wn, inten, np.arange(len(vacf)) * frame_dt_ps, vacf, peaks(wn, inten),
+                    int(round(total[-2])), frame_dt_ps)
 
 
 def from_files(paths: list[Path], max_lag_ps: float = 1.0, mass_weighted: bool = True,
