@@ -155,8 +155,9 @@ def bootstrap(groups: Sequence[Sequence[Any]], statistic: Callable[..., float], 
         ``"debiased"`` (percentile shifted by the bootstrap bias) and ``"bca"``. Measured
         coverages in docs/statistics.md.
     expand : bool
-        Widen the tails for small groups (:func:`expanded_alpha`; not for BCa): a plain
-        percentile interval over 12 runs covers about 91%, expanded about 95%.
+        Widen the tails for small groups (:func:`expanded_alpha`; not for BCa). Measured on a
+        peak position: 12 runs 94% plain, 96% expanded; 5 runs 86% / 93%; 8 time blocks of
+        1-3 runs 86% / 93-95%.
 
     Returns
     -------
