@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -31,6 +32,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-cache", action="store_true",
                         help="compute every section afresh and keep nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--reference", metavar="DIR",
+                        help="reference trajectories (H5MD, e.g. from 'analysis reference "
+                        "import') for every observable instead of the challenges' shipped "
+                        "ones; 'none' for no reference trajectories")
     parser.set_defaults(func=run)
 
 
@@ -41,6 +46,14 @@ def run(args: argparse.Namespace) -> int:
     from harness.errors import UserError
 
     paths = [Path(p) for p in args.paths]
+    if args.reference:
+        from analysis.observables.base import REFERENCE_ENV
+
+        if args.reference != "none" and not Path(args.reference).is_dir():
+            raise UserError(f"--reference {args.reference}: no such folder; give a folder of "
+                            "reference trajectories (analysis reference import ... --out DIR)")
+        os.environ[REFERENCE_ENV] = str(Path(args.reference).resolve()) \
+            if args.reference != "none" else "none"
     report_dir = Path(args.report_dir) if args.report_dir else default_report_dir(paths)
     cache_root = None if args.no_cache else \
         Path(args.cache_dir) if args.cache_dir else report_dir / ".cache"

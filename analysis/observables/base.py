@@ -41,6 +41,9 @@ N_RESAMPLES = 1000
 SEED = 0
 #: Set to 1 to skip the bootstrap (values without intervals), e.g. to time its cost.
 NO_BOOTSTRAP_ENV = "TEA_HARNESS_NO_BOOTSTRAP"
+#: Environment variable naming a reference folder for every observable of this process
+#: (``analysis report --reference DIR`` sets it; ``--reference`` of a command wins).
+REFERENCE_ENV = "TEA_HARNESS_REFERENCE"
 #: The shared options, each declared once here with one type.
 SHARED_OPTIONS = ("skip", "every", "challenge", "report_dir", "reference", "model_file")
 
@@ -107,6 +110,12 @@ def selection(args: argparse.Namespace) -> FrameSelection:
     """The frame selection of parsed shared options."""
     return FrameSelection(float(getattr(args, "skip", 0.0) or 0.0),
                           int(getattr(args, "every", 1) or 1))
+
+
+def chosen_reference(given: str | None = None) -> str | None:
+    """The reference folder to use: ``given``, else :data:`REFERENCE_ENV`, else None (the
+    challenge's shipped reference)."""
+    return given or os.environ.get(REFERENCE_ENV) or None
 
 
 def report_dir(given: Path | str | None, paths: Sequence[Path | str]) -> Path:
@@ -464,7 +473,7 @@ class TrajectoryObservable(Observable):
         for g in groups:
             if g.model == ref_model:
                 study.references[g.temperature_K] = g
-        brought = reference_mod.load(challenge, reference_dir)
+        brought = reference_mod.load(challenge, chosen_reference(reference_dir))
         if brought is not None:
             ref = self.make_group(challenge.name, "reference", brought.temperature_K,
                                   brought.files, sel, settings, True, brought.describe())

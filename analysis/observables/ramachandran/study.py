@@ -76,11 +76,12 @@ def _split_halves(values: np.ndarray, data: rama.Trajectories) -> tuple[np.ndarr
 def _study_challenge(name: str, records: list[trajectories.RunRecord],
                      overrides: dict[str, Any], reference: str | None) -> ChallengeStudy:
     from analysis import reference as reference_mod
+    from analysis.observables.base import chosen_reference
 
     challenge = challenges.load(name)
     pairs = rama.challenge_pairs(challenge)
     settings = rama.settings_for(challenge, overrides)
-    refset = reference_mod.load(challenge, reference)
+    refset = reference_mod.load(challenge, chosen_reference(reference))
     ref_records = _records(refset.files) if refset else []
     _check_molecule(challenge, pairs, (records + ref_records)[0])
     study = ChallengeStudy(name, challenge.title, settings, pairs, [])
