@@ -5,8 +5,9 @@ once per challenge with that challenge's trajectory files, and assembles what th
 (:class:`analysis.sections.Section`) with the run provenance; :mod:`analysis.render` turns the
 result into HTML and Markdown. Providers are
 
-* every module in ``analysis/commands/`` that defines ``report_sections(files, workdir)``
-  (:func:`analysis.commands.section_modules`; ``stability`` is the worked example), and
+* every observable folder in ``analysis/observables/`` and every module in
+  ``analysis/commands/`` that defines ``report_sections(files, workdir)``
+  (:func:`analysis.commands.section_modules`), and
 * plug-ins from other packages, registered as entry points in the group
   ``tea_harness.report_sections`` (``name = package.module:report_sections``).
 

@@ -1,16 +1,16 @@
 """The contract between observables and ``analysis report``.
 
-Every analysis command module (``analysis/commands/<name>.py``) may define::
+Every observable folder (``analysis/observables/<name>/``, through its shared base) and every
+command module (``analysis/commands/<name>.py``) may define::
 
     def report_sections(files: list[Path], workdir: Path) -> list[Section]: ...
 
 ``files`` are trajectory files the report found (keep those your observable applies to, return
 ``[]`` when none; ``analysis report`` calls once per challenge with that challenge's files, other
 callers may mix challenges); ``workdir`` is a folder where the function writes its figures
-(PNG) and any cached numbers. The report calls it, embeds the figures, renders the Markdown and
-collects the verdicts. The function must not print; it may be slow the first time and should
-reuse its own cached results when the files did not change (the report keys its cache on the
-files' content too).
+(PNG). The report calls it, embeds the figures, renders the Markdown and collects the
+verdicts. The function must not print; the report caches what it returns, keyed on the files'
+content, the code and the challenge's data (there is no other cache).
 """
 
 from __future__ import annotations
