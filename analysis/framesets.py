@@ -74,7 +74,8 @@ def info(path: Path) -> TrajectoryInfo:
 
 
 def blocks(path: Path, key: str, block_frames: int, every: int = 1,
-           atoms: np.ndarray | None = None) -> Iterator[np.ndarray]:
+           atoms: np.ndarray | None = None, start: int = 0,
+           stop: int | None = None) -> Iterator[np.ndarray]:
     """Consecutive blocks of ``block_frames`` frames of positions or velocities.
 
     Parameters
@@ -86,17 +87,63 @@ def blocks(path: Path, key: str, block_frames: int, every: int = 1,
     block_frames
         Frames per block (the last block may be shorter).
     every
-        Use every n-th frame.
+        Use every n-th frame, counted from ``start``.
     atoms
         Atom indices to read (all when None).
+    start, stop
+        Frame range read (``stop`` None: to the end).
     """
     with h5md.open_file(path) as f:
         data = f[f"{h5md.PARTICLES}/{DATASETS[key]}/value"]
-        n = data.shape[0]
+        n = data.shape[0] if stop is None else min(stop, data.shape[0])
         span = block_frames * every
-        for start in range(0, n, span):
-            block = data[start:min(start + span, n):every]
+        for first in range(start, n, span):
+            block = data[first:min(first + span, n):every]
             yield block if atoms is None else block[:, atoms]
+
+
+@dataclass(frozen=True)
+class FrameSelection:
+    """Which frames of a trajectory an observable uses: ``--skip`` and ``--every``, once.
+
+    The first ``skip_ps`` of every run are dropped (equilibration), then every ``every``-th
+    frame is used. Time blocks (for block bootstrap intervals when a group has few runs) are
+    contiguous ranges of the selected frames.
+    """
+
+    skip_ps: float = 0.0
+    every: int = 1
+
+    def first_frame(self, frame_dt_ps: float) -> int:
+        """Index of the first frame used in a trajectory with this frame spacing."""
+        if self.skip_ps <= 0 or frame_dt_ps <= 0:
+            return 0
+        return int(np.ceil(self.skip_ps / frame_dt_ps - 1e-9))
+
+    def ranges(self, n_frames: int, frame_dt_ps: float, n_blocks: int = 1
+               ) -> list[tuple[int, int]]:
+        """(start, stop) frame ranges of ``n_blocks`` contiguous time blocks.
+
+        Each start lies on the ``every`` grid counted from the first frame used, so the
+        blocks together hold exactly the selected frames. Blocks may be empty.
+        """
+        first = min(self.first_frame(frame_dt_ps), n_frames)
+        n_used = len(range(first, n_frames, self.every))
+        bounds = np.linspace(0, n_used, n_blocks + 1).round().astype(int)
+        return [(first + int(a) * self.every, first + int(b) * self.every)
+                if b > a else (first, first) for a, b in zip(bounds[:-1], bounds[1:],
+                                                             strict=True)]
+
+    def blocks(self, path: Path, key: str, block_frames: int, info_: TrajectoryInfo,
+               atoms: np.ndarray | None = None, n_blocks: int = 1
+               ) -> Iterator[tuple[int, np.ndarray]]:
+        """(time block index, frames) chunks of the selected frames of one trajectory."""
+        for k, (start, stop) in enumerate(self.ranges(info_.n_frames, info_.frame_dt_ps,
+                                                      n_blocks)):
+            if stop <= start:
+                continue
+            for block in blocks(path, key, block_frames, self.every, atoms, start, stop):
+                yield k, block
 
 
 def cell_frame(cell: np.ndarray) -> np.ndarray:

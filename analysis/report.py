@@ -5,8 +5,9 @@ once per challenge with that challenge's trajectory files, and assembles what th
 (:class:`analysis.sections.Section`) with the run provenance; :mod:`analysis.render` turns the
 result into HTML and Markdown. Providers are
 
-* every module in ``analysis/commands/`` that defines ``report_sections(files, workdir)``
-  (:func:`analysis.commands.section_modules`; ``stability`` is the worked example), and
+* every observable folder in ``analysis/observables/`` and every module in
+  ``analysis/commands/`` that defines ``report_sections(files, workdir)``
+  (:func:`analysis.commands.section_modules`), and
 * plug-ins from other packages, registered as entry points in the group
   ``tea_harness.report_sections`` (``name = package.module:report_sections``).
 
@@ -239,13 +240,23 @@ def _challenge(name: str, runs: list[RunInfo]) -> ChallengeReport:
 
 
 def _challenge_files(name: str) -> list[Path]:
+    """The challenge's data files and those of a ``--reference`` folder: both can change a
+    section, so both are in its cache key."""
+    import os
+
+    from analysis.observables.base import REFERENCE_ENV
     from harness import challenges
 
+    folders = []
     try:
-        folder = challenges.load(name).path
+        folders.append(challenges.load(name).path)
     except UserError:
-        return []
-    return sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        pass
+    brought = os.environ.get(REFERENCE_ENV, "")
+    if brought and brought != "none" and Path(brought).is_dir():
+        folders.append(Path(brought))
+    return sorted(p for folder in folders for p in folder.rglob("*")
+                  if p.is_file() and "__pycache__" not in p.parts)
 
 
 def _run_provider(provider: Provider, chal: ChallengeReport, store: cache.ResultCache,
@@ -257,7 +268,14 @@ def _run_provider(provider: Provider, chal: ChallengeReport, store: cache.Result
     """
     code = [hasher.digest(p) for p in cache.code_files(provider.module,
                                                        _challenge_files(chal.name))]
-    key = cache.make_key(provider.name, provider.version, code, [r.digest for r in chal.runs])
+    import os
+
+    from analysis.observables.base import REFERENCE_ENV
+
+    reference = os.environ.get(REFERENCE_ENV, "")
+    key = cache.make_key(provider.name, provider.version + (f"|reference={reference}"
+                                                             if reference else ""),
+                         code, [r.digest for r in chal.runs])
     if keep:
         stored = store.load(provider.name, chal.name, key)
         if stored is not None:

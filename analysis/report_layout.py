@@ -23,9 +23,12 @@ from analysis.sections import Section, Verdict
 TITLE = "Force-field crash test: models side by side"
 
 
-def mark(agrees: bool | None) -> str:
-    """The table symbol of a verdict."""
-    return {True: f"{PASS} yes", False: f"{FAIL} no", None: f"{NONE} n/a"}[agrees]
+def mark(decision: str | bool | None) -> str:
+    """The table symbol of a verdict's decision (or of an old-style ``agrees``)."""
+    if not isinstance(decision, str):
+        decision = {True: "agrees", False: "differs"}.get(decision, "no_reference")
+    return {"agrees": f"{PASS} yes", "differs": f"{FAIL} no",
+            "inconclusive": f"{NONE} inconclusive", "no_reference": f"{NONE} n/a"}[decision]
 
 
 def blocks(report: Report) -> list[Block]:
@@ -77,8 +80,12 @@ def _intro(report: Report) -> str:
             "All models of a challenge ran under identical conditions: the same starting "
             "structures, seeds, integrator, thermostat and time step. Each observable is shown "
             "for the models side by side and, where the challenge has one, against the "
-            "reference. Every verdict states its tolerance next to it: "
-            f"{PASS} within tolerance, {FAIL} outside, {NONE} nothing to compare yet. "
+            "reference. Every verdict states its number with a 95% interval from the replicas "
+            "(bootstrap over the runs; over time blocks of the runs where a group has fewer "
+            "than 4) and its tolerance: "
+            f"{PASS} the whole interval within the tolerance, {FAIL} the whole interval "
+            f"outside, {NONE} inconclusive (the interval straddles the tolerance) or nothing "
+            "to compare yet. "
             "No single model should be trusted alone (TEA 2023, guideline 1): where models "
             "disagree, at least one of them is wrong.")
 
@@ -101,7 +108,7 @@ def _glance(report: Report) -> list[Block]:
             lines += ["| model | T (K) | " + " | ".join(map(cell, observables)) + " |",
                       "|---|---:" + "|---" * len(observables) + "|"]
             for model, temp in rows:
-                marks = [mark(cells[(model, temp, o)].agrees) if (model, temp, o) in cells
+                marks = [mark(cells[(model, temp, o)].decision) if (model, temp, o) in cells
                          else NONE for o in observables]
                 label = "all" if temp is None else f"{temp:g}"
                 lines.append(f"| {cell(model)} | {label} | " + " | ".join(marks) + " |")
@@ -175,12 +182,14 @@ def _verdict_table(section: Section) -> str:
     """The verdicts of a section; an observable column only when there are several."""
     several = len({v.observable for v in section.verdicts}) > 1
     rows = ["| " + ("observable | " if several else "") + "model | T (K) | within tolerance | "
-            "numbers and tolerance |", "|---" * several + "|---|---:|---|---|"]
+            "value [95% interval], tolerance | runs | numbers and tolerance |",
+            "|---" * several + "|---|---:|---|---|---:|---|"]
     for v in sorted(section.verdicts, key=lambda v: (v.observable, v.model,
                                                      v.temperature_K or 0)):
         temp = "-" if v.temperature_K is None else f"{v.temperature_K:g}"
         rows.append("| " + (f"{cell(v.observable)} | " if several else "")
-                    + f"{cell(v.model)} | {temp} | {mark(v.agrees)} | {cell(v.detail)} |")
+                    + f"{cell(v.model)} | {temp} | {mark(v.decision)} | "
+                    f"{cell(v.interval_text()) or '-'} | {v.n_runs or '-'} | {cell(v.detail)} |")
     name = section.title if several else section.verdicts[0].observable
     return f"**Verdicts: {name}**\n\n" + "\n".join(rows)
 

@@ -1,16 +1,16 @@
 """The contract between observables and ``analysis report``.
 
-Every analysis command module (``analysis/commands/<name>.py``) may define::
+Every observable folder (``analysis/observables/<name>/``, through its shared base) and every
+command module (``analysis/commands/<name>.py``) may define::
 
     def report_sections(files: list[Path], workdir: Path) -> list[Section]: ...
 
 ``files`` are trajectory files the report found (keep those your observable applies to, return
 ``[]`` when none; ``analysis report`` calls once per challenge with that challenge's files, other
 callers may mix challenges); ``workdir`` is a folder where the function writes its figures
-(PNG) and any cached numbers. The report calls it, embeds the figures, renders the Markdown and
-collects the verdicts. The function must not print; it may be slow the first time and should
-reuse its own cached results when the files did not change (the report keys its cache on the
-files' content too).
+(PNG). The report calls it, embeds the figures, renders the Markdown and collects the
+verdicts. The function must not print; the report caches what it returns, keyed on the files'
+content, the code and the challenge's data (there is no other cache).
 """
 
 from __future__ import annotations
@@ -28,12 +28,22 @@ class Figure:
     caption: str
 
 
+#: The four decisions of a verdict.
+DECISIONS = ("agrees", "differs", "inconclusive", "no_reference")
+
+
 @dataclass
 class Verdict:
-    """Whether one model agrees with the reference (or with the other models) on one observable.
+    """One model's number on one observable against the reference (or the other models).
 
-    ``agrees`` is None when there is nothing to compare against. ``detail`` states the numbers and
-    the tolerance used, e.g. ``"JS divergence 0.04 <= 0.10 vs xTB reference"``.
+    ``value`` is the number the verdict rests on (a distance to the reference, in the
+    observable's unit), ``ci_low``/``ci_high`` its 95% interval from the replicas, and
+    ``tolerance`` the largest distance that counts as agreement. ``decision`` is ``agrees``
+    when the whole interval lies within the tolerance, ``differs`` when it lies wholly outside,
+    ``inconclusive`` otherwise and ``no_reference`` when nothing could be compared. ``agrees``
+    (True/False/None) is kept for older readers: True for ``agrees``, False for ``differs``.
+    A provider that gives only ``agrees`` gets the matching ``decision``. ``detail`` states the
+    numbers in words, e.g. ``"JS divergence 0.36 [0.31, 0.42] bits, tolerance 0.15"``.
     """
 
     observable: str
@@ -41,6 +51,40 @@ class Verdict:
     temperature_K: float | None
     agrees: bool | None
     detail: str
+    decision: str | None = None
+    value: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    tolerance: float | None = None
+    n_runs: int | None = None
+    unit: str = ""
+    method: str = ""
+
+    def __post_init__(self) -> None:
+        if self.decision is None:
+            self.decision = {True: "agrees", False: "differs"}.get(self.agrees, "no_reference")
+        elif self.decision not in DECISIONS:
+            raise ValueError(f"verdict decision {self.decision!r}: one of {DECISIONS}")
+        else:
+            self.agrees = {"agrees": True, "differs": False}.get(self.decision)
+
+    def interval_text(self) -> str:
+        """``0.36 [0.31, 0.42] bits, tolerance 0.15: differs`` ('' without a value)."""
+        if self.value is None:
+            return ""
+        unit = f" {self.unit}" if self.unit else ""
+        text = f"{_number(self.value)}"
+        if self.ci_low is not None and self.ci_high is not None:
+            text += f" [{_number(self.ci_low)}, {_number(self.ci_high)}]"
+        text += unit
+        if self.tolerance is not None:
+            text += f", tolerance {_number(self.tolerance)}"
+        return f"{text}: {self.decision}"
+
+
+def _number(x: float) -> str:
+    """Three significant digits, no exponent for everyday sizes."""
+    return f"{x:.3g}" if 1e-3 <= abs(x) < 1e4 or x == 0 else f"{x:.2e}"
 
 
 @dataclass

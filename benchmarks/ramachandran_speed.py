@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import ramachandran as rama
+from analysis import reference
+from analysis.observables.ramachandran import compute as rama
 from harness import challenges, h5md
 
 BLOCK = 20_000
@@ -40,7 +41,7 @@ BLOCK = 20_000
 def synthesise(folder: Path, n_files: int, n_frames: int, dt_ps: float = 0.005) -> list[Path]:
     """Write n_files H5MD trajectories of n_frames frames each (skipped if present)."""
     ala = challenges.load("alanine-tetrapeptide")
-    ref = rama.reference_files(ala)
+    ref = reference.load(ala).files
     source = np.concatenate([h5md.read_frames(p)["positions"] for p in ref])
     meta = h5md.read_meta(ref[0])
     numbers = meta["species"]
@@ -75,7 +76,7 @@ def synthesise(folder: Path, n_files: int, n_frames: int, dt_ps: float = 0.005) 
 _CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from analysis.ramachandran_study import run_study
+from analysis.observables.ramachandran.study import run_study
 t0 = time.perf_counter()
 studies = run_study([Path(sys.argv[1])], {"max_points": int(sys.argv[2]),
                    "eps_deg": float(sys.argv[3])}, reference=[])
@@ -104,7 +105,7 @@ def subsample_effect_on_reference(eps_deg: float, fraction: float = 0.25) -> Non
     The synthetic data (smeared by the noise) form one cluster per pair, which says nothing
     about subsampling; the reference frames form several.
     """
-    from analysis import torus
+    from analysis.observables.ramachandran import torus
 
     ala = challenges.load("alanine-tetrapeptide")
     files = rama.reference_files(ala)

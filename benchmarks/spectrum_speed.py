@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import spectrum
+from analysis.observables.spectrum import compute as spectrum
 
 FRAME_PS = 0.005
 N_FRAMES = 200_000  # 1 ns

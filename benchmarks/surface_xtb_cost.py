@@ -37,7 +37,7 @@ def measure(nx: int, ny: int, repeats: int) -> dict:
     from ase import Atoms
     from tblite.ase import TBLite
 
-    from analysis.surface_geometry import SurfaceGroups, orient_molecule
+    from analysis.observables.surface.geometry import SurfaceGroups, orient_molecule
 
     builder = _builder()
     sheet = builder.rectangular_graphene(2.4494, (nx, ny), builder.VACUUM_C_ANGSTROM)

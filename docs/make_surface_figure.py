@@ -26,7 +26,7 @@ def main() -> None:
     import matplotlib.pyplot as plt
     from ase.io import read
 
-    from analysis.surface_geometry import SurfaceGroups, analyse, orient_molecule
+    from analysis.observables.surface.geometry import SurfaceGroups, analyse, orient_molecule
     from harness import challenges
 
     challenge = challenges.load("naphthyridine-graphene")

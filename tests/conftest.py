@@ -23,6 +23,30 @@ def launch(*args: str, timeout: float = 300, cwd: Path | None = None,
     return proc
 
 
+def analysis(*args: str, timeout: float = 300, env: dict[str, str] | None = None,
+             cwd: Path | None = REPO) -> subprocess.CompletedProcess:
+    """Run ``python -m analysis.cli ARGS`` as a user would and capture its output.
+
+    The checkout and ``tests/`` lead PYTHONPATH (tests/ holds the ``ase:`` test models and
+    report plug-ins); ``env`` adds variables.
+    """
+    path = [str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]
+    full = dict(os.environ, OMP_NUM_THREADS="1",
+                PYTHONPATH=os.pathsep.join(p for p in path if p), **(env or {}))
+    return subprocess.run([sys.executable, "-m", "analysis.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, env=full, cwd=cwd)
+
+
+def plan(out: Path, *argv: str, **settings_overrides):
+    """The run plan of ``harness.launch ARGV --out OUT`` (settings overridable by keyword)."""
+    from harness import config
+
+    args = config.build_parser().parse_args(["--out", str(out), *argv])
+    settings = config.resolve_settings(args)
+    settings.update(out=str(out), **settings_overrides)
+    return config.build_plan(settings)
+
+
 # Runs started by this test session put this tag in their socket folders' names, so the leak
 # checks below see only this session's folders, not those of other work on the same machine.
 SOCKET_TAG = f"tests{os.getpid()}x"

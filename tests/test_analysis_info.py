@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from conftest import HARMONIC, launch
-
-
-def _analysis(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "analysis.cli", *args], capture_output=True,
-                          text=True, timeout=60)
+from conftest import analysis as _analysis
 
 
 def test_info_on_a_finished_run(out_dir: Path) -> None:

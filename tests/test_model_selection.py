@@ -9,16 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import launch
+from conftest import launch, plan
 from harness import config, models
 from harness.errors import UserError
 from harness.models import so3krates
 
 
 def _plan(tmp_path: Path, *argv: str):
-    args = config.build_parser().parse_args(
-        ["--temperatures", "300", "--replicas", "1", "--out", str(tmp_path), *argv])
-    return config.build_plan(config.resolve_settings(args))
+    return plan(tmp_path, "--temperatures", "300", "--replicas", "1", *argv)
 
 
 def test_single_model_file_form_still_works(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,21 +14,17 @@ import pytest
 from ase import units
 from ase.io import read
 
-from analysis import orientation, rdf, spectrum
-from analysis.phonons import EV_A2_AMU_TO_CM, harmonic_frequencies
+from analysis.observables.orientation import compute as orientation
+from analysis.observables.phonons.compute import EV_A2_AMU_TO_CM, harmonic_frequencies
+from analysis.observables.rdf import compute as rdf
+from analysis.observables.spectrum import compute as spectrum
 from conftest import REPO, launch
+from conftest import analysis as _analysis
 from harness import challenges
 
 MAPBI3 = REPO / "harness" / "challenges" / "mapbi3"
 #: fs per internal time unit of (eV, A, amu).
 FS_PER_TIME_UNIT = np.sqrt(units._amu * 1e-20 / units._e) * 1e15
-
-
-def _analysis(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=f"{REPO}{os.pathsep}{REPO / 'tests'}")
-    return subprocess.run([sys.executable, "-m", "analysis.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=REPO)
 
 
 # --- challenge ---------------------------------------------------------------------------
@@ -309,9 +304,9 @@ def test_periodic_run_and_analyses(tmp_path: Path) -> None:
     too_far = _analysis("rdf", str(out), "--r-max", "50")
     assert too_far.returncode == 2 and "--r-max 50" in too_far.stderr
 
-    from analysis.commands import orientation as orientation_cmd
-    from analysis.commands import rdf as rdf_cmd
-    from analysis.commands import spectrum as spectrum_cmd
+    from analysis.observables import orientation as orientation_cmd
+    from analysis.observables import rdf as rdf_cmd
+    from analysis.observables import spectrum as spectrum_cmd
 
     work = tmp_path / "report"
     work.mkdir()

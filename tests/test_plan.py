@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import config
+from conftest import plan
 from harness.errors import UserError
 from harness.units import parse_time_ps
 
@@ -24,10 +24,7 @@ def test_parse_time_rejects(text: str) -> None:
 
 
 def _plan(tmp_path: Path, **overrides):
-    args = config.build_parser().parse_args([])
-    settings = config.resolve_settings(args)
-    settings.update(out=str(tmp_path), **overrides)
-    return config.build_plan(settings)
+    return plan(tmp_path, **overrides)
 
 
 def test_seeds_and_starts_do_not_depend_on_model(tmp_path: Path) -> None:

@@ -4,27 +4,22 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from ase.io import read
 
-from analysis import divergence, torus
-from analysis import ramachandran as rama
-from conftest import REPO, launch
+from analysis import divergence, reference
+from analysis.observables.ramachandran import compute as rama
+from analysis.observables.ramachandran import torus
+from conftest import analysis as _analysis
+from conftest import launch
 from harness import challenges, h5md
 from harness.challenges import backbone
 from harness.errors import UserError
 
 ALA = challenges.load("alanine-tetrapeptide")
-REFERENCE = rama.reference_files(ALA)
-
-
-def _analysis(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "analysis.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=REPO)
+REFERENCE = reference.load(ALA).files
 
 
 # --- dihedrals ---------------------------------------------------------------------------
@@ -288,8 +283,8 @@ def test_command_errors_are_one_line(tmp_path):
     assert proc.returncode == 2 and "--eps" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_report_sections_with_verdicts_and_cache(tmp_path):
-    from analysis.commands.ramachandran import report_sections
+def test_report_sections_with_verdicts_and_intervals(tmp_path):
+    from analysis.observables.ramachandran import report_sections
 
     files = REFERENCE
     sections = report_sections(files, tmp_path)
@@ -309,11 +304,15 @@ def test_report_sections_with_verdicts_and_cache(tmp_path):
     if noise > 0.15:
         assert verdict.agrees is None and "inconclusive" in verdict.detail
     else:
-        assert verdict.agrees is True and "<= 0.15" in verdict.detail
-    mtimes = [f.path.stat().st_mtime_ns for f in section.figures]
-    again = report_sections(files, tmp_path)
-    assert [f.path.stat().st_mtime_ns for f in again[0].figures] == mtimes
+        assert verdict.agrees is True and "tolerance 0.15: agrees" in verdict.detail
+    # the number, its bootstrap interval (2 runs: time blocks) and what it rests on
+    assert verdict.value == pytest.approx(0.0, abs=1e-12) and verdict.n_runs == len(files)
+    assert 0.0 <= verdict.ci_low <= verdict.ci_high < 1.0 and verdict.tolerance == 0.15
+    assert verdict.method == "time blocks" and "[" in verdict.detail
+    # seeded bootstrap: the same numbers again (caching is the report's, see test_report.py)
+    again = report_sections(files, tmp_path / "again")
     assert again[0].markdown == section.markdown
+    assert vars(again[0].verdicts[0]) == vars(verdict)
     assert report_sections([], tmp_path / "empty") == []
 
 
@@ -342,7 +341,7 @@ def test_charged_peptide_runs_with_its_charge(tmp_path):
 
 
 def test_verdict_rules():
-    from analysis.ramachandran_study import ChallengeStudy, verdicts
+    from analysis.observables.ramachandran.study import ChallengeStudy, verdicts
 
     def group(model, temp, ref=False):
         return rama.GroupResult("c", model, temp, ref, [], 0, [], {})
@@ -353,8 +352,16 @@ def test_verdict_rules():
     study.comparisons = {"m@500K": {"A": {"js_divergence_bits": 0.05}},
                          "n@500K": {"A": {"js_divergence_bits": 0.2}},
                          "m@300K": {"A": {"js_divergence_bits": 0.01}}}
+    study.intervals = {"m@500K": {"low": 0.03, "high": 0.08, "method": "runs"},
+                       "n@500K": {"low": 0.15, "high": 0.3, "method": "runs"},
+                       "m@300K": {"low": 0.0, "high": 0.02, "method": "runs"}}
     study.reference_noise = {"A": 0.02}
+    assert [v.decision for v in verdicts(study)] == ["agrees", "differs", "no_reference"]
     assert [v.agrees for v in verdicts(study)] == [True, False, None]
+    # an interval straddling the tolerance decides nothing
+    study.intervals["m@500K"] = {"low": 0.03, "high": 0.12, "method": "runs"}
+    assert verdicts(study)[0].decision == "inconclusive"
+    assert "0.05 [0.03, 0.12] bits, tolerance 0.1: inconclusive" in verdicts(study)[0].detail
     study.reference_noise = {"A": 0.3}
     assert [v.agrees for v in verdicts(study)] == [None, None, None]
 

@@ -11,10 +11,10 @@ import pytest
 from ase.data import atomic_masses
 from ase.io import read
 
-from analysis import surface
 from analysis.cli import main as analysis_main
-from analysis.commands import surface as surface_command
-from analysis.surface_geometry import SurfaceGroups, analyse
+from analysis.observables import surface as surface_command
+from analysis.observables.surface import compute as surface
+from analysis.observables.surface.geometry import SurfaceGroups, analyse
 from harness import challenges, h5md
 from harness.plan import RunSpec, output_path
 
@@ -73,18 +73,16 @@ def test_series_desorption_events_and_free_energy(tmp_path: Path, monkeypatch) -
     escape = np.concatenate([np.full(10, 3.5), np.linspace(3.5, 9.0, 20), np.full(5, 9.0),
                              np.full(5, 4.0)])
     leaving = write_run(tmp_path, "toy", temperature, 1, escape)
-    series = surface.trajectory_series(bound, tmp_path / "cache")
+    series = surface.trajectory_series(bound)
     assert series is not None
     np.testing.assert_allclose(series.D, heights, atol=1e-9)
-    cached = surface.trajectory_series(bound, tmp_path / "cache")
-    np.testing.assert_array_equal(cached.D, series.D)
     np.testing.assert_allclose(series.force_D, -k * (heights - d0), atol=1e-9)
     event = surface.trajectory_series(leaving).desorption(8.0)
     first = int(np.argmax(escape > 8.0))
     assert event["desorbed"] and event["first_time_ps"] == pytest.approx(first * 5e-4)
     assert event["fraction_beyond"] == pytest.approx(np.mean(escape > 8.0))
     assert not series.desorption(8.0)["desorbed"]
-    from analysis import free_energy
+    from analysis.observables.surface import free_energy
 
     prof = surface.profiles([series], temperature, d_range=(2.9, 4.1))
     for name in ("histogram", "mean force"):
@@ -124,8 +122,8 @@ def test_analysis_surface_without_surface_runs_is_a_user_error(tmp_path: Path, c
 
 
 def test_scan_report_section_shows_reference_and_judges_other_scans(tmp_path: Path) -> None:
-    from analysis import scan
-    from analysis.commands import scan as scan_command
+    from analysis.observables import scan as scan_command
+    from analysis.observables.scan import compute as scan
 
     files = [write_run(tmp_path / "runs", "toy", 300.0, 0, np.full(5, 3.4))]
     work = tmp_path / "work"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from analysis import free_energy
-from analysis.surface_geometry import SurfaceGroups, analyse, orient_molecule
+from analysis.observables.surface import free_energy
+from analysis.observables.surface.geometry import SurfaceGroups, analyse, orient_molecule
 from harness.units import KB_EV_PER_K
 
 SIDE = 1.40  # idealised aromatic C-C bond, Angstrom

@@ -12,9 +12,9 @@ import surface_toy
 from ase.data import atomic_masses
 from ase.io import read
 
-from analysis import scan
 from analysis.cli import main as analysis_main
-from analysis.surface_geometry import SurfaceGroups
+from analysis.observables.scan import compute as scan
+from analysis.observables.surface.geometry import SurfaceGroups
 from harness import challenges
 
 CHALLENGE = "naphthyridine-graphene"
@@ -96,7 +96,7 @@ def test_scan_bookkeeping_on_analytic_model() -> None:
     (["--model", "nosuchmodel"], "unknown model"),
     (["--challenge", "alanine-tetrapeptide", "--model", "xtb"], "no such file"),
     (["--model", "xtb", "--d-min", "6", "--d-max", "5"], "d-min"),
-    (["--model", "xtb,harmonic", "--model-file", "x.xml"], "one model"),
+    (["--model", "xtb,harmonic", "--model-file", "x.xml"], "one --model-file per --model"),
 ])
 def test_scan_bad_input_is_one_line_error(args: list[str], message: str, capsys,
                                           tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -31,6 +32,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-cache", action="store_true",
                         help="compute every section afresh and keep nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--reference", metavar="DIR",
+                        help="reference trajectories (H5MD, e.g. from 'analysis reference "
+                        "import') for every observable instead of the challenges' shipped "
+                        "ones; 'none' for no reference trajectories")
     parser.set_defaults(func=run)
 
 
@@ -41,6 +46,14 @@ def run(args: argparse.Namespace) -> int:
     from harness.errors import UserError
 
     paths = [Path(p) for p in args.paths]
+    if args.reference:
+        from analysis.observables.base import REFERENCE_ENV
+
+        if args.reference != "none" and not Path(args.reference).is_dir():
+            raise UserError(f"--reference {args.reference}: no such folder; give a folder of "
+                            "reference trajectories (analysis reference import ... --out DIR)")
+        os.environ[REFERENCE_ENV] = str(Path(args.reference).resolve()) \
+            if args.reference != "none" else "none"
     report_dir = Path(args.report_dir) if args.report_dir else default_report_dir(paths)
     cache_root = None if args.no_cache else \
         Path(args.cache_dir) if args.cache_dir else report_dir / ".cache"
@@ -87,18 +100,25 @@ def _machine_readable(report: Any) -> dict[str, Any]:
             "sections": [{"provider": o.provider, "cached": o.cached, "seconds": o.seconds,
                           "error": o.error, "titles": [s.title for s in o.sections]}
                          for o in c.outcomes],
-            "verdicts": [{"observable": v.observable, "model": v.model,
-                          "temperature_K": v.temperature_K, "agrees": v.agrees,
-                          "detail": v.detail} for s in c.sections for v in s.verdicts],
+            "verdicts": [verdict_json(v) for s in c.sections for v in s.verdicts],
         } for c in report.challenges],
     }
 
 
+def verdict_json(v: Any) -> dict[str, Any]:
+    """One verdict in report.json: the item-4 fields, ``agrees`` kept for older readers."""
+    return {"observable": v.observable, "model": v.model, "temperature_K": v.temperature_K,
+            "decision": v.decision, "value": v.value, "ci_low": v.ci_low, "ci_high": v.ci_high,
+            "tolerance": v.tolerance, "n_runs": v.n_runs, "unit": v.unit,
+            "interval_method": v.method, "agrees": v.agrees, "detail": v.detail}
+
+
 def _summary(report: Any, written: dict[str, Path]) -> None:
     verdicts = [v for c in report.challenges for s in c.sections for v in s.verdicts]
-    counts = {label: sum(v.agrees is value for v in verdicts)
-              for label, value in (("within tolerance", True), ("outside", False),
-                                   ("no comparison", None))}
+    counts = {label: sum(v.decision == value for v in verdicts)
+              for label, value in (("within tolerance", "agrees"), ("outside", "differs"),
+                                   ("inconclusive", "inconclusive"),
+                                   ("no comparison", "no_reference"))}
     cached = sum(o.cached for c in report.challenges for o in c.outcomes)
     total = sum(len(c.outcomes) for c in report.challenges)
     print(f"{len(report.runs)} runs, {len(report.challenges)} challenge(s), "

@@ -15,6 +15,17 @@ from typing import Any
 from harness.errors import UserError
 
 CHALLENGES_DIR = Path(__file__).resolve().parent
+#: Environment variable: more folders holding challenge folders (separated like PATH), searched
+#: after the shipped ones, so a user's own challenge is found by its name.
+#: Environment variable: folders (separated by ``os.pathsep``) holding challenges of one's own.
+SEARCH_PATH_ENV = "TEA_HARNESS_CHALLENGE_PATH"
+
+
+def search_path() -> list[Path]:
+    """The shipped challenges' folder, then those of ``TEA_HARNESS_CHALLENGE_PATH``."""
+    extra = [Path(p).expanduser()
+             for p in os.environ.get(SEARCH_PATH_ENV, "").split(os.pathsep) if p]
+    return [CHALLENGES_DIR, *extra]
 
 
 @dataclass(frozen=True)
@@ -53,8 +64,9 @@ class Challenge:
 
 
 def available() -> list[str]:
-    """Names of the shipped challenges."""
-    return sorted(p.parent.name for p in CHALLENGES_DIR.glob("*/challenge.toml"))
+    """Names of the shipped challenges and of those on ``TEA_HARNESS_CHALLENGE_PATH``."""
+    return sorted({p.parent.name for root in search_path()
+                   for p in root.glob("*/challenge.toml")})
 
 
 def _protocol(table: dict[str, Any], base: Protocol | None, where: str) -> Protocol:
@@ -78,9 +90,6 @@ def _protocol(table: dict[str, Any], base: Protocol | None, where: str) -> Proto
     )
 
 
-#: Environment variable: folders (separated by ``os.pathsep``) holding challenges of one's own.
-SEARCH_PATH_ENV = "TEA_HARNESS_CHALLENGE_PATH"
-
 
 def find(name: str) -> Path:
     """The folder of a challenge: shipped, a folder path, or NAME under a search-path folder.
@@ -95,8 +104,7 @@ def find(name: str) -> Path:
         When no folder with a ``challenge.toml`` is found.
     """
     candidates = [CHALLENGES_DIR / name, Path(name).expanduser()]
-    candidates += [Path(p).expanduser() / name
-                   for p in os.environ.get(SEARCH_PATH_ENV, "").split(os.pathsep) if p]
+    candidates += [root / name for root in search_path()[1:]]
     for folder in candidates:
         if (folder / "challenge.toml").is_file():
             return folder.resolve()

@@ -130,7 +130,7 @@ def build_complex(a: float):
     """Sheet plus a flat molecule 3.4 A above it, centred in the cell."""
     from ase import Atoms
 
-    from analysis.surface_geometry import SurfaceGroups, orient_molecule
+    from analysis.observables.surface.geometry import SurfaceGroups, orient_molecule
 
     sheet = rectangular_graphene(a, SHEET_REPEATS, VACUUM_C_ANGSTROM)
     symbols, pos = molecule()
@@ -156,7 +156,7 @@ def write_structures(relaxed, groups, settings: dict, energy: float) -> None:
     """Write the relaxed reference (xTB energy ``energy``), the 12 starts and selection.json."""
     from ase.io import write
 
-    from analysis.surface_geometry import analyse, orient_molecule
+    from analysis.observables.surface.geometry import analyse, orient_molecule
 
     (HERE / "reference").mkdir(exist_ok=True)
     (HERE / "starts").mkdir(exist_ok=True)
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.starts_only:
         from ase.io import read
 
-        from analysis.surface_geometry import SurfaceGroups
+        from analysis.observables.surface.geometry import SurfaceGroups
 
         relaxed = read(HERE / "reference" / "relaxed-xtb.xyz")
         groups = SurfaceGroups.from_table(groups_for(relaxed.get_chemical_symbols()),

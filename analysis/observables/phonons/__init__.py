@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.observables import base
 from analysis.sections import Section, Verdict
 from harness.errors import UserError
 
@@ -17,29 +18,40 @@ from harness.errors import UserError
 WINDOW_CM = (800.0, 1800.0)
 #: Models agree when their sorted frequencies above 50 cm^-1 differ by this much on average.
 MEAN_SHIFT_TOLERANCE_CM = 20.0
-REFERENCE_MODEL = "xtb"
 
 
-def register(subparsers) -> None:
-    """Add the ``phonons`` subcommand."""
-    p = subparsers.add_parser("phonons", help="relax with BFGS and compute harmonic "
-                              "frequencies by finite differences, for any model")
-    p.add_argument("--challenge", default="mapbi3", help="challenge (default mapbi3)")
-    p.add_argument("--model", required=True, help="model family (as for harness.launch)")
-    p.add_argument("--model-file", help="trained model file")
-    p.add_argument("--model-option", action="append", metavar="KEY=VALUE",
-                   help="passed to the model's calculator, repeatable")
-    p.add_argument("--start", type=int, default=0, help="starting structure index (default 0)")
-    p.add_argument("--fmax", type=float, default=0.005,
-                   help="BFGS convergence, max force component in eV/A (default 0.005)")
-    p.add_argument("--delta", type=float, default=0.01,
-                   help="finite-difference displacement in A (default 0.01)")
-    p.add_argument("--max-steps", type=int, default=2000, help="BFGS step limit")
-    p.add_argument("--no-relax", action="store_true",
-                   help="use the structure as it is (already relaxed with this model)")
-    p.add_argument("--out", default="runs", help="output folder; writes OUT/reports/"
-                   "phonons-<challenge>-<model>.json (default runs)")
-    p.set_defaults(func=run)
+class Phonons(base.Observable):
+    """Harmonic frequencies of a relaxed structure, for any model; no trajectories needed."""
+
+    name = "phonons"
+    title = "Harmonic frequencies"
+    help = "relax with BFGS and compute harmonic frequencies by finite differences, for any model"
+    shared = ("challenge", "model_file")
+    takes_paths = False
+
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--model", required=True, help="model family (as for harness.launch)")
+        parser.add_argument("--model-option", action="append", metavar="KEY=VALUE",
+                            help="passed to the model's calculator, repeatable")
+        parser.add_argument("--start", type=int, default=0,
+                            help="starting structure index (default 0)")
+        parser.add_argument("--fmax", type=float, default=0.005,
+                            help="BFGS convergence, max force component in eV/A (default 0.005)")
+        parser.add_argument("--delta", type=float, default=0.01,
+                            help="finite-difference displacement in A (default 0.01)")
+        parser.add_argument("--max-steps", type=int, default=2000, help="BFGS step limit")
+        parser.add_argument("--no-relax", action="store_true",
+                            help="use the structure as it is (already relaxed with this model)")
+        parser.add_argument("--out", default="runs", help="output folder; writes OUT/reports/"
+                            "phonons-<challenge>-<model>.json (default runs)")
+
+    def command(self, args: argparse.Namespace) -> int:
+        for model_file in args.model_file or [None]:
+            run(args, model_file)
+        return 0
+
+    def sections(self, challenge, files: list[Path], workdir: Path) -> list[Section]:
+        return [s for s in report_sections_of(files) if s.challenge == challenge.name]
 
 
 def build_atoms(challenge_name: str, start: int, model: str, model_file: str | None,
@@ -62,15 +74,15 @@ def build_atoms(challenge_name: str, start: int, model: str, model_file: str | N
     return atoms, challenge, label, resolved
 
 
-def run(args: argparse.Namespace) -> int:
-    """Entry point of ``analysis phonons``."""
+def run(args: argparse.Namespace, model_file: str | None) -> int:
+    """``analysis phonons`` for one model file (None: the model's default)."""
     from analysis.phonons import harmonic_frequencies
     from harness.config import model_options
 
     if args.fmax <= 0 or args.delta <= 0:
         raise UserError("--fmax and --delta must be positive")
     atoms, challenge, label, resolved = build_atoms(
-        args.challenge, args.start, args.model, args.model_file,
+        args.challenge, args.start, args.model, model_file,
         model_options(args.model_option, [args.model])[args.model])
     t0 = time.perf_counter()
     last = [0.0]
@@ -112,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def report_sections(files: list[Path], workdir: Path) -> list[Section]:
+def report_sections_of(files: list[Path]) -> list[Section]:
     """Harmonic frequencies that ``analysis phonons`` wrote next to these runs."""
     roots = {f.parents[3] if len(f.parents) > 3 else f.parent for f in files}
     found = {}
@@ -124,7 +136,8 @@ def report_sections(files: list[Path], workdir: Path) -> list[Section]:
     for challenge in sorted({c for c, _ in found}):
         rows = ["| model | modes | imaginary | in 800-1800 cm^-1 |", "|---|---|---|---|"]
         verdicts = []
-        ref = found.get((challenge, REFERENCE_MODEL))
+        ref_model = base.reference_model(base.load_challenge(challenge))
+        ref = found.get((challenge, ref_model))
         for (ch, model), data in sorted(found.items()):
             if ch != challenge:
                 continue
@@ -132,21 +145,31 @@ def report_sections(files: list[Path], workdir: Path) -> list[Section]:
             inside = f[(f >= WINDOW_CM[0]) & (f <= WINDOW_CM[1])]
             rows.append(f"| {model} | {len(f)} | {int(np.sum(f < -1))} | "
                         + ", ".join(f"{x:.0f}" for x in inside) + " |")
-            if model == REFERENCE_MODEL:
+            if model == ref_model:
                 continue
             if ref is None or len(ref["frequencies_cm"]) != len(f):
                 verdicts.append(Verdict("phonons", model, None, None,
-                                        f"no {REFERENCE_MODEL} phonons to compare with"))
+                                        f"no {ref_model} phonons to compare with",
+                                        decision="no_reference", n_runs=1))
                 continue
             r = np.asarray(ref["frequencies_cm"])
             sel = r > 50
             shift = float(np.mean(np.abs(f[sel] - r[sel])))
-            verdicts.append(Verdict("phonons", model, None, shift <= MEAN_SHIFT_TOLERANCE_CM,
-                                    f"mean |shift| of modes above 50 cm^-1 {shift:.1f} cm^-1 "
-                                    f"(<= {MEAN_SHIFT_TOLERANCE_CM:g} agrees) vs "
-                                    f"{REFERENCE_MODEL}"))
+            verdict = Verdict("phonons", model, None, None, "",
+                              decision="agrees" if shift <= MEAN_SHIFT_TOLERANCE_CM
+                              else "differs", value=shift, tolerance=MEAN_SHIFT_TOLERANCE_CM,
+                              n_runs=1, unit="cm^-1", method="single calculation")
+            verdict.detail = (f"mean |shift| of modes above 50 cm^-1 vs {ref_model}: "
+                              f"{verdict.interval_text()} (one relaxed structure each: no "
+                              "interval)")
+            verdicts.append(verdict)
         text = ("Harmonic frequencies after BFGS relaxation (fmax 0.005 eV/A), finite "
                 "differences with 0.01 A displacements.\n\n" + "\n".join(rows))
         sections.append(Section(challenge, "Harmonic frequencies", text, [], verdicts,
                                 {"models": sorted(m for c, m in found if c == challenge)}))
     return sections
+
+
+OBSERVABLE = Phonons()
+register = OBSERVABLE.register
+report_sections = OBSERVABLE.report_sections

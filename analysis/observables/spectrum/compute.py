@@ -20,6 +20,8 @@ weighted vibrational density of states; ``elements`` restricts it to some elemen
 
 from __future__ import annotations
 
+import functools
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from scipy import fft as sfft
 from scipy.signal import find_peaks
 
 from analysis import framesets
+from analysis.framesets import FrameSelection
 from harness.errors import UserError
 
 #: Speed of light in cm/ps: nu [1/ps] / C_CM_PER_PS = wavenumber [cm^-1].
@@ -116,6 +119,7 @@ class VACFAccumulator:
         return np.arange(self.max_lag + 1) * self.frame_dt_ps, per_atom
 
 
+@functools.lru_cache(maxsize=16)
 def window(name: str, n_lags: int) -> np.ndarray:
     """Right half of a symmetric window of 2 n_lags - 1 points (1 at lag 0)."""
     full = {"hann": np.hanning, "blackman": np.blackman, "bartlett": np.bartlett,
@@ -170,41 +174,71 @@ class Spectrum:
     frame_dt_ps: float
 
 
+def contributions(path: Path, max_lag_ps: float = 1.0, mass_weighted: bool = True,
+                  elements: list[str] | None = None,
+                  selection: FrameSelection | None = None, n_blocks: int = 1) -> np.ndarray:
+    """Summable VACF sums of one run, one row per time block.
+
+    A row holds the lagged velocity products summed over origins (M + 1 lags), the number of
+    origins per lag (M + 1), the summed weights, 1 (a trajectory count) and the frame spacing
+    in ps; :func:`from_total` makes the spectrum of a sum of rows. Fewer rows than
+    ``n_blocks`` come back when blocks would be shorter than the maximum lag.
+    """
+    selection = selection or FrameSelection()
+    meta = framesets.info(path)
+    if meta.frame_dt_ps <= 0:
+        raise UserError(f"{path}: fewer than two frames, no spectrum")
+    symbols = np.array([_symbol(z) for z in meta.numbers])
+    atoms = np.arange(len(symbols)) if not elements else np.nonzero(
+        np.isin(symbols, elements))[0]
+    if len(atoms) == 0:
+        raise UserError(f"--elements {','.join(elements or [])}: none in {path}")
+    frame_dt_ps = meta.frame_dt_ps * selection.every
+    max_lag = int(round(max_lag_ps / frame_dt_ps))
+    weights = meta.masses[atoms] if mass_weighted else np.ones(len(atoms))
+    first = selection.first_frame(meta.frame_dt_ps)
+    n_used = len(range(first, meta.n_frames, selection.every))
+    n_blocks = max(1, min(n_blocks, n_used // (max_lag + 1)))
+    rows = []
+    chunks = selection.blocks(path, "velocities", 4096, meta, atoms, n_blocks)
+    for _, block_chunks in itertools.groupby(chunks, key=lambda item: item[0]):
+        acc = VACFAccumulator(max_lag)
+        acc.add_blocks((chunk for _, chunk in block_chunks), weights, frame_dt_ps)
+        corr = sfft.irfft(acc.spectrum_sum, n=2 * max_lag)[: max_lag + 1]
+        rows.append(np.concatenate([corr, acc.origins, [acc.weight, 1.0, frame_dt_ps]]))
+    if not rows:
+        raise UserError(f"{path}: no frames left after --skip")
+    return np.array(rows)
+
+
+def vacf_of_total(total: np.ndarray) -> tuple[np.ndarray, float]:
+    """C(tau) per atom and the frame spacing (ps) of summed :func:`contributions` rows."""
+    m1 = (len(total) - 3) // 2
+    weight, count, dt_sum = total[-3:]
+    return total[:m1] / total[m1:2 * m1] / (weight / count), float(dt_sum / count)
+
+
+def from_total(total: np.ndarray, window_name: str = "hann") -> Spectrum:
+    """The spectrum of summed :func:`contributions` rows."""
+    vacf, frame_dt_ps = vacf_of_total(total)
+    wn, inten = power_spectrum(vacf, frame_dt_ps, window_name)
+    return Spectrum(wn, inten, np.arange(len(vacf)) * frame_dt_ps, vacf, peaks(wn, inten),
+                    int(round(total[-2])), frame_dt_ps)
+
+
 def from_files(paths: list[Path], max_lag_ps: float = 1.0, mass_weighted: bool = True,
                elements: list[str] | None = None, window_name: str = "hann",
-               skip_ps: float = 0.0) -> Spectrum:
+               selection: FrameSelection | None = None) -> Spectrum:
     """The averaged spectrum of trajectories (read block by block)."""
-    acc: VACFAccumulator | None = None
-    for path in paths:
-        meta = framesets.info(path)
-        if meta.frame_dt_ps <= 0:
-            continue
-        symbols = np.array([_symbol(z) for z in meta.numbers])
-        atoms = np.arange(len(symbols)) if not elements else np.nonzero(
-            np.isin(symbols, elements))[0]
-        if len(atoms) == 0:
-            raise UserError(f"--elements {','.join(elements or [])}: none in {path}")
-        if acc is None:
-            acc = VACFAccumulator(int(round(max_lag_ps / meta.frame_dt_ps)))
-        weights = meta.masses[atoms] if mass_weighted else np.ones(len(atoms))
-        skip = int(round(skip_ps / meta.frame_dt_ps))
-        blocks = framesets.blocks(path, "velocities", 4096, atoms=atoms)
-        acc.add_blocks(_skip(blocks, skip), weights, meta.frame_dt_ps)
-    if acc is None:
+    rows = [contributions(p, max_lag_ps, mass_weighted, elements, selection)
+            for p in paths if framesets.info(p).frame_dt_ps > 0]
+    if not rows:
         raise UserError("no trajectory with at least two frames")
-    lag, corr = acc.vacf()
-    wn, inten = power_spectrum(corr, acc.frame_dt_ps, window_name)
-    return Spectrum(wn, inten, lag, corr, peaks(wn, inten), acc.n_trajectories,
-                    acc.frame_dt_ps)
-
-
-def _skip(blocks, n: int):
-    for block in blocks:
-        if n >= len(block):
-            n -= len(block)
-            continue
-        yield block[n:]
-        n = 0
+    dts = {round(float(r[0, -1]), 9) for r in rows}
+    if len(dts) > 1:
+        raise UserError(f"trajectories have different frame spacings ({sorted(dts)} ps): "
+                        "analyse them separately")
+    return from_total(np.concatenate(rows).sum(axis=0), window_name)
 
 
 def _symbol(z: int) -> str:

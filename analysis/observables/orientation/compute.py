@@ -15,11 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from analysis import framesets
+from analysis.framesets import FrameSelection
 from harness.errors import UserError
 
 QUADRANTS = ("-pi..-pi/2", "-pi/2..0", "0..pi/2", "pi/2..pi")
 #: C-N pairs are found in the starting structure: the N nearest to each C, within this.
 CN_BOND_MAX_ANGSTROM = 1.8
+#: Frames read at a time.
+READ_BLOCK_FRAMES = 8192
 
 
 def cn_pairs(numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray | None) -> np.ndarray:
@@ -73,42 +76,67 @@ def quadrant_ratios(phi: np.ndarray) -> np.ndarray:
     return counts / total if total else np.zeros(4)
 
 
+def pairs_from_groups(carbon: list[int] | None, nitrogen: list[int] | None,
+                      numbers: np.ndarray, positions: np.ndarray,
+                      cell: np.ndarray | None) -> np.ndarray:
+    """(k, 2) C and N indices: the challenge's ``[groups] carbon``/``nitrogen`` when declared
+    (checked: same length, C and N atoms), else found by :func:`cn_pairs`."""
+    if not carbon and not nitrogen:
+        return cn_pairs(numbers, positions, cell)
+    c, n = np.asarray(carbon or [], int), np.asarray(nitrogen or [], int)
+    if len(c) != len(n) or len(c) == 0 or max(c.max(), n.max()) >= len(numbers) \
+            or np.any(numbers[c] != 6) or np.any(numbers[n] != 7):
+        raise UserError("[groups] carbon and nitrogen of the challenge must list as many C as "
+                        "N atoms (0-based indices), cation by cation")
+    return np.stack([c, n], axis=1)
+
+
+def contributions(path: Path, bins: int, selection: FrameSelection, n_blocks: int = 1,
+                  carbon: list[int] | None = None,
+                  nitrogen: list[int] | None = None) -> np.ndarray:
+    """Counts of one run per time block: 4 phi quadrants, the (theta, phi) histogram
+    (bins // 2 x bins), sum of |cos theta|, number of samples; rows add up."""
+    meta = framesets.info(path)
+    pairs = pairs_from_groups(carbon, nitrogen, meta.numbers, meta.start_positions, meta.cell)
+    atoms = np.unique(pairs)
+    local = np.searchsorted(atoms, pairs)
+    edges = np.array([-np.pi, -np.pi / 2, 0.0, np.pi / 2, np.pi])
+    out = np.zeros((n_blocks, 4 + (bins // 2) * bins + 2))
+    for k, block in selection.blocks(path, "positions", READ_BLOCK_FRAMES, meta, atoms,
+                                     n_blocks):
+        theta, phi = angles(block, local, meta.cell)
+        out[k, :4] += np.histogram(phi.ravel(), bins=edges)[0]
+        hist, _, _ = np.histogram2d(theta.ravel(), phi.ravel(), bins=(bins // 2, bins),
+                                    range=((0, np.pi), (-np.pi, np.pi)))
+        out[k, 4:-2] += hist.ravel()
+        out[k, -2] += np.abs(np.cos(theta)).sum()
+        out[k, -1] += theta.size
+    return out
+
+
 @dataclass
 class Orientation:
-    """Result for one group of trajectories."""
+    """The orientation distribution of a group (from summed contributions)."""
 
-    theta: np.ndarray
-    phi: np.ndarray
     histogram: np.ndarray
     theta_edges: np.ndarray
     phi_edges: np.ndarray
     quadrants: np.ndarray
+    mean_abs_cos_theta: float | None
     n_samples: int
-    n_trajectories: int
 
 
-def from_files(paths: list[Path], bins: int = 60, every: int = 1,
-               skip_ps: float = 0.0) -> Orientation:
-    """The C->N orientation distribution over a group of trajectories."""
-    thetas, phis = [], []
-    for path in paths:
-        meta = framesets.info(path)
-        pairs = cn_pairs(meta.numbers, meta.start_positions, meta.cell)
-        skip = int(round(skip_ps / meta.frame_dt_ps)) if meta.frame_dt_ps > 0 else 0
-        atoms = np.unique(pairs)
-        local = np.searchsorted(atoms, pairs)
-        for k, block in enumerate(framesets.blocks(path, "positions", 8192, every, atoms)):
-            if k == 0 and skip:
-                block = block[skip // every:]
-            theta, phi = angles(block, local, meta.cell)
-            thetas.append(theta.ravel())
-            phis.append(phi.ravel())
-    theta = np.concatenate(thetas) if thetas else np.zeros(0)
-    phi = np.concatenate(phis) if phis else np.zeros(0)
-    hist, t_edges, p_edges = np.histogram2d(theta, phi, bins=(bins // 2, bins),
-                                            range=((0, np.pi), (-np.pi, np.pi)), density=True)
-    return Orientation(theta, phi, hist, t_edges, p_edges, quadrant_ratios(phi), len(theta),
-                       len(paths))
+def from_total(total: np.ndarray, bins: int) -> Orientation:
+    """Density (normalised like ``np.histogram2d(density=True)``), quadrant ratios, samples."""
+    n = float(total[-1])
+    hist = total[4:-2].reshape(bins // 2, bins)
+    t_edges = np.linspace(0, np.pi, bins // 2 + 1)
+    p_edges = np.linspace(-np.pi, np.pi, bins + 1)
+    area = (t_edges[1] - t_edges[0]) * (p_edges[1] - p_edges[0])
+    density = hist / (hist.sum() * area) if hist.sum() else hist
+    quadrants = total[:4] / total[:4].sum() if total[:4].sum() else np.zeros(4)
+    return Orientation(density, t_edges, p_edges, quadrants,
+                       float(total[-2] / n) if n else None, int(round(n)))
 
 
 def plot(result: Orientation, ax=None, title: str = ""):

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.ramachandran import GroupResult, PairResult
+from analysis.observables.ramachandran.compute import GroupResult, PairResult
+
+#: At most about this many points per scatter plot.
+PLOT_POINTS = 5000
 
 CLUSTER_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
                    "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
@@ -41,7 +44,7 @@ def plot_density(pair: PairResult, points: np.ndarray | None = None, ax=None, ti
                   norm=LogNorm(vmin=max(positive.min(), positive.max() * 1e-3),
                                vmax=positive.max()), interpolation="nearest")
     if points is not None and len(points):
-        step = max(1, len(points) // 5000)
+        step = max(1, len(points) // PLOT_POINTS)
         sub, lab = points[::step], pair.labels[::step]
         for k in range(len(pair.clusters)):
             sel = lab == k

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.surface_geometry import SurfaceGroups, analyse
+from analysis.observables.surface.geometry import SurfaceGroups, analyse
 from harness.errors import UserError
 
 #: The window whose lowest energy is the zero of every profile (Angstrom).

@@ -7,7 +7,6 @@ or return a figure and never compute. Geometry definitions: :mod:`analysis.surfa
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +15,9 @@ from typing import Any
 import numpy as np
 from ase.data import atomic_masses
 
-from analysis import divergence, free_energy
-from analysis.surface_geometry import SurfaceGroups, analyse
+from analysis import divergence
+from analysis.observables.surface import free_energy
+from analysis.observables.surface.geometry import SurfaceGroups, analyse
 from analysis.trajectories import RunRecord, read_record
 from harness import challenges, h5md
 from harness.errors import UserError
@@ -78,26 +78,14 @@ def desorption_cutoff(challenge_name: str) -> float:
     return float(table.get("desorption_angstrom", DESORPTION_ANGSTROM))
 
 
-def trajectory_series(path: Path, cache_dir: Path | None = None) -> Series | None:
-    """Geometry and conjugate force of every frame of one run (None if not a surface run).
-
-    With ``cache_dir`` the arrays are kept in ``<sha1 of path, size, mtime>.npz`` there.
-    """
+def trajectory_series(path: Path) -> Series | None:
+    """Geometry and conjugate force of every frame of one run (None if not a surface run)."""
     record = read_record(path)
     meta = h5md.read_meta(path)
     numbers = np.asarray(meta["species"])
     groups = surface_groups(record.challenge, numbers)
     if groups is None:
         return None
-    cache = None
-    if cache_dir is not None:
-        stat = path.stat()
-        key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-        cache = cache_dir / f"surface-{key.hexdigest()}.npz"
-        if cache.is_file():
-            data = np.load(cache)
-            return Series(record, *(data[k] for k in ("time_ps", "D", "incline", "tilt",
-                                                      "slant", "force_D")))
     if meta["n_frames"] == 0:
         empty = np.empty(0)
         return Series(record, empty, empty, empty, empty, empty, empty)
@@ -106,12 +94,7 @@ def trajectory_series(path: Path, cache_dir: Path | None = None) -> Series | Non
         parts.append(_chunk(h5md.read_frames(path, start, start + CHUNK_FRAMES), numbers,
                             groups, None if not meta["run_spec"].get("periodic")
                             else h5md.read_start(path)[1]))
-    series = Series(record, *(np.concatenate([p[k] for p in parts]) for k in range(6)))
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, time_ps=series.time_ps, D=series.D, incline=series.incline,
-                 tilt=series.tilt, slant=series.slant, force_D=series.force_D)
-    return series
+    return Series(record, *(np.concatenate([p[k] for p in parts]) for k in range(6)))
 
 
 def _chunk(frames: dict[str, np.ndarray], numbers: np.ndarray, groups: SurfaceGroups,

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis import divergence, torus
+from analysis import divergence
+from analysis.observables.ramachandran import torus
 from analysis.trajectories import RunRecord
 from harness import challenges, h5md
 from harness.challenges import backbone
@@ -45,6 +46,7 @@ class Settings:
     smooth_deg: float = 10.0
     match_deg: float = 45.0
     js_tolerance: float = 0.15
+    skip_ps: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -106,16 +108,21 @@ def settings_for(challenge: challenges.Challenge, overrides: dict[str, Any]) -> 
     if not 0 < settings.eps_deg < 180:
         raise UserError(f"--eps {settings.eps_deg}: give a radius in degrees between 0 and 180")
     if settings.stride < 1 or settings.max_points < 10 or settings.merge_transitions < 1:
-        raise UserError("--stride and --merge-threshold must be >= 1, --max-points >= 10")
+        raise UserError("--every and --merge-threshold must be >= 1, --max-points >= 10")
     return settings
 
 
 def iter_angles(path: Path, quads: np.ndarray, stride: int = 1,
-                chunk_frames: int = READ_CHUNK_FRAMES) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                chunk_frames: int = READ_CHUNK_FRAMES,
+                skip_ps: float = 0.0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(time_ps, angles_deg) blocks of one trajectory, read in chunks of frames.
 
-    Frames after a recorded failure time are left out (a run kept going with --after-event).
+    The first ``skip_ps`` are left out, then every ``stride``-th frame is used
+    (:class:`analysis.framesets.FrameSelection`). Frames after a recorded failure time are
+    left out (a run kept going with --after-event).
     """
+    from analysis.framesets import FrameSelection
+
     meta_failure = h5md.read_meta(path)["failure"]
     t_fail = (meta_failure or {}).get("time_ps")
     with h5md.open_file(path, "r") as f:
@@ -123,7 +130,8 @@ def iter_angles(path: Path, quads: np.ndarray, stride: int = 1,
         time_ds = f[f"{h5md.PARTICLES}/position/time"]
         n = pos.shape[0]
         step = chunk_frames * stride
-        for start in range(0, n, step):
+        dt = float(time_ds[1] - time_ds[0]) if n > 1 else 0.0
+        for start in range(FrameSelection(skip_ps, stride).first_frame(dt), n, step):
             stop = min(n, start + step)
             times = time_ds[start:stop:stride]
             block = pos[start:stop:stride]
@@ -148,13 +156,14 @@ class Trajectories:
         return [values[a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True)]
 
 
-def read_group(paths: list[Path], pairs: list[DihedralPair], stride: int) -> Trajectories:
-    """All frames of the given files, for all pairs."""
+def read_group(paths: list[Path], pairs: list[DihedralPair], stride: int,
+               skip_ps: float = 0.0) -> Trajectories:
+    """The selected frames of the given files, for all pairs."""
     quads = np.array([q for p in pairs for q in (p.phi, p.psi)], dtype=np.intp)
     times, angles, offsets = [], [], [0]
     for path in paths:
         n = 0
-        for t, a in iter_angles(path, quads, stride):
+        for t, a in iter_angles(path, quads, stride, skip_ps=skip_ps):
             times.append(t)
             angles.append(a)
             n += len(t)
@@ -297,7 +306,7 @@ class GroupResult:
 def analyse_group(records: list[RunRecord], pairs: list[DihedralPair], settings: Settings,
                   model: str, is_reference: bool = False) -> tuple[GroupResult, Trajectories]:
     """Read, cluster and count transitions for every pair of one group."""
-    data = read_group([r.path for r in records], pairs, settings.stride)
+    data = read_group([r.path for r in records], pairs, settings.stride, settings.skip_ps)
     results = {}
     for k, pair in enumerate(pairs):
         points = data.angles[:, 2 * k:2 * k + 2].astype(np.float64)
@@ -351,6 +360,34 @@ def compare(model: GroupResult, ref: GroupResult, settings: Settings) -> dict[st
     return out
 
 
-def reference_files(challenge: challenges.Challenge) -> list[Path]:
-    """The reference trajectories shipped with a challenge (``reference/*.h5``)."""
-    return sorted((challenge.path / "reference").glob("*.h5"))
+def unit_histograms(data: Trajectories, n_pairs: int, settings: Settings,
+                    n_blocks: int = 1) -> np.ndarray:
+    """Smoothed, unnormalised density grids of every run (or time block of a run), all pairs.
+
+    Returns (units, n_pairs * bins * bins). Smoothing is linear, so the sum of rows, normalised,
+    is the group's density (:func:`torus.density` of all its frames).
+    """
+    from scipy.ndimage import gaussian_filter
+
+    smooth = settings.smooth_deg / (360.0 / settings.bins)
+    rows = []
+    for part in data.split(data.angles):
+        for block in np.array_split(part, n_blocks):
+            row = []
+            for k in range(n_pairs):
+                pts = torus.wrap(block[:, 2 * k:2 * k + 2].astype(np.float64) + 180.0) - 180.0
+                hist, _, _ = np.histogram2d(pts[:, 0], pts[:, 1], bins=settings.bins,
+                                            range=[[-180.0, 180.0], [-180.0, 180.0]])
+                if smooth > 0:
+                    hist = gaussian_filter(hist, smooth, mode="wrap")
+                row.append(hist.ravel())
+            rows.append(np.concatenate(row))
+    return np.array(rows)
+
+
+def worst_js(sum_a: np.ndarray, sum_b: np.ndarray, n_pairs: int) -> float:
+    """Largest JS divergence (bits) over pairs between two sums of unit histograms."""
+    sa, sb = sum_a.reshape(n_pairs, -1), sum_b.reshape(n_pairs, -1)
+    values = [divergence.jensen_shannon(x / x.sum(), y / y.sum())
+              for x, y in zip(sa, sb, strict=True) if x.sum() > 0 and y.sum() > 0]
+    return float(max(values)) if values else float("nan")

@@ -8,6 +8,7 @@ PNG figures, report verdicts and a per-frame CSV of angles.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -16,13 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from analysis import divergence, torus, trajectories
-from analysis import ramachandran as rama
+from analysis import divergence, trajectories
+from analysis.observables.ramachandran import compute as rama
+from analysis.observables.ramachandran import torus
 from analysis.sections import Verdict
 from harness import challenges, h5md
 from harness.errors import UserError
-
-PLOT_POINTS = 5000
 
 
 @dataclass
@@ -37,6 +37,11 @@ class ChallengeStudy:
     comparisons: dict[str, dict[str, Any]] = field(default_factory=dict)
     between_models: dict[str, dict[str, Any]] = field(default_factory=dict)
     reference_noise: dict[str, float] = field(default_factory=dict)
+    #: Largest JS divergence vs the reference with its bootstrap interval, by group key.
+    intervals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Model against model: worst-pair JS with interval and the 'disagree' flag.
+    model_pairs: list[dict[str, Any]] = field(default_factory=list)
+    reference_text: str = ""
     data: dict[str, rama.Trajectories] = field(default_factory=dict, repr=False)
 
     @property
@@ -69,15 +74,19 @@ def _split_halves(values: np.ndarray, data: rama.Trajectories) -> tuple[np.ndarr
 
 
 def _study_challenge(name: str, records: list[trajectories.RunRecord],
-                     overrides: dict[str, Any], reference: list[Path] | None) -> ChallengeStudy:
+                     overrides: dict[str, Any], reference: str | None) -> ChallengeStudy:
+    from analysis import reference as reference_mod
+    from analysis.observables.base import chosen_reference
+
     challenge = challenges.load(name)
     pairs = rama.challenge_pairs(challenge)
     settings = rama.settings_for(challenge, overrides)
-    ref_paths = rama.reference_files(challenge) if reference is None else reference
-    ref_records = _records(ref_paths) if ref_paths else []
-    ref_records = [r for r in ref_records if r.challenge == name]
+    refset = reference_mod.load(challenge, chosen_reference(reference))
+    ref_records = _records(refset.files) if refset else []
     _check_molecule(challenge, pairs, (records + ref_records)[0])
     study = ChallengeStudy(name, challenge.title, settings, pairs, [])
+    study.reference_text = f"Reference: {refset.describe()}." if refset else \
+        "No reference trajectories for this challenge."
     grouped: dict[tuple[str, float], list[trajectories.RunRecord]] = defaultdict(list)
     for rec in records:
         grouped[(rec.model, rec.temperature_K)].append(rec)
@@ -107,15 +116,61 @@ def _study_challenge(name: str, records: list[trajectories.RunRecord],
         for group in study.groups:
             if not group.is_reference:
                 study.comparisons[group.key] = rama.compare(group, ref, settings)
+    _intervals(study)
     return study
 
 
+def _units(study: ChallengeStudy, group: rama.GroupResult) -> tuple[np.ndarray, str]:
+    from analysis.observables.base import MIN_RUNS, N_BLOCKS
+
+    data = study.data[group.key]
+    n_blocks = 1 if len(data.files) >= MIN_RUNS else N_BLOCKS
+    units = rama.unit_histograms(data, len(study.pairs), study.settings, n_blocks)
+    units = units[units.sum(axis=1) > 0]
+    return units, "runs" if n_blocks == 1 else "time blocks"
+
+
+def _intervals(study: ChallengeStudy) -> None:
+    """Bootstrap intervals of the worst-pair JS divergence: vs the reference, model vs model."""
+    from analysis import stats
+    from analysis.observables import base
+
+    n_pairs = len(study.pairs)
+    units = {g.key: _units(study, g) for g in study.groups}
+
+    def distance(sum_a: np.ndarray, sum_b: np.ndarray) -> float:
+        return rama.worst_js(sum_a, sum_b, n_pairs)
+
+    ref = study.reference
+    models = [g for g in study.groups if not g.is_reference]
+    if ref is not None and len(units[ref.key][0]):
+        for g in models:
+            (ug, mg), (ur, mr) = units[g.key], units[ref.key]
+            if not len(ug):
+                continue
+            method = "runs" if mg == mr == "runs" else "time blocks"
+            ci = base.interval([ug, ur], distance, method)
+            study.intervals[g.key] = {"value": ci.value, "low": ci.low, "high": ci.high,
+                                      "method": method, "n_units": [len(ug), len(ur)]}
+    if not base.bootstrap_enabled():
+        return
+    for temp in sorted({g.temperature_K for g in models}):
+        mine = {g.model: units[g.key] for g in models
+                if g.temperature_K == temp and len(units[g.key][0]) >= 2}
+        if len(mine) < 2:
+            continue
+        found = stats.pairwise({m: u for m, (u, _) in mine.items()}, distance,
+                               n_resamples=base.N_RESAMPLES, seed=base.SEED, histograms=True,
+                               methods={m: method for m, (_, method) in mine.items()})
+        study.model_pairs += [base.pair_json(p, temp) for p in found]
+
+
 def run_study(paths: list[Path], overrides: dict[str, Any] | None = None,
-              reference: list[Path] | None = None) -> list[ChallengeStudy]:
+              reference: str | None = None) -> list[ChallengeStudy]:
     """Analyse every peptide challenge found under ``paths``.
 
-    ``reference=None`` uses each challenge's shipped reference, ``[]`` none, a list of
-    files/folders those trajectories instead.
+    ``reference=None`` uses each challenge's shipped reference, ``"none"`` none, a folder
+    the reference trajectories there (:func:`analysis.reference.load`).
     """
     records = _records(paths)
     by_challenge: dict[str, list[trajectories.RunRecord]] = defaultdict(list)
@@ -140,14 +195,10 @@ def run_study(paths: list[Path], overrides: dict[str, Any] | None = None,
 
 
 def plot_points(study: ChallengeStudy) -> dict[str, np.ndarray]:
-    """Up to PLOT_POINTS points per group and pair (for scatter plots), with their labels."""
-    out = {}
-    for group in study.groups:
-        data = study.data[group.key]
-        step = max(1, len(data.angles) // PLOT_POINTS)
-        for k, pair in enumerate(study.pairs):
-            out[f"{group.key}:{pair.name}"] = data.angles[::step, 2 * k:2 * k + 2]
-    return out
+    """Every frame's point per group and pair (views, frame by frame like the cluster labels,
+    which the scatter plot subsamples together with them)."""
+    return {f"{group.key}:{pair.name}": study.data[group.key].angles[:, 2 * k:2 * k + 2]
+            for group in study.groups for k, pair in enumerate(study.pairs)}
 
 
 def to_json(studies: list[ChallengeStudy]) -> dict[str, Any]:
@@ -161,45 +212,68 @@ def to_json(studies: list[ChallengeStudy]) -> dict[str, Any]:
                 "comparisons_vs_reference": s.comparisons,
                 "comparisons_between_models": s.between_models,
                 "reference_half_vs_half_js_bits": s.reference_noise,
+                "reference": s.reference_text,
+                "intervals_vs_reference": s.intervals,
+                "model_pairs": s.model_pairs,
             } for s in studies]}
 
 
 def verdicts(study: ChallengeStudy) -> list[Verdict]:
-    """Agreement of each model group with the reference (None: different temperature or no
-    reference)."""
+    """Each model group against the reference: the largest JS divergence over the pairs with
+    its bootstrap interval, against the tolerance (no_reference: none, no frames, or another
+    temperature, compared qualitatively only; inconclusive: the reference's own halves differ
+    by more than the tolerance)."""
+    from analysis import stats
+    from analysis.observables.base import decide
+
     ref = study.reference
     tol = study.settings.js_tolerance
     out = []
     for group in study.groups:
         if group.is_reference:
             continue
+        verdict = functools.partial(_verdict, group, tol)
         if ref is None:
-            out.append(Verdict("ramachandran", group.model, group.temperature_K, None,
-                               "no reference trajectory for this challenge"))
+            out.append(verdict("no_reference", "no reference trajectory for this challenge"))
             continue
         comp = study.comparisons[group.key]
         if any(c["js_divergence_bits"] is None for c in comp.values()):
-            out.append(Verdict("ramachandran", group.model, group.temperature_K, None,
-                               "no frames to compare (the runs failed at the start)"))
+            out.append(verdict("no_reference", "no frames to compare (the runs failed at the "
+                               "start)"))
             continue
         worst = max(comp, key=lambda name: comp[name]["js_divergence_bits"])
-        js = comp[worst]["js_divergence_bits"]
-        text = (f"largest JS divergence {js:.3f} bits (pair {worst}) vs the {ref.model} "
-                f"{ref.temperature_K:g} K reference; tolerance {tol:g}")
+        found = study.intervals.get(group.key) or {}
+        ci = stats.Interval(comp[worst]["js_divergence_bits"], found.get("low"),
+                            found.get("high"), len(group.files), found.get("method", ""))
+        decision = decide(ci, tol)
+        text = verdict(decision, "", ci, ci.method)
+        numbers = (f"largest JS divergence (pair {worst}) vs the {ref.model} "
+                   f"{ref.temperature_K:g} K reference: {text.interval_text()}")
+        if ci.method:
+            numbers += f" ({ci.method} resampled)"
         noisy = {k: v for k, v in study.reference_noise.items() if v > tol}
         if group.temperature_K != ref.temperature_K:
-            out.append(Verdict("ramachandran", group.model, group.temperature_K, None,
-                               text + " applies at the reference temperature only"))
+            out.append(verdict("no_reference", numbers.replace(f": {decision}", "")
+                               + "; the reference is at another temperature: compared "
+                               "qualitatively only", ci, ci.method))
         elif noisy:
             worst_noise = max(noisy, key=noisy.get)
-            out.append(Verdict("ramachandran", group.model, group.temperature_K, None,
-                               text + "; inconclusive: the reference's own first and second "
+            out.append(verdict("inconclusive", numbers.replace(f": {decision}", "")
+                               + "; inconclusive: the reference's own first and second "
                                f"halves differ by {noisy[worst_noise]:.3f} bits (pair "
-                               f"{worst_noise}), more than the tolerance"))
+                               f"{worst_noise}), more than the tolerance", ci, ci.method))
         else:
-            out.append(Verdict("ramachandran", group.model, group.temperature_K, js <= tol,
-                               text.replace("; tolerance", f" {'<=' if js <= tol else '>'}")))
+            out.append(text)
+            text.detail = numbers
     return out
+
+
+def _verdict(group: rama.GroupResult, tol: float, decision: str, detail: str, ci=None,
+             method: str = "") -> Verdict:
+    return Verdict("ramachandran", group.model, group.temperature_K, None, detail,
+                   decision=decision, value=None if ci is None else ci.value,
+                   ci_low=None if ci is None else ci.low, ci_high=None if ci is None else ci.high,
+                   tolerance=tol, n_runs=len(group.files), unit="bits", method=method)
 
 
 def to_markdown(study: ChallengeStudy, figures: list[Path] | None = None) -> str:
@@ -239,9 +313,15 @@ def to_markdown(study: ChallengeStudy, figures: list[Path] | None = None) -> str
                                        else f"{c['js_divergence_bits']:.3f}")
                          for pair, c in comp.items())
         lines.append(f"- {name}: JS divergence (bits) {text}")
+    if study.model_pairs:
+        from analysis.observables.base import pairs_table
+
+        lines += ["", pairs_table(study.model_pairs, "largest JS divergence over the pairs",
+                                  "bits"), ""]
+    lines += [study.reference_text, ""]
     for verdict in verdicts(study):
-        mark = {True: "agrees", False: "differs", None: "-"}[verdict.agrees]
-        lines.append(f"- {verdict.model} {verdict.temperature_K:g} K: {mark}; {verdict.detail}")
+        lines.append(f"- {verdict.model} {verdict.temperature_K:g} K: {verdict.decision}; "
+                     f"{verdict.detail}")
     for fig in figures or []:
         lines += ["", f"![{fig.stem}]({fig.name})"]
     return "\n".join(lines) + "\n"
@@ -249,7 +329,7 @@ def to_markdown(study: ChallengeStudy, figures: list[Path] | None = None) -> str
 
 def write_figures(study: ChallengeStudy, folder: Path) -> list[Path]:
     """Density and transition-graph grids of one challenge."""
-    from analysis import ramachandran_plots as plots
+    from analysis.observables.ramachandran import plots
 
     pts = plot_points(study)
     return [plots.figure_grid(study.groups, pts, "density",

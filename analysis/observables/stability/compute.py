@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis import survival
 from analysis.trajectories import RunRecord
 
 
@@ -69,6 +70,7 @@ def summarize(records: list[RunRecord]) -> dict[str, Any]:
         failed = [r for r in recs if r.status == "failed"]
         kinds = Counter((r.failure or {}).get("kind", "?") for r in failed)
         times, surv = survival_curve(recs)
+        km = survival.kaplan_meier(*survival.from_records(recs))
         groups.append({
             "challenge": challenge, "model": model, "temperature_K": temp, "runs": len(recs),
             "stable": sum(r.status == "completed" for r in recs), "failed": len(failed),
@@ -77,13 +79,33 @@ def summarize(records: list[RunRecord]) -> dict[str, Any]:
             if failed else None,
             "failure_kinds": dict(kinds),
             "survival": {"time_ps": times.tolist(), "fraction": surv.tolist()},
+            "kaplan_meier": km.as_dict(),
+            "median_time_to_failure": km.median().as_dict(),
+            "failures_per_ns": survival.failure_rate(*survival.from_records(recs)).as_dict(),
         })
         for rec in failed:
             pair = element_pair(rec.failure)
             if pair:
                 bonds[pair][f"{model} {temp:g} K"] += 1
-    return {"runs": rows, "groups": groups,
+    return {"runs": rows, "groups": groups, "log_rank": log_ranks(grouped),
             "broken_bonds": {pair: dict(counts) for pair, counts in sorted(bonds.items())}}
+
+
+def log_ranks(grouped: dict[tuple, list[RunRecord]]) -> list[dict[str, Any]]:
+    """Log-rank test between every two models of a challenge at the same temperature."""
+    out = []
+    keys = sorted(grouped)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1:]:
+            if a[0] != b[0] or a[2] != b[2]:
+                continue
+            test = survival.log_rank(*survival.from_records(grouped[a]),
+                                     *survival.from_records(grouped[b]))
+            out.append({"challenge": a[0], "temperature_K": a[2], "model_a": a[1],
+                        "model_b": b[1], "p_value": test.p_value, "statistic": test.statistic,
+                        "text": test.text(a[1], b[1])})
+    return sorted(out, key=lambda t: (t["challenge"], t["temperature_K"], t["model_a"],
+                                      t["model_b"]))
 
 
 def to_markdown(summary: dict[str, Any]) -> str:
@@ -116,19 +138,9 @@ def to_markdown(summary: dict[str, Any]) -> str:
 
 
 def plot_survival(summary: dict[str, Any], ax=None):
-    """Survival curves of every (model, T) group on one axes; returns the axes."""
-    import matplotlib.pyplot as plt
+    """Kaplan-Meier curves with 95% bands of every (model, T) group on one axes."""
+    from analysis.observables.stability import km_from_json
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4.5))
-    for g in summary["groups"]:
-        s = g["survival"]
-        ax.step(s["time_ps"], s["fraction"], where="post",
-                label=f"{g['model']} {g['temperature_K']:g} K ({g['stable']}/{g['runs']})")
-    ax.set_xlabel("time (ps)")
-    ax.set_ylabel("fraction of runs intact")
-    ax.set_ylim(-0.02, 1.05)
-    ax.set_title("Survival of MD runs (Kaplan-Meier)")
-    ax.legend(fontsize=8, loc="lower left")
-    ax.grid(alpha=0.3)
-    return ax
+    curves = {f"{g['model']} {g['temperature_K']:g} K ({g['stable']} intact)":
+              km_from_json(g["kaplan_meier"]) for g in summary["groups"]}
+    return survival.plot_survival(ax, curves)

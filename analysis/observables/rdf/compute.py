@@ -12,18 +12,20 @@ r_max to be at most half the smallest perpendicular width of the cell.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from ase.data import atomic_numbers
 
 from analysis import framesets
+from analysis.framesets import FrameSelection
 from harness.errors import UserError
 
 #: Default largest distance: second Pb-Pb and I-I shells of MAPbI3 (~6.3 A) fit.
 DEFAULT_R_MAX_ANGSTROM = 8.0
 MAX_R_MAX_ANGSTROM = 30.0
+#: Frames read and histogrammed at a time.
+READ_BLOCK_FRAMES = 512
 
 
 def parse_pair(text: str) -> tuple[str, str]:
@@ -81,51 +83,44 @@ def histogram_frames(positions: np.ndarray, cell: np.ndarray, a_idx: np.ndarray,
     return counts[1:] / (len(a_idx) * len(b_idx) / volume * shells)
 
 
-@dataclass
-class RDF:
-    """g(r) per element pair for one group of trajectories."""
+def contributions(path: Path, pairs: list[tuple[str, str]], r_max: float, nbins: int,
+                  selection: FrameSelection, n_blocks: int = 1) -> np.ndarray:
+    """Summed per-frame g(r) of every pair and the frame count, per time block of one run.
 
-    r: np.ndarray
-    g: dict[str, np.ndarray]
-    n_frames: int
-    n_trajectories: int
+    Returns (n_blocks, n_pairs * nbins + 1): for block k, the sum over its frames of g_AB(r)
+    per pair (pairs one after the other), then the number of frames. Rows add up over blocks
+    and runs; :func:`curves` turns a sum into averaged g(r).
+    """
+    meta = framesets.info(path)
+    if meta.cell is None:
+        raise UserError(f"{path}: not periodic; RDFs here need a cell")
+    if not 0 < r_max <= MAX_R_MAX_ANGSTROM:
+        raise UserError(f"--r-max {r_max:g}: give a distance in A between 0 and "
+                        f"{MAX_R_MAX_ANGSTROM:g}")
+    edges = np.linspace(0.0, r_max, nbins + 1)
+    index = []
+    for a, b in pairs:
+        ia = np.nonzero(meta.numbers == atomic_numbers[a])[0]
+        ib = np.nonzero(meta.numbers == atomic_numbers[b])[0]
+        if len(ia) == 0 or len(ib) == 0 or (a == b and len(ia) < 2):
+            raise UserError(f"--pairs {a}-{b}: not enough {a} or {b} atoms in {path}")
+        index.append((ia, ib))
+    out = np.zeros((n_blocks, len(pairs) * nbins + 1))
+    for k, block in selection.blocks(path, "positions", READ_BLOCK_FRAMES, meta,
+                                     n_blocks=n_blocks):
+        for j, (ia, ib) in enumerate(index):
+            out[k, j * nbins:(j + 1) * nbins] += histogram_frames(block, meta.cell, ia, ib, edges)
+        out[k, -1] += len(block)
+    return out
 
 
-def from_files(paths: list[Path], pairs: list[tuple[str, str]], r_max: float | None = None,
-               nbins: int = 200, every: int = 10, skip_ps: float = 0.0) -> RDF:
-    """RDFs of a group of trajectories (every ``every``-th frame)."""
-    sums: dict[str, np.ndarray] = {}
-    n_frames = 0
-    edges = None
-    for path in paths:
-        meta = framesets.info(path)
-        if meta.cell is None:
-            raise UserError(f"{path}: not periodic; RDFs here need a cell")
-        if r_max is None:
-            r_max = DEFAULT_R_MAX_ANGSTROM
-        if not 0 < r_max <= MAX_R_MAX_ANGSTROM:
-            raise UserError(f"--r-max {r_max:g}: give a distance in A between 0 and "
-                            f"{MAX_R_MAX_ANGSTROM:g}")
-        edges = np.linspace(0.0, r_max, nbins + 1)
-        index = {}
-        for a, b in pairs:
-            ia = np.nonzero(meta.numbers == atomic_numbers[a])[0]
-            ib = np.nonzero(meta.numbers == atomic_numbers[b])[0]
-            if len(ia) == 0 or len(ib) == 0 or (a == b and len(ia) < 2):
-                raise UserError(f"--pairs {a}-{b}: not enough {a} or {b} atoms in {path}")
-            index[f"{a}-{b}"] = (ia, ib)
-        skip = int(round(skip_ps / meta.frame_dt_ps)) if meta.frame_dt_ps > 0 else 0
-        for k, block in enumerate(framesets.blocks(path, "positions", 512, every)):
-            if k == 0 and skip:
-                block = block[skip // every:]
-            for name, (ia, ib) in index.items():
-                sums[name] = sums.get(name, 0.0) + histogram_frames(block, meta.cell, ia, ib,
-                                                                   edges)
-            n_frames += len(block)
-    if edges is None or n_frames == 0:
-        raise UserError("no frames to compute RDFs from")
-    r = 0.5 * (edges[1:] + edges[:-1])
-    return RDF(r, {k: v / n_frames for k, v in sums.items()}, n_frames, len(paths))
+def curves(total: np.ndarray, n_pairs: int, nbins: int, r_max: float
+           ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Bin centres (A), g(r) per pair (n_pairs, nbins) and frame count of summed contributions."""
+    edges = np.linspace(0.0, r_max, nbins + 1)
+    n_frames = int(round(total[-1]))
+    g = total[:-1].reshape(n_pairs, nbins) / max(total[-1], 1e-300)
+    return 0.5 * (edges[1:] + edges[:-1]), g, n_frames
 
 
 def first_peak(r: np.ndarray, g: np.ndarray) -> float | None:
@@ -135,15 +130,14 @@ def first_peak(r: np.ndarray, g: np.ndarray) -> float | None:
     return float(r[int(np.argmax(g))])
 
 
-def plot(results: dict[str, RDF], pair: str, ax=None):
-    """One pair's g(r) for several models/temperatures on one axes."""
+def plot(results: dict[str, tuple[np.ndarray, np.ndarray]], pair: str, ax=None):
+    """One pair's g(r) for several groups on one axes: label -> (r, g)."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
-    for label, res in results.items():
-        if pair in res.g:
-            ax.plot(res.r, res.g[pair], label=label, lw=1.2)
+    for name, (r, g) in results.items():
+        ax.plot(r, g, label=name, lw=1.2)
     ax.set_xlabel("r (A)")
     ax.set_ylabel(f"g(r) {pair}")
     ax.legend(frameon=False, fontsize=8)
