@@ -85,3 +85,152 @@ def load(challenge: challenges.Challenge, directory: Path | str | None = None
     method = ref.get("method") or challenge.raw.get("reference_method", "reference")
     return ReferenceSet(directory=folder, method=str(method), temperature_K=temps.pop(),
                         files=files, shipped=shipped, info=ref)
+
+
+# --- describing a reference for reports -----------------------------------------------------
+
+def lengths(ref: ReferenceSet) -> list[dict[str, Any]]:
+    """Per file: name, frames, simulated ps (last minus first time stamp), size in MB."""
+    out = []
+    for path in ref.files:
+        meta = h5md.read_meta(path)
+        times = meta["times_ps"]
+        out.append({"file": path.name, "frames": meta["n_frames"],
+                    "length_ps": float(times[-1] - times[0]) if len(times) > 1 else 0.0,
+                    "size_MB": path.stat().st_size / 1e6})
+    return out
+
+
+def temperature_note(ref: ReferenceSet, temperature_K: float) -> str | None:
+    """None when a model at ``temperature_K`` compares directly with ``ref``, else why not."""
+    if abs(float(temperature_K) - ref.temperature_K) <= 0.5:
+        return None
+    return (f"the reference is at {ref.temperature_K:g} K, the model at {temperature_K:g} K: "
+            "compared qualitatively (as TEA 2023 compared its 300 K models with a 500 K "
+            "reference), not as a verdict")
+
+
+def split_half_parts(ref: ReferenceSet, challenge: challenges.Challenge, settings: Any = None
+                     ) -> tuple[list[Any], list[Any], list[Any], str]:
+    """The reference's angles in two halves, as lists of parts (what a bootstrap resamples).
+
+    Two or more runs: the first half of the runs against the rest (6 against 6 for 12
+    runs); one run: the first half of its frames against the second. Returns
+    ``(pairs, first_parts, second_parts, how)``; each part is one run's (or half-run's)
+    angle array, columns phi/psi per pair as in :func:`analysis.ramachandran.read_group`.
+    """
+    from analysis import ramachandran as rama
+
+    pairs = rama.challenge_pairs(challenge)
+    settings = settings or rama.settings_for(challenge, {})
+    data = rama.read_group(ref.files, pairs, settings.stride)
+    runs = data.split(data.angles)
+    if len(runs) >= 2:
+        half = len(runs) // 2
+        how = (f"runs 1-{half} against runs {half + 1}-{len(runs)}" if half > 1 else
+               f"run 1 against run{'s' if len(runs) > 2 else ''} 2"
+               f"{f'-{len(runs)}' if len(runs) > 2 else ''}")
+        return pairs, runs[:half], runs[half:], how
+    only = runs[0]
+    return pairs, [only[:len(only) // 2]], [only[len(only) // 2:]], \
+        "first half of the run's frames against the second half"
+
+
+def split_half_statistic(first: list[Any], second: list[Any], column: int, settings: Any
+                         ) -> tuple[float, float]:
+    """(JS divergence in bits, Hellinger distance) between the densities of two sets of parts
+    for one dihedral pair (``column``: the pair's position in the challenge's pairs)."""
+    import numpy as np
+
+    from analysis import divergence, torus
+
+    smooth = settings.smooth_deg / (360.0 / settings.bins)
+    dens = [torus.density(np.concatenate([p[:, 2 * column:2 * column + 2] for p in parts])
+                          .astype(float), settings.bins, smooth) for parts in (first, second)]
+    return divergence.jensen_shannon(*dens), divergence.hellinger(*dens)
+
+
+def split_half_noise(ref: ReferenceSet, challenge: challenges.Challenge, settings: Any = None
+                     ) -> dict[str, Any]:
+    """Split-half JS divergence and Hellinger distance per Ramachandran pair, with intervals
+    where :mod:`analysis.stats` provides a bootstrap (``ci``: null until then).
+
+    Returns ``{"how": ..., "tolerance_bits": ..., "pairs": {name: {label, js_bits,
+    hellinger, js_ci, hellinger_ci}}}``; an empty ``pairs`` for challenges without
+    ``[ramachandran.pairs]``.
+    """
+    from analysis import ramachandran as rama
+
+    settings = settings or rama.settings_for(challenge, {})
+    if not challenge.raw.get("ramachandran", {}).get("pairs"):
+        return {"how": None, "tolerance_bits": settings.js_tolerance, "pairs": {}}
+    pairs, first, second, how = split_half_parts(ref, challenge, settings)
+    out: dict[str, Any] = {"how": how, "tolerance_bits": settings.js_tolerance, "pairs": {}}
+    for k, pair in enumerate(pairs):
+        js, hel = split_half_statistic(first, second, k, settings)
+        ci = split_half_interval(first, second, k, settings)
+        out["pairs"][pair.name] = {"label": pair.label, "js_bits": js, "hellinger": hel,
+                                   "js_ci": ci[0] if ci else None,
+                                   "hellinger_ci": ci[1] if ci else None}
+    return out
+
+
+def split_half_interval(first: list[Any], second: list[Any], column: int, settings: Any
+                        ) -> tuple[list[float], list[float]] | None:
+    """95% intervals of the split-half (JS, Hellinger): the hook for :mod:`analysis.stats`.
+
+    Resampling the parts of each half (runs; time blocks for a short reference) and
+    recomputing :func:`split_half_statistic` is the bootstrap; it is done by
+    ``analysis.stats.bootstrap`` where that exists, and None is returned until it does.
+    """
+    try:
+        from analysis import stats  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    bootstrap = getattr(stats, "bootstrap", None)
+    if bootstrap is None:
+        return None
+    return None  # TODO(stats): wire stats.bootstrap once its signature is on main
+
+
+def summarize(ref: ReferenceSet, challenge: challenges.Challenge, settings: Any = None
+              ) -> dict[str, Any]:
+    """Everything a report states about a reference: method, temperature, runs, ps per run,
+    frames, size, split-half noise next to the tolerance."""
+    files = lengths(ref)
+    return {"method": ref.method, "temperature_K": ref.temperature_K,
+            "directory": str(ref.directory), "shipped": ref.shipped, "n_runs": ref.n_runs,
+            "ps_per_run": [round(f["length_ps"], 6) for f in files],
+            "total_ps": sum(f["length_ps"] for f in files),
+            "frames": sum(f["frames"] for f in files),
+            "size_MB": sum(f["size_MB"] for f in files), "files": files,
+            "imported_from": [ref_attr.get("source", {}).get("file")
+                              for ref_attr in _reference_attrs(ref)],
+            "split_half": split_half_noise(ref, challenge, settings)}
+
+
+def _reference_attrs(ref: ReferenceSet) -> list[dict[str, Any]]:
+    return [_attrs(p)[1] for p in ref.files]
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """Markdown lines for a report (also what ``analysis reference show`` prints)."""
+    ps = summary["ps_per_run"]
+    per_run = (f"{ps[0]:g} ps per run" if max(ps) - min(ps) < 1e-6
+               else f"{min(ps):g}-{max(ps):g} ps per run")
+    lines = [f"Reference: {summary['method']} at {summary['temperature_K']:g} K, "
+             f"{summary['n_runs']} run(s), {per_run} ({summary['total_ps']:g} ps in all), "
+             f"{summary['frames']} frames, {summary['size_MB']:.2f} MB "
+             f"({'shipped with the challenge' if summary['shipped'] else summary['directory']})."]
+    noise = summary["split_half"]
+    if noise["pairs"]:
+        tol = noise["tolerance_bits"]
+        lines.append(f"Split-half noise ({noise['how']}), Ramachandran tolerance {tol:g} bits:")
+        for name, item in noise["pairs"].items():
+            ci = item["js_ci"]
+            interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else " (no interval yet)"
+            verdict = "below half the tolerance" if item["js_bits"] < tol / 2 else (
+                "below the tolerance" if item["js_bits"] < tol else "above the tolerance")
+            lines.append(f"- pair {name} ({item['label']}): JS {item['js_bits']:.3f} bits"
+                         f"{interval}, Hellinger {item['hellinger']:.3f}; {verdict}")
+    return "\n".join(lines)
