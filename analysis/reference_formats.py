@@ -98,6 +98,8 @@ def read_ase(path: Path) -> Source:
     import ase.io
     from ase import units
 
+    if path.stat().st_size == 0:
+        return Source(path, "empty file", None, np.zeros((0, 0, 3)))
     try:
         frames = ase.io.read(str(path), index=":")
     except Exception as exc:  # ASE's readers raise many kinds; all mean "cannot read"
@@ -209,11 +211,14 @@ def read_h5md(path: Path) -> Source:
     with f:
         group = _particle_group(f, path)
         part = f[f"particles/{group}"]
+        notes: list[str] = []
         pos = part["position/value"]
+        if "unit" not in pos.attrs:
+            notes.append("positions have no unit attribute: taken as Angstrom")
         length = _unit(pos.attrs.get("unit", "Angstrom"), LENGTH_ANGSTROM, "position", path)
         positions = np.asarray(pos[:], dtype=float) * length
         src = Source(path, f"H5MD (/particles/{group})", None, positions,
-                     times_ps=_times(part["position"], len(positions), path))
+                     times_ps=_times(part["position"], len(positions), path), notes=notes)
         if "species" in part:
             species = part["species"]
             src.numbers = np.asarray(species["value"][0] if isinstance(species, h5py.Group)
@@ -227,7 +232,7 @@ def _h5md_extras(f: h5py.File, part: h5py.Group, src: Source, length: float,
     """Forces, velocities, energies, box and temperature of an H5MD file, where present."""
     n = src.n_frames
     if "force/value" in part:
-        unit = str(part["force/value"].attrs.get("unit", "eV Angstrom-1"))
+        unit = str(part["force/value"].attrs.get("unit", "none"))
         factor = _force_factor(unit)
         if factor is None:
             src.notes.append(f"forces left out (unit {unit!r} not known)")
@@ -240,9 +245,11 @@ def _h5md_extras(f: h5py.File, part: h5py.Group, src: Source, length: float,
                               * LENGTH_ANGSTROM[unit[0].lower()])
     if "observables/potential_energy/value" in f:
         ds = f["observables/potential_energy/value"]
-        if ds.shape[:1] == (n,):
-            src.energies = np.asarray(ds[:], float) * _unit(ds.attrs.get("unit", "eV"),
-                                                            ENERGY_EV, "energy", path)
+        unit = str(ds.attrs.get("unit", "none")).lower()
+        if ds.shape[:1] != (n,) or unit not in ENERGY_EV:
+            src.notes.append(f"energies left out (unit {unit!r}, {ds.shape[0]} values)")
+        else:
+            src.energies = np.asarray(ds[:], float) * ENERGY_EV[unit]
     if "box/edges" in part:
         edges = part["box/edges"]
         value = np.asarray(edges["value"][:n] if isinstance(edges, h5py.Group) else edges[:],
@@ -260,8 +267,9 @@ def _h5md_extras(f: h5py.File, part: h5py.Group, src: Source, length: float,
                     break
 
 
-def export_extxyz(src: Path, dst: Path) -> int:
-    """Write a harness trajectory as extxyz (positions, energies, forces where stored)."""
+def export_extxyz(src: Path, dst: Path, every: int = 1) -> int:
+    """Write every ``every``-th frame of a harness trajectory as extxyz (positions, energies,
+    forces where stored); returns the number of frames written."""
     import ase.io
     from ase import Atoms
     from ase.calculators.singlepoint import SinglePointCalculator
@@ -269,7 +277,7 @@ def export_extxyz(src: Path, dst: Path) -> int:
     meta = h5md.read_meta(src)
     frames = h5md.read_frames(src)
     images = []
-    for k in range(meta["n_frames"]):
+    for k in range(0, meta["n_frames"], every):
         atoms = Atoms(numbers=meta["species"], positions=frames["positions"][k])
         results = {}
         if "potential" in frames:

@@ -2,9 +2,10 @@
 
 Each input file is one reference trajectory (a replica); each becomes one H5MD file in the
 runs' own form (:mod:`harness.h5md`, positions float32 + gzip like the shipped reference, forces
-and energies kept when the source has them), named ``<method>-<T>K-replica-NN.h5``, with a
-``reference`` attribute under ``/parameters/harness``: method, temperature, frame interval,
-source files with their sha256, the atom order used, and what made it. Every analysis reads
+and energies kept when the source has them), named ``replica-NN.h5`` like runs (every command
+that takes a run folder takes this one too), with a ``reference`` attribute under
+``/parameters/harness``: method, temperature, frame interval, source files with their sha256,
+the atom order used, and what made it. Every analysis reads
 these files like runs; :func:`analysis.reference.load` finds them through ``--reference DIR``.
 
 Checks, each a one-line :class:`~harness.errors.UserError`: the elements and atom count against
@@ -21,6 +22,7 @@ import getpass
 import hashlib
 import json
 import re
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,7 +130,9 @@ def interval_ps(source: reference_formats.Source, flag_ps: float | None) -> tupl
     if source.times_ps is not None and source.n_frames > 1:
         steps = np.diff(source.times_ps)
         from_file = float(np.median(steps))
-        if from_file <= 0 or np.any(np.abs(steps - from_file) > INTERVAL_RTOL * from_file):
+        # float32 time stamps (MDAnalysis writes them) round by ~1e-7 of the largest time
+        slack = INTERVAL_RTOL * abs(from_file) + 1e-6 * float(np.abs(source.times_ps).max())
+        if from_file <= 0 or np.any(np.abs(steps - from_file) > slack):
             raise UserError(f"{source.path}: time stamps are not evenly spaced (from "
                             f"{steps.min() * 1e3:g} to {steps.max() * 1e3:g} fs); give one "
                             "continuous trajectory per file")
@@ -191,6 +195,7 @@ def _provenance(command_line: str) -> dict[str, Any]:
     except (KeyError, OSError):
         user = "unknown"
     return {"made_by": MADE_BY, "command_line": command_line, "user": user,
+            "model": "reference (imported)", "host": socket.gethostname(),
             "start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seed": None,
             "versions": {"tea-harness": __version__}}
 
@@ -281,7 +286,7 @@ def import_files(files: list[Path], challenge: challenges.Challenge, method: str
                 from ase.data import atomic_numbers
 
                 attr["atomic_numbers"] = [atomic_numbers[s] for s in target]
-            name = f"{label}-{temp[0]:g}K-replica-{replica:02d}.h5"
+            name = f"replica-{replica:02d}.h5"
             partial = out / f".{name}.partial"
             spec = _run_spec(challenge, label, temp[0], replica, source.n_frames,
                              interval[0] * 1e3, source.path.resolve())
