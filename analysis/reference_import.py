@@ -106,14 +106,23 @@ def _symbols(source: reference_formats.Source, target: list[str]) -> tuple[list[
 
 
 def resolve_order(source: reference_formats.Source, target: list[str],
-                  target_positions: np.ndarray) -> tuple[atom_order.AtomOrder, str]:
-    """The atom order of a source (an error when elements, count or bonds do not fit)."""
+                  target_positions: np.ndarray, periodic: bool = False
+                  ) -> tuple[atom_order.AtomOrder, str]:
+    """The atom order of a source (an error when elements, count or bonds do not fit).
+
+    Bonds come from plain distances, so a periodic system (bonds across the cell) must come
+    in the challenge's order; only its element count is checked.
+    """
     symbols, note = _symbols(source, target)
+    if periodic and sorted(symbols) == sorted(target) and symbols != list(target):
+        raise UserError(f"{source.path}: the atoms are not in the order of the challenge's "
+                        "starts, and a periodic system's order is not mapped; write them in "
+                        "the starts' order")
     order = atom_order.resolve(target, target_positions, symbols, source.positions[0])
     if isinstance(order, str):
         raise UserError(f"{source.path}: {order}; give a trajectory of the challenge's molecule "
                         "(see docs/reference.md, atom order)")
-    if note:
+    if note and not periodic:
         from harness.challenges import backbone
 
         expected = backbone.bonds_from_geometry(target, target_positions)
@@ -278,7 +287,7 @@ def import_files(files: list[Path], challenge: challenges.Challenge, method: str
         for replica, path in enumerate(files):
             source = reference_formats.read(Path(path))
             check_frames(source, challenge)
-            order, note = resolve_order(source, target, target_positions)
+            order, note = resolve_order(source, target, target_positions, challenge.periodic)
             temp = temperature(source, temperature_K)
             interval = interval_ps(source, frame_interval_ps)
             attr = _reference_attr(source, order, note, method, temp, interval, command_line)

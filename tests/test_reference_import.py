@@ -410,3 +410,52 @@ def test_second_file_bad_leaves_nothing(tmp_path: Path) -> None:
 def test_interval_disagrees_with_time_stamps(tmp_path: Path) -> None:
     _user_error(_import([SHIPPED[0]], tmp_path / "o", "--frame-interval", "20fs"),
                 "disagrees with the time stamps")
+
+
+# --- more sources ----------------------------------------------------------------------------
+
+def test_own_h5md_needs_no_flags(tmp_path: Path) -> None:
+    """A harness run file states its temperature and time stamps: no flags needed."""
+    proc = _import([SHIPPED[0]], tmp_path / "ref")
+    assert proc.returncode == 0, proc.stderr
+    attr = reference.load(ALA, tmp_path / "ref").info
+    assert attr["temperature_K"] == 500.0 and attr["temperature_from"] == "the file"
+    assert attr["frame_interval_fs"] == pytest.approx(SHIPPED_INTERVAL_FS)
+    _user_error(_import([SHIPPED[0]], tmp_path / "other", "--temperature", "300"),
+                "disagrees with")
+
+
+def test_velocities_from_ase_traj(tmp_path: Path) -> None:
+    from ase import units
+
+    atoms = read(str(ALA.starts[0]))
+    v_angstrom_ps = np.random.default_rng(5).normal(size=(3, len(atoms), 3))
+    images = []
+    for v in v_angstrom_ps:
+        copy = atoms.copy()
+        copy.set_velocities(v / (1000.0 * units.fs))
+        images.append(copy)
+    write(str(tmp_path / "v.traj"), images)
+    assert _import([tmp_path / "v.traj"], tmp_path / "ref", *OK_FLAGS).returncode == 0
+    frames = h5md.read_frames(tmp_path / "ref" / "replica-00.h5")
+    assert np.allclose(frames["velocities"], v_angstrom_ps, atol=1e-5)
+
+
+def test_periodic_challenge(tmp_path: Path) -> None:
+    """MAPbI3: the cell is kept; a file without one, or in another atom order, is refused."""
+    mapbi3 = challenges.load("mapbi3")
+    atoms = read(str(mapbi3.starts[0]))
+    write(str(tmp_path / "p.extxyz"), [atoms, atoms], format="extxyz")
+    proc = _analysis("reference", "import", str(tmp_path / "p.extxyz"), "--challenge", "mapbi3",
+                     "--method", "PBE+MBD-NL", "--out", str(tmp_path / "ref"), *OK_FLAGS)
+    assert proc.returncode == 0, proc.stderr
+    frames = h5md.read_frames(tmp_path / "ref" / "replica-00.h5")
+    assert np.allclose(frames["box"], atoms.cell.array)
+    np.savez(tmp_path / "nocell.npz", R=atoms.positions[None], z=atoms.numbers)
+    _user_error(_analysis("reference", "import", str(tmp_path / "nocell.npz"), "--challenge",
+                          "mapbi3", "--method", "x", "--out", str(tmp_path / "o"), *OK_FLAGS),
+                "is periodic but the file has no cell")
+    write(str(tmp_path / "rev.extxyz"), [atoms[::-1]], format="extxyz")
+    _user_error(_analysis("reference", "import", str(tmp_path / "rev.extxyz"), "--challenge",
+                          "mapbi3", "--method", "x", "--out", str(tmp_path / "o"), *OK_FLAGS),
+                "a periodic system's order is not mapped")
