@@ -150,16 +150,22 @@ def split_half_statistic(first: list[Any], second: list[Any], column: int, setti
     return divergence.jensen_shannon(*dens), divergence.hellinger(*dens)
 
 
-def split_half_noise(ref: ReferenceSet, challenge: challenges.Challenge, settings: Any = None
-                     ) -> dict[str, Any]:
-    """Split-half JS divergence and Hellinger distance per Ramachandran pair, with intervals
-    where :mod:`analysis.stats` provides a bootstrap (``ci``: null until then).
+def split_half_noise(ref: ReferenceSet, challenge: challenges.Challenge, settings: Any = None,
+                     n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Split-half JS divergence and Hellinger distance per Ramachandran pair, with intervals.
 
-    Returns ``{"how": ..., "tolerance_bits": ..., "pairs": {name: {label, js_bits,
-    hellinger, js_ci, hellinger_ci}}}``; an empty ``pairs`` for challenges without
+    The value compares the fixed halves of :func:`split_half_parts`; its 95% interval comes
+    from :func:`split_half_interval` (bootstrap over the runs of each half, time blocks when a
+    half has fewer than 4 runs). ``random_halves`` adds :func:`analysis.stats.split_noise`:
+    the JS between random halves of all units (median and central 95%), which does not depend
+    on which runs happen to sit in which half.
+
+    Returns ``{"how", "tolerance_bits", "pairs": {name: {label, js_bits, hellinger, js_ci,
+    hellinger_ci, units, random_halves_js}}}``; an empty ``pairs`` for challenges without
     ``[ramachandran.pairs]``.
     """
     from analysis import ramachandran as rama
+    from analysis import stats
 
     settings = settings or rama.settings_for(challenge, {})
     if not challenge.raw.get("ramachandran", {}).get("pairs"):
@@ -168,29 +174,62 @@ def split_half_noise(ref: ReferenceSet, challenge: challenges.Challenge, setting
     out: dict[str, Any] = {"how": how, "tolerance_bits": settings.js_tolerance, "pairs": {}}
     for k, pair in enumerate(pairs):
         js, hel = split_half_statistic(first, second, k, settings)
-        ci = split_half_interval(first, second, k, settings)
-        out["pairs"][pair.name] = {"label": pair.label, "js_bits": js, "hellinger": hel,
-                                   "js_ci": ci[0] if ci else None,
-                                   "hellinger_ci": ci[1] if ci else None}
+        js_ci, hel_ci, method = split_half_interval(first, second, k, settings, n_resamples,
+                                                    seed)
+        all_units, all_method = stats.units(first + second)
+        random = stats.split_noise(_unit_histograms(all_units, k, settings), _js_sums,
+                                   n_resamples=n_resamples, seed=seed, method=all_method,
+                                   histograms=True)
+        out["pairs"][pair.name] = {
+            "label": pair.label, "js_bits": js, "hellinger": hel, "js_ci": js_ci,
+            "hellinger_ci": hel_ci, "units": method,
+            "random_halves_js": random.as_dict() if random else None}
     return out
 
 
-def split_half_interval(first: list[Any], second: list[Any], column: int, settings: Any
-                        ) -> tuple[list[float], list[float]] | None:
-    """95% intervals of the split-half (JS, Hellinger): the hook for :mod:`analysis.stats`.
+def _js_sums(a: Any, b: Any) -> float:
+    from analysis import divergence
 
-    Resampling the parts of each half (runs; time blocks for a short reference) and
-    recomputing :func:`split_half_statistic` is the bootstrap; it is done by
-    ``analysis.stats.bootstrap`` where that exists, and None is returned until it does.
+    return divergence.jensen_shannon(a, b)
+
+
+def _unit_histograms(units: list[Any], column: int, settings: Any) -> Any:
+    """Smoothed counts per unit (density x frames: they add up to the smoothed total)."""
+    import numpy as np
+
+    from analysis import torus
+
+    smooth = settings.smooth_deg / (360.0 / settings.bins)
+    return np.array([torus.density(u[:, 2 * column:2 * column + 2].astype(float), settings.bins,
+                                   smooth) * len(u) for u in units])
+
+
+def split_half_interval(first: list[Any], second: list[Any], column: int, settings: Any,
+                        n_resamples: int = 1000, seed: int = 0
+                        ) -> tuple[list[float], list[float], str]:
+    """95% intervals of the split-half (JS bits, Hellinger) and what was resampled.
+
+    Each half's units (its runs, or time blocks of them when the half has fewer than 4 runs,
+    :func:`analysis.stats.units`) are resampled with replacement, independently per half, and
+    the divergence of the summed smoothed histograms recomputed (``basic`` intervals, as
+    :mod:`analysis.stats` recommends for divergences; clipped to [0, 1]).
     """
-    try:
-        from analysis import stats  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    bootstrap = getattr(stats, "bootstrap", None)
-    if bootstrap is None:
-        return None
-    return None  # TODO(stats): wire stats.bootstrap once its signature is on main
+    from analysis import divergence, stats
+
+    units_a, method_a = stats.units(first)
+    units_b, method_b = stats.units(second)
+    method = method_a if method_a == method_b else f"{method_a} / {method_b}"
+    hists = [_unit_histograms(units_a, column, settings),
+             _unit_histograms(units_b, column, settings)]
+    common = {"n_resamples": n_resamples, "seed": seed, "method": method, "interval": "basic"}
+    js = stats.bootstrap_histograms(hists, stats.jensen_shannon_rows, vectorized=True, **common)
+    hel = stats.bootstrap_histograms(hists, divergence.hellinger, **common)
+    # both divergences lie in [0, 1]; a basic interval can reach past either end
+    def clip(x: float) -> float:
+        return min(1.0, max(0.0, x))
+
+    return ([clip(js.low), clip(js.high)], [clip(hel.low), clip(hel.high)],
+            f"{method} ({len(units_a)} + {len(units_b)})")
 
 
 def summarize(ref: ReferenceSet, challenge: challenges.Challenge, settings: Any = None
@@ -228,9 +267,27 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"Split-half noise ({noise['how']}), Ramachandran tolerance {tol:g} bits:")
         for name, item in noise["pairs"].items():
             ci = item["js_ci"]
-            interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else " (no interval yet)"
-            verdict = "below half the tolerance" if item["js_bits"] < tol / 2 else (
-                "below the tolerance" if item["js_bits"] < tol else "above the tolerance")
-            lines.append(f"- pair {name} ({item['label']}): JS {item['js_bits']:.3f} bits"
-                         f"{interval}, Hellinger {item['hellinger']:.3f}; {verdict}")
+            interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+            verdict = _noise_verdict(item["js_bits"], ci, tol)
+            hel = item["hellinger_ci"]
+            hel_text = f" [{hel[0]:.3f}, {hel[1]:.3f}]" if hel else ""
+            rnd = item.get("random_halves_js")
+            rnd_text = (f"; random halves of all {rnd['n_units']} units: median "
+                        f"{rnd['value']:.3f} [{rnd['ci_low']:.3f}, {rnd['ci_high']:.3f}]"
+                        if rnd else "")
+            lines.append(f"- pair {name} ({item['label']}): JS {item['js_bits']:.3f}{interval} "
+                         f"bits, Hellinger {item['hellinger']:.3f}{hel_text} (95% intervals "
+                         f"over {item['units']}){rnd_text}; {verdict}")
     return "\n".join(lines)
+
+
+def _noise_verdict(js: float, ci: list[float] | None, tolerance: float) -> str:
+    """Can this reference decide? Judged on the interval's upper end where there is one."""
+    high = ci[1] if ci else js
+    if high < tolerance / 2:
+        return "below half the tolerance: the reference can decide"
+    if js < tolerance / 2:
+        return "below half the tolerance, but its interval reaches above"
+    if js < tolerance:
+        return "below the tolerance, above half of it"
+    return "above the tolerance: verdicts against this reference are inconclusive"

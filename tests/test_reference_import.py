@@ -459,3 +459,26 @@ def test_periodic_challenge(tmp_path: Path) -> None:
     _user_error(_analysis("reference", "import", str(tmp_path / "rev.extxyz"), "--challenge",
                           "mapbi3", "--method", "x", "--out", str(tmp_path / "o"), *OK_FLAGS),
                 "a periodic system's order is not mapped")
+
+
+def test_split_half_intervals(tmp_path: Path) -> None:
+    """Two copies of one run: no noise, interval at 0. Two runs in different basins of pair A:
+    the interval stays far above the tolerance."""
+    from analysis import reference_import
+
+    reference_import.import_files([SHIPPED[0], SHIPPED[0]], ALA, "copy", tmp_path / "same")
+    same = reference.split_half_noise(reference.load(ALA, tmp_path / "same"), ALA,
+                                      n_resamples=300)
+    for item in same["pairs"].values():
+        assert item["js_bits"] == pytest.approx(0.0, abs=1e-12)
+        assert item["units"] == "time blocks (8 + 8)"
+        assert 0.0 == item["js_ci"][0] <= item["js_ci"][1] < 0.5 * SETTINGS.js_tolerance
+    two_runs = reference.ReferenceSet(directory=tmp_path, method="xtb", temperature_K=500.0,
+                                      files=SHIPPED, shipped=False)
+    apart = reference.split_half_noise(two_runs, ALA, n_resamples=300)
+    a = apart["pairs"]["A"]
+    assert a["js_bits"] > 0.9 and a["js_ci"][0] > 0.5 and a["js_ci"][1] <= 1.0
+    assert a["random_halves_js"]["n_units"] == 8
+    text = reference.format_summary(reference.summarize(
+        reference.load(ALA, tmp_path / "same"), ALA))
+    assert "the reference can decide" in text and "copy at 500 K, 2 run(s)" in text
