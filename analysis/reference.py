@@ -232,10 +232,11 @@ def split_half_interval(first: list[Any], second: list[Any], column: int, settin
             f"{method} ({len(units_a)} + {len(units_b)})")
 
 
-def summarize(ref: ReferenceSet, challenge: challenges.Challenge, settings: Any = None
-              ) -> dict[str, Any]:
+def summarize(ref: ReferenceSet, challenge: challenges.Challenge, settings: Any = None,
+              n_resamples: int = 1000) -> dict[str, Any]:
     """Everything a report states about a reference: method, temperature, runs, ps per run,
-    frames, size, split-half noise next to the tolerance."""
+    frames, size, split-half noise (``n_resamples`` bootstrap resamples) next to the
+    tolerance."""
     files = lengths(ref)
     return {"method": ref.method, "temperature_K": ref.temperature_K,
             "directory": str(ref.directory), "shipped": ref.shipped, "n_runs": ref.n_runs,
@@ -245,7 +246,7 @@ def summarize(ref: ReferenceSet, challenge: challenges.Challenge, settings: Any 
             "size_MB": sum(f["size_MB"] for f in files), "files": files,
             "imported_from": [ref_attr.get("source", {}).get("file")
                               for ref_attr in _reference_attrs(ref)],
-            "split_half": split_half_noise(ref, challenge, settings)}
+            "split_half": split_half_noise(ref, challenge, settings, n_resamples)}
 
 
 def _reference_attrs(ref: ReferenceSet) -> list[dict[str, Any]]:

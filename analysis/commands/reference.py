@@ -39,6 +39,8 @@ def register(subparsers) -> None:
     show.add_argument("--challenge", required=True)
     show.add_argument("--reference", metavar="DIR",
                       help="a folder made by 'reference import' (default: the shipped one)")
+    show.add_argument("--resamples", type=int, default=1000,
+                      help="bootstrap resamples of the split-half intervals (default 1000)")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(func=run_show)
 
@@ -84,7 +86,10 @@ def run_show(args: argparse.Namespace) -> int:
     if ref is None:
         raise UserError(f"challenge {challenge.name!r} ships no reference; import one with "
                         "'analysis reference import FILE --challenge NAME ...'")
-    summary = reference.summarize(ref, challenge)
+    if args.resamples < 100:
+        raise UserError(f"--resamples {args.resamples}: give at least 100 (1000 for a 95% "
+                        "interval worth quoting)")
+    summary = reference.summarize(ref, challenge, n_resamples=args.resamples)
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
