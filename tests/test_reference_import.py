@@ -501,3 +501,24 @@ def test_split_half_intervals(tmp_path: Path) -> None:
     text = reference.format_summary(reference.summarize(
         reference.load(ALA, tmp_path / "same"), ALA, n_resamples=200))
     assert "the reference can decide" in text and "copy at 500 K, 2 run(s)" in text
+
+
+def test_report_section_states_the_reference(tmp_path: Path) -> None:
+    """The report's "Reference" section: which reference, its numbers, and the qualitative
+    comparison of a model at another temperature."""
+    from analysis import reference_import
+    from analysis.commands import reference as reference_command
+
+    src = _extxyz(tmp_path / "a.extxyz", n_frames=6)
+    reference_import.import_files([src, src], ALA, "PBE+MBD (FHI-aims)", tmp_path / "ref500",
+                                  temperature_K=500.0, frame_interval_ps=0.01)
+    reference_import.import_files([src], ALA, "some model", tmp_path / "runs",
+                                  temperature_K=300.0, frame_interval_ps=0.01)
+    (section,) = reference_command.report_sections(sorted((tmp_path / "runs").glob("*.h5")),
+                                                   tmp_path / "work", tmp_path / "ref500")
+    assert section.challenge == ALA.name and section.title == "Reference: PBE+MBD (FHI-aims)"
+    assert section.markdown.startswith("Reference: PBE+MBD (FHI-aims) at 500 K, 2 run(s), "
+                                       "0.05 ps per run (0.1 ps in all), 12 frames")
+    assert "the model at 300 K: compared qualitatively" in section.markdown
+    assert section.data["split_half"]["pairs"]["A"]["js_bits"] == pytest.approx(0.0, abs=1e-12)
+    assert list((tmp_path / "work").glob("reference-*.cache.json"))

@@ -95,3 +95,44 @@ def run_show(args: argparse.Namespace) -> int:
     else:
         print(reference.format_summary(summary))
     return 0
+
+
+def report_sections(files: list[Path], workdir: Path, reference: str | Path | None = None
+                    ) -> list:
+    """A "Reference" section per challenge among ``files`` that has a reference.
+
+    States which reference (``reference``: a folder, as ``--reference``; default the shipped
+    one), its method, temperature, runs, ps per run, frames and split-half noise, and which
+    model temperatures are compared only qualitatively. Cached in ``workdir`` (keyed on the
+    reference files), since the split-half intervals take a few seconds.
+    """
+    from analysis import reference as reference_mod
+    from analysis.commands import _common
+    from analysis.sections import Section
+    from analysis.trajectories import read_record
+    from harness import challenges
+
+    records = [read_record(Path(f)) for f in files]
+    sections = []
+    for name in sorted({r.challenge for r in records}):
+        try:
+            challenge = challenges.load(name)
+            ref = reference_mod.load(challenge, reference)
+        except UserError:
+            continue
+        if ref is None:
+            continue
+        workdir.mkdir(parents=True, exist_ok=True)
+        key = _common.files_key(ref.files, {"challenge": name, "what": "reference summary"})
+        stored = _common.cached(workdir, f"reference-{name}", key)
+        summary = stored["summary"] if stored else reference_mod.summarize(ref, challenge)
+        if not stored:
+            _common.store(workdir, f"reference-{name}", key, {"summary": summary})
+        temps = sorted({r.temperature_K for r in records if r.challenge == name})
+        notes = [n for n in (reference_mod.temperature_note(ref, t) for t in temps) if n]
+        markdown = reference_mod.format_summary(summary)
+        if notes:
+            markdown += "\n\n" + "\n".join(f"- {n[0].upper()}{n[1:]}." for n in notes)
+        sections.append(Section(challenge=name, title=f"Reference: {ref.method}",
+                                markdown=markdown, data=summary))
+    return sections
