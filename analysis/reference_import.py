@@ -101,6 +101,9 @@ def _symbols(source: reference_formats.Source, target: list[str]) -> tuple[list[
     from ase.data import chemical_symbols
 
     if source.numbers is None:
+        if source.positions.shape[1] != len(target):
+            raise UserError(f"{source.path}: {source.positions.shape[1]} atoms, the challenge "
+                            f"has {len(target)}; give a trajectory of the challenge's molecule")
         return list(target), "the file names no elements: the challenge's taken, bonds checked"
     return [chemical_symbols[int(z)] for z in source.numbers], ""
 

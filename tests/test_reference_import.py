@@ -522,3 +522,11 @@ def test_report_section_states_the_reference(tmp_path: Path) -> None:
     assert "the model at 300 K: compared qualitatively" in section.markdown
     assert section.data["split_half"]["pairs"]["A"]["js_bits"] == pytest.approx(0.0, abs=1e-12)
     assert list((tmp_path / "work").glob("reference-*.cache.json"))
+
+
+def test_h5md_without_species_wrong_count(capsys, tmp_path: Path) -> None:
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f.create_dataset("particles/trajectory/position/value",
+                         data=np.zeros((2, 41, 3))).attrs["unit"] = "Angstrom"
+    _user_error(_import_here(capsys, [tmp_path / "a.h5"], tmp_path / "o", *OK_FLAGS),
+                "41 atoms, the challenge has 42")
