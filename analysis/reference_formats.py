@@ -136,14 +136,23 @@ def read_ase(path: Path) -> Source:
 
 def read_npz(path: Path) -> Source:
     """An MD22 / sGDML-layout ``.npz`` (``R``, ``z``, ``E``, ``F``)."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path}: not an .npz archive (numpy.savez writes one); give an "
+                        "MD22/sGDML .npz or rename the file after its real format")
+    wanted = ("R", "z", "E", "F", "lattice", "r_unit", "e_unit")
     try:
-        data = dict(np.load(path, allow_pickle=False))
-    except (OSError, ValueError) as exc:
+        with np.load(path, allow_pickle=False) as npz:  # only the keys used (no pickles)
+            data = {k: npz[k] for k in wanted if k in npz.files}
+            present = list(npz.files)
+    except (OSError, ValueError, EOFError) as exc:
         raise UserError(f"{path}: not a readable .npz ({exc})") from None
     missing = [k for k in ("R", "z") if k not in data]
     if missing:
-        raise UserError(f"{path}: an MD22/sGDML .npz needs the keys R (positions) and z (atomic "
-                        f"numbers); missing {', '.join(missing)} (has {', '.join(sorted(data))})")
+        raise UserError(f"{path}: an MD22/sGDML .npz needs the keys R (positions) and z "
+                        f"(atomic numbers); missing {', '.join(missing)} (has "
+                        f"{', '.join(sorted(present))})")
     r_unit = str(data.get("r_unit", NPZ_LENGTH_UNIT))
     e_unit = str(data.get("e_unit", NPZ_ENERGY_UNIT))
     length = _unit(r_unit, LENGTH_ANGSTROM, "length (r_unit)", path)

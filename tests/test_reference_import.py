@@ -400,13 +400,16 @@ def test_non_finite_positions(capsys, tmp_path: Path) -> None:
                 "positions are not finite in 1 frame(s) (first: frame 2)")
 
 
-@pytest.mark.parametrize("kind", ["garbage", "missing"])
+@pytest.mark.parametrize("kind", ["garbage", "garbage npz", "npz without R", "missing"])
 def test_unreadable_file(capsys, kind: str, tmp_path: Path) -> None:
-    path = tmp_path / "a.xyz"
-    if kind == "garbage":
+    path = tmp_path / ("a.npz" if "npz" in kind else "a.xyz")
+    if kind == "npz without R":
+        np.savez(path, z=np.ones(42, int))
+    elif kind.startswith("garbage"):
         path.write_bytes(b"\x00\x01 this is not a trajectory\n" * 3)
-    _user_error(_import_here(capsys, [path], tmp_path / "o", *OK_FLAGS),
-                "not a trajectory ASE can read" if kind == "garbage" else "no such file")
+    expected = {"garbage": "not a trajectory ASE can read", "garbage npz": "not an .npz archive",
+                "npz without R": "missing R (has z)", "missing": "no such file"}[kind]
+    _user_error(_import_here(capsys, [path], tmp_path / "o", *OK_FLAGS), expected)
 
 
 def test_existing_output_without_force(capsys, tmp_path: Path) -> None:
