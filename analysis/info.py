@@ -33,7 +33,7 @@ def summarize(path: Path) -> dict[str, Any]:
         "provenance": meta["provenance"],
         "spec": spec,
     }
-    if frames:
+    if frames and "temperature" in frames and "conserved" in frames:  # imported: maybe not
         temp = frames["temperature"]
         out["temperature_K"] = {"mean": float(np.mean(temp)), "std": float(np.std(temp))}
         out["conserved_drift_eV"] = float(frames["conserved"][-1] - frames["conserved"][0])

@@ -71,26 +71,34 @@ def open_file(path: Path, mode: str = "r") -> h5py.File:
         return h5py.File(path, mode, locking=False)
 
 
-def _time_series(group: h5py.Group, name: str, shape: tuple[int, ...], unit: str) -> None:
+def _time_series(group: h5py.Group, name: str, shape: tuple[int, ...], unit: str,
+                 compact: bool = False) -> None:
     element = group.create_group(name)
     element.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(1024,))
     tds = element.create_dataset("time", shape=(0,), maxshape=(None,), dtype=np.float64,
                                  chunks=(1024,))
     tds.attrs["unit"] = "ps"
     chunk_frames = max(1, min(256, 65536 // max(1, int(np.prod(shape)))))
+    # compact: float32 with shuffle+gzip (reference files shipped in the repository).
+    extra = {"compression": "gzip", "compression_opts": 9, "shuffle": True} if compact else {}
     value = element.create_dataset("value", shape=(0, *shape), maxshape=(None, *shape),
-                                   dtype=np.float64, chunks=(chunk_frames, *shape))
+                                   dtype=np.float32 if compact else np.float64,
+                                   chunks=(chunk_frames, *shape), **extra)
     if unit:
         value.attrs["unit"] = unit
 
 
 def create(path: Path, numbers: np.ndarray, masses: np.ndarray, periodic: bool,
            run_spec: str, provenance: dict[str, Any], start_positions: np.ndarray,
-           start_cell: np.ndarray) -> None:
+           start_cell: np.ndarray, *, particle_elements: tuple[str, ...] | None = None,
+           observables: tuple[str, ...] | None = None, compact: bool = False) -> None:
     """Create an empty H5MD trajectory with status ``running``.
 
     The starting structure is kept under ``/parameters/harness`` (the bond topology of the
-    stability criteria comes from it).
+    stability criteria comes from it). ``particle_elements`` and ``observables`` (names of
+    :data:`PARTICLE_ELEMENTS` and :data:`OBSERVABLES`; default all) choose the time series a
+    file holds; ``compact`` stores the particle values as float32 with shuffle+gzip (imported
+    reference trajectories).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".h5.tmp")
@@ -116,7 +124,8 @@ def _write_new(tmp: Path, numbers: np.ndarray, masses: np.ndarray, periodic: boo
         creator.attrs["version"] = __version__
         part = f.create_group(PARTICLES)
         for name, (_, unit, _) in PARTICLE_ELEMENTS.items():
-            _time_series(part, name, (natoms, 3), unit)
+            if particle_elements is None or name in particle_elements:
+                _time_series(part, name, (natoms, 3), unit, compact)
         box = part.create_group("box")
         box.attrs["dimension"] = 3
         box.attrs["boundary"] = np.array(["periodic" if periodic else "none"] * 3, dtype="S8")
@@ -127,7 +136,8 @@ def _write_new(tmp: Path, numbers: np.ndarray, masses: np.ndarray, periodic: boo
             "amu"
         obs = f.create_group("observables")
         for name, (_, unit) in OBSERVABLES.items():
-            _time_series(obs, name, (), unit)
+            if observables is None or name in observables:
+                _time_series(obs, name, (), unit)
         params = f.create_group(PARAMS)
         params.attrs["run_spec"] = run_spec
         params.attrs["provenance"] = json.dumps(provenance, sort_keys=True)
