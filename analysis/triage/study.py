@@ -1,0 +1,111 @@
+"""Shared plumbing of ``analysis triage`` and ``analysis errors``: runs -> frames -> reference.
+
+Runs are grouped by challenge (each challenge has its own reference method); the frames of all
+runs of a challenge go to the reference in one batch, so ``--jobs`` workers stay busy.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analysis.triage import frames as F
+from analysis.triage.reference import (Evaluation, ReferenceMethod, evaluate, reference_method,
+                                       store_for)
+from analysis.trajectories import RunRecord
+from harness import h5md
+
+
+@dataclass
+class ReferenceSettings:
+    """How the reference is chosen and run (the shared flags of the commands)."""
+
+    reference_model: str | None = None
+    model_file: str | None = None
+    model_options: list[str] | None = None
+    jobs: int = 1
+    max_frames: int | None = None
+    cache_dir: Path | None = None
+    announce: Callable[[str], None] | None = None
+    on_fraction: Callable[[float], None] | None = None
+    #: filled while running: the methods used per challenge and what each evaluation cost
+    used: dict[str, ReferenceMethod] = field(default_factory=dict)
+    cost: dict[str, Evaluation] = field(default_factory=dict)
+
+
+@dataclass
+class LabelledRun:
+    """One run's frames with the reference's energy (eV) and forces (eV/A) on each."""
+
+    record: RunRecord
+    frames: F.FrameSet
+    base: Any  # ase.Atoms: the starting structure the frames are placed on
+    cell: np.ndarray | None
+    ref_energy: np.ndarray
+    ref_forces: np.ndarray
+    method: ReferenceMethod
+
+
+def label_runs(selected: list[tuple[RunRecord, F.FrameSet]],
+               settings: ReferenceSettings) -> list[LabelledRun]:
+    """Evaluate the reference on the frames of every run (cached, in parallel)."""
+    from harness import challenges
+
+    by_challenge: dict[str, list[tuple[RunRecord, F.FrameSet]]] = defaultdict(list)
+    for record, frames in selected:
+        by_challenge[record.challenge].append((record, frames))
+    out: list[LabelledRun] = []
+    for name, items in sorted(by_challenge.items()):
+        challenge = challenges.load(name)
+        method = reference_method(challenge, settings.reference_model, settings.model_file,
+                                  settings.model_options)
+        settings.used[name] = method
+        bases, atoms = [], []
+        for record, frames in items:
+            meta = h5md.read_meta(record.path)
+            base = F.template(record.path, meta)
+            bases.append(base)
+            atoms += F.as_atoms(frames, base)
+        store = store_for(method, settings.cache_dir)
+        results, cost = evaluate(method, challenge.name, atoms, store, settings.jobs,
+                                 settings.max_frames, settings.announce, settings.on_fraction)
+        settings.cost[name] = cost
+        k = 0
+        for (record, frames), base in zip(items, bases, strict=True):
+            chunk = results[k:k + len(frames)]
+            k += len(frames)
+            energy = np.array([r[0] for r in chunk])
+            forces = np.array([r[1] for r in chunk]).reshape(frames.model_forces.shape)
+            cell = np.array(base.cell[:]) if base.pbc.any() else None
+            out.append(LabelledRun(record, frames, base, cell, energy, forces, method))
+    return out
+
+
+def triage_frames(record: RunRecord, earlier: int) -> F.FrameSet:
+    """The frames triage looks at: ``earlier`` stored frames from the start, then the approach.
+
+    The stored frames are spread evenly from the first frame to the last one before the
+    watchdog's every-step record begins (the first is the run's start: the energy offset).
+    """
+    meta = h5md.read_meta(record.path)
+    pre = F.pre_failure_frames(record.path)
+    steps = meta["steps"]
+    if pre is not None:
+        before = int(np.searchsorted(steps, pre.step[0], side="left"))
+        stored = F.stored_frames(record.path, F.even_indices(len(steps), earlier, before))
+        return stored.concat(pre)
+    # no every-step record (an older file): spread frames up to the last stored one
+    return F.stored_frames(record.path, F.even_indices(len(steps), earlier + 3))
+
+
+def failed_records(paths: list[Path]) -> tuple[list[RunRecord], int]:
+    """The failed runs under ``paths`` and the number of runs found."""
+    from analysis import trajectories
+
+    records = [trajectories.read_record(p) for p in trajectories.find(paths)]
+    return [r for r in records if r.status == "failed"], len(records)
