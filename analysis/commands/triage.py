@@ -160,7 +160,7 @@ def report_sections(files: list[Path], workdir: Path) -> list[Section]:
     try:
         result = compute(files, settings)
     except UserError as exc:
-        return [Section("all", "Why models failed", f"Not evaluated: {exc}.")]
+        return [Section(_challenge_of(files), "Why models failed", f"Not evaluated: {exc}.")]
     if not result["entries"]:
         return []
     figures = write_outputs(result, workdir)
@@ -178,3 +178,9 @@ def report_sections(files: list[Path], workdir: Path) -> list[Section]:
             "bond, model solid, reference dashed.")], [],
             {"observable": "triage", "summary": summary}))
     return sections
+
+
+def _challenge_of(files: list[Path]) -> str:
+    from analysis.trajectories import read_record
+
+    return read_record(files[0]).challenge if files else "all"

@@ -5,7 +5,9 @@ The reference of a challenge is a registry model (``reference_model`` in its ``c
 command that calls a model directly; ``--reference-model``, ``--model-file`` and
 ``--model-option`` choose another. Each result is stored under the SHA-256 of the method and the
 frame (atomic numbers, positions, cell, periodicity, initial charges), so asking again for a frame
-already evaluated costs nothing, whichever command asked.
+already evaluated costs nothing, whichever command asked. Every frame is evaluated from scratch
+(an SCF method starts from its default guess, not from another frame's density), so the result
+does not depend on the order of evaluation or on ``--jobs``.
 """
 
 from __future__ import annotations
@@ -150,10 +152,20 @@ def build_calculator(method: ReferenceMethod, challenge_name: str) -> Any:
 
     calc, _ = model_calculator(method.name, method.model_file, dict(method.options),
                                challenges.load(challenge_name))
+    parameters = getattr(calc, "parameters", None)
+    if isinstance(parameters, dict) and "cache_api" in parameters:
+        # tblite: let reset() drop the previous frame's wavefunction (see _evaluate_one)
+        parameters["cache_api"] = False
     return calc
 
 
 def _evaluate_one(atoms: Atoms, calc: Any) -> tuple[float, np.ndarray]:
+    """Energy and forces of one frame, from scratch.
+
+    ``reset()`` first: an SCF method must not start from the previous frame's density, or a
+    frame's numbers would depend on which frame a worker happened to evaluate before it.
+    """
+    calc.reset()
     atoms = atoms.copy()
     atoms.calc = calc
     energy = float(atoms.get_potential_energy())

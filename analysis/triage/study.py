@@ -14,10 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from analysis.triage import frames as F
-from analysis.triage.reference import (Evaluation, ReferenceMethod, evaluate, reference_method,
-                                       store_for)
 from analysis.trajectories import RunRecord
+from analysis.triage import frames as F
+from analysis.triage.reference import (
+    Evaluation,
+    ReferenceMethod,
+    evaluate,
+    reference_method,
+    store_for,
+)
 from harness import h5md
 
 
