@@ -90,7 +90,7 @@ def test_classification_rule_and_bond_force_sign() -> None:
 def test_triage_classifies_the_known_cases_and_exports_labels(runs, tmp_path: Path) -> None:
     report, export = tmp_path / "report", tmp_path / "failures.extxyz"
     proc = _analysis("triage", str(runs["out"]), "--report-dir", str(report), "--jobs", "2",
-                     "--export-failures", str(export), "--label", "--quiet")
+                     "--export-failures", str(export), "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert "reference calls" in proc.stderr  # the expected cost, said before the work
     data = json.loads((report / "triage.json").read_text())

@@ -53,8 +53,6 @@ def register(subparsers) -> None:
     p.add_argument("--export-failures", metavar="FILE.extxyz",
                    help="write the steps before every failure with the model's and the "
                    "reference's energies and forces (keys in docs/triage.md)")
-    p.add_argument("--label", action="store_true", help="accepted for symmetry with "
-                   "stability --export-failures; the triage export is always labelled")
     p.set_defaults(func=run)
 
 
