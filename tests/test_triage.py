@@ -88,8 +88,8 @@ def test_classification_rule_and_bond_force_sign() -> None:
 
 
 def test_triage_classifies_the_known_cases_and_exports_labels(runs, tmp_path: Path) -> None:
-    report, export = tmp_path / "report", tmp_path / "failures.extxyz"
-    proc = _analysis("triage", str(runs["out"]), "--report-dir", str(report), "--jobs", "2",
+    report, export = runs["out"] / "reports", tmp_path / "failures.extxyz"
+    proc = _analysis("triage", str(runs["out"]), "--jobs", "2",
                      "--export-failures", str(export), "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert "reference calls" in proc.stderr  # the expected cost, said before the work
@@ -128,16 +128,19 @@ def test_triage_classifies_the_known_cases_and_exports_labels(runs, tmp_path: Pa
     assert last.info["reference_energy"] == pytest.approx(energy, abs=1e-8)
     assert np.allclose(last.arrays["reference_forces"], forces, atol=1e-7)
 
-    again = _analysis("triage", str(runs["out"]), "--report-dir", str(report), "--quiet")
+    again = _analysis("triage", str(runs["out"]), "--quiet")
     assert again.returncode == 0, again.stderr
     cost = json.loads((report / "triage.json").read_text())["cost"][PEPTIDE]
     assert cost["reference_calls"] == 0 and cost["cached_frames"] > 30  # all from the cache
 
     from analysis.commands.triage import report_sections
 
-    sections = report_sections([runs["breaking"], runs["xtb"], runs["gap"]], report)
+    # the report finds the command's cache in OUT/reports/reference-cache: no new call
+    sections = report_sections([runs["breaking"], runs["xtb"], runs["gap"]], tmp_path)
     assert [s.title for s in sections] == ["Why models failed"]
     assert "model artefact" in sections[0].markdown and sections[0].figures[0].path.is_file()
+    assert json.loads((tmp_path / "triage.json").read_text())["cost"][PEPTIDE][
+        "reference_calls"] == 0
 
 
 def test_errors_per_element_match_an_independent_loop(runs, tmp_path: Path) -> None:

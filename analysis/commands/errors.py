@@ -20,6 +20,8 @@ from harness.errors import UserError
 DEFAULT_FRAMES_PER_RUN = 10
 #: The report evaluates at most this many new frames per challenge (run the command first).
 REPORT_MAX_CALLS = 2000
+#: ... and gives up (after one timed call) when they would take longer than this.
+REPORT_MAX_SECONDS = 300.0
 
 
 def register(subparsers) -> None:
@@ -117,10 +119,10 @@ def write_outputs(result: dict[str, Any], out: Path) -> list[Path]:
 def report_sections(files: list[Path], workdir: Path) -> list[Section]:
     """Errors against the reference, per challenge (reference results are cached)."""
     from analysis.triage import errors as E
-    from analysis.triage.study import ReferenceSettings
+    from analysis.triage.study import ReferenceSettings, shared_cache_dir
 
-    settings = ReferenceSettings(max_frames=REPORT_MAX_CALLS,
-                                 cache_dir=workdir / "reference-cache")
+    settings = ReferenceSettings(max_frames=REPORT_MAX_CALLS, max_seconds=REPORT_MAX_SECONDS,
+                                 cache_dir=shared_cache_dir(files, workdir / "reference-cache"))
     try:
         result = compute(files, settings)
     except UserError as exc:

@@ -194,6 +194,7 @@ class Evaluation:
 
 def evaluate(method: ReferenceMethod, challenge_name: str, frames: list[Atoms],
              store: ResultStore, jobs: int = 1, max_calls: int | None = None,
+             max_seconds: float | None = None,
              announce: Callable[[str], None] | None = None,
              on_fraction: Callable[[float], None] | None = None,
              ) -> tuple[list[tuple[float, np.ndarray]], Evaluation]:
@@ -201,7 +202,9 @@ def evaluate(method: ReferenceMethod, challenge_name: str, frames: list[Atoms],
 
     The first frame to compute is timed alone; ``announce`` is then told the expected cost of
     the rest. More than ``max_calls`` frames to compute is a :class:`UserError` (before any
-    long work starts). ``jobs`` > 1 runs worker processes with one OpenMP thread each.
+    work starts), and so is an expected time above ``max_seconds`` (after the first call; what
+    was computed stays in the store). ``jobs`` > 1 runs worker processes with one OpenMP
+    thread each.
     """
     keys = [frame_key(method, a) for a in frames]
     todo = list(dict.fromkeys(k for k in keys if k not in store.entries))
@@ -213,26 +216,38 @@ def evaluate(method: ReferenceMethod, challenge_name: str, frames: list[Atoms],
         by_key = {k: a for k, a in zip(keys, frames, strict=True)}
         jobs = max(1, min(jobs, len(todo)))
         if jobs == 1:
-            _compute_serial(method, challenge_name, todo, by_key, store, info, announce,
-                            on_fraction)
+            budget = (announce, max_seconds, on_fraction)
+            try:
+                _compute_serial(method, challenge_name, todo, by_key, store, info, budget)
+            finally:
+                store.save()
         else:
-            _compute_parallel(method, challenge_name, todo, by_key, store, info, jobs,
-                              announce, on_fraction)
-        store.save()
+            budget = (announce, max_seconds, on_fraction)
+            try:
+                _compute_parallel(method, challenge_name, todo, by_key, store, info, jobs,
+                                  budget)
+            finally:
+                store.save()
     return [store.entries[k] for k in keys], info
 
 
 def _say_cost(announce: Callable[[str], None] | None, method: ReferenceMethod, n: int,
-              seconds_per_call: float, jobs: int, cached: int) -> None:
+              seconds_per_call: float, jobs: int, cached: int,
+              max_seconds: float | None = None) -> None:
+    total = seconds_per_call * n / jobs
+    if max_seconds is not None and total > max_seconds:
+        raise UserError(f"{n} frames need a {method.label} call, about {total:.0f} s "
+                        f"({seconds_per_call:.3g} s per call): more than {max_seconds:.0f} s; "
+                        "run `analysis errors OUT --jobs N` / `analysis triage OUT --jobs N` "
+                        "first (results are cached)")
     if announce is None:
         return
-    total = seconds_per_call * n / jobs
     announce(f"{method.label}: {n} reference calls ({cached} frames cached), "
              f"{seconds_per_call:.3g} s per call, about {total:.0f} s with {jobs} job(s)")
 
 
-def _compute_serial(method, challenge_name, todo, by_key, store, info, announce,
-                    on_fraction) -> None:
+def _compute_serial(method, challenge_name, todo, by_key, store, info, budget) -> None:
+    announce, max_seconds, on_fraction = budget
     calc = build_calculator(method, challenge_name)
     for i, key in enumerate(todo):
         start = time.perf_counter()
@@ -241,13 +256,14 @@ def _compute_serial(method, challenge_name, todo, by_key, store, info, announce,
         info.calls += 1
         store.added += 1
         if i == 0:
-            _say_cost(announce, method, len(todo), info.seconds, 1, info.cached)
+            _say_cost(announce, method, len(todo), info.seconds, 1, info.cached, max_seconds)
         if on_fraction is not None:
             on_fraction((i + 1) / len(todo))
 
 
-def _compute_parallel(method, challenge_name, todo, by_key, store, info, jobs, announce,
-                      on_fraction) -> None:
+def _compute_parallel(method, challenge_name, todo, by_key, store, info, jobs,
+                      budget) -> None:
+    announce, max_seconds, on_fraction = budget
     from harness import models
 
     models.get_family(method.name).check_installed()  # a clear message, not a broken pool
@@ -260,7 +276,7 @@ def _compute_parallel(method, challenge_name, todo, by_key, store, info, jobs, a
                 initargs=(method, challenge_name)) as pool:
             first = pool.submit(_worker_call, by_key[todo[0]]).result()
             _store(store, info, todo[0], first)
-            _say_cost(announce, method, len(todo), first[2], jobs, info.cached)
+            _say_cost(announce, method, len(todo), first[2], jobs, info.cached, max_seconds)
             futures = {pool.submit(_worker_call, by_key[k]): k for k in todo[1:]}
             for done, future in enumerate(concurrent.futures.as_completed(futures), 2):
                 _store(store, info, futures[future], future.result())

@@ -35,6 +35,8 @@ class ReferenceSettings:
     model_options: list[str] | None = None
     jobs: int = 1
     max_frames: int | None = None
+    #: refuse (after one timed call) when the reference would take longer than this
+    max_seconds: float | None = None
     cache_dir: Path | None = None
     announce: Callable[[str], None] | None = None
     on_fraction: Callable[[float], None] | None = None
@@ -78,7 +80,8 @@ def label_runs(selected: list[tuple[RunRecord, F.FrameSet]],
             atoms += F.as_atoms(frames, base)
         store = store_for(method, settings.cache_dir)
         results, cost = evaluate(method, challenge.name, atoms, store, settings.jobs,
-                                 settings.max_frames, settings.announce, settings.on_fraction)
+                                 settings.max_frames, settings.max_seconds, settings.announce,
+                                 settings.on_fraction)
         settings.cost[name] = cost
         k = 0
         for (record, frames), base in zip(items, bases, strict=True):
@@ -114,3 +117,19 @@ def failed_records(paths: list[Path]) -> tuple[list[RunRecord], int]:
 
     records = [trajectories.read_record(p) for p in trajectories.find(paths)]
     return [r for r in records if r.status == "failed"], len(records)
+
+
+def shared_cache_dir(files: list[Path], fallback: Path) -> Path:
+    """``OUT/reports/reference-cache`` of the runs (where the commands cache), if writable.
+
+    Run files sit at ``OUT/<challenge>/<model>/<T>K/replica-NN.h5``; a report finds there what
+    ``analysis triage`` / ``analysis errors`` already computed. Otherwise ``fallback``.
+    """
+    import os
+
+    roots = {f.parents[3] for f in files if len(f.parents) > 3}
+    if len(roots) == 1:
+        folder = roots.pop() / "reports"
+        if os.access(folder if folder.is_dir() else folder.parent, os.W_OK):
+            return folder / "reference-cache"
+    return fallback
