@@ -66,8 +66,9 @@ def settings_from(args: argparse.Namespace, cache_dir: Path):
         raise UserError(f"--jobs {args.jobs}: give at least 1")
     if args.max_frames is not None and args.max_frames < 0:
         raise UserError(f"--max-frames {args.max_frames}: give 0 or more")
-    return ReferenceSettings(args.reference_model, args.model_file, args.model_option,
-                             args.jobs, args.max_frames, cache_dir,
+    return ReferenceSettings(reference_model=args.reference_model,
+                             model_file=args.model_file, model_options=args.model_option,
+                             jobs=args.jobs, max_frames=args.max_frames, cache_dir=cache_dir,
                              announce=lambda text: print(text, file=sys.stderr, flush=True))
 
 
