@@ -114,6 +114,7 @@ def compute(paths: list[Path], settings, earlier: int = DEFAULT_EARLIER,
     threshold = T.FORCE_THRESHOLD_EV_PER_A if threshold is None else threshold
     failed, n_runs = study.failed_records(paths)
     selected = [(r, study.triage_frames(r, earlier)) for r in failed]
+    selected = [(r, frames) for r, frames in selected if len(frames)]  # no frame: nothing to say
     labelled = study.label_runs(selected, settings)
     entries = [T.triage_run(run.record, run.frames, run.ref_energy, run.ref_forces,
                             run.base.numbers, run.cell, run.method.label, threshold)

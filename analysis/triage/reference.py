@@ -208,7 +208,7 @@ def evaluate(method: ReferenceMethod, challenge_name: str, frames: list[Atoms],
     """
     keys = [frame_key(method, a) for a in frames]
     todo = list(dict.fromkeys(k for k in keys if k not in store.entries))
-    info = Evaluation(cached=len(keys) - sum(1 for k in keys if k in todo))
+    info = Evaluation(cached=sum(1 for k in keys if k in store.entries))
     if max_calls is not None and len(todo) > max_calls:
         raise UserError(f"{len(todo)} frames need a {method.label} call, more than --max-frames "
                         f"{max_calls}: raise --max-frames, or take fewer frames per run")
