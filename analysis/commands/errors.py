@@ -83,9 +83,11 @@ def compute(paths: list[Path], settings, frames_per_run: int = DEFAULT_FRAMES_PE
                                                                strict=True) if src == "stored"]
                for r in labelled}
     cost = {name: {"reference_calls": c.calls, "cached_frames": c.cached,
-                   "seconds_per_call": round(c.seconds_per_call, 4)}
+                   "seconds_per_call": round(c.seconds_per_call, 4),
+                   "reference_failed_frames": settings.reference_failed.get(name, 0)}
             for name, c in settings.cost.items()}
-    return {"rows": rows, "markdown": E.to_markdown(rows), "sampled_steps": sampled,
+    markdown = E.to_markdown(rows) + study.failed_note(settings)
+    return {"rows": rows, "markdown": markdown, "sampled_steps": sampled,
             "frames_per_run": frames_per_run, "cost": cost}
 
 
@@ -119,7 +121,7 @@ def write_outputs(result: dict[str, Any], out: Path) -> list[Path]:
 def report_sections(files: list[Path], workdir: Path) -> list[Section]:
     """Errors against the reference, per challenge (reference results are cached)."""
     from analysis.triage import errors as E
-    from analysis.triage.study import ReferenceSettings, shared_cache_dir
+    from analysis.triage.study import ReferenceSettings, failed_note, shared_cache_dir
 
     settings = ReferenceSettings(max_frames=REPORT_MAX_CALLS, max_seconds=REPORT_MAX_SECONDS,
                                  cache_dir=shared_cache_dir(files, workdir / "reference-cache"))
@@ -132,7 +134,8 @@ def report_sections(files: list[Path], workdir: Path) -> list[Section]:
     sections = []
     for challenge in sorted({r["challenge"] for r in result["rows"]}):
         rows = [r for r in result["rows"] if r["challenge"] == challenge]
-        text = E.to_markdown(rows, heading="####").split("\n", 2)[2]
+        text = E.to_markdown(rows, heading="####").split("\n", 2)[2] + \
+            failed_note(settings, challenge)
         mine = [Figure(f, "Force MAE per element and temperature (left) and per atom (right) "
                        "against the reference, on frames sampled evenly from every run.")
                 for f in figures if f.name.startswith(f"errors-{challenge}-")]

@@ -121,9 +121,10 @@ def compute(paths: list[Path], settings, earlier: int = DEFAULT_EARLIER,
                for run in labelled]
     summary = T.summarize(entries)
     references = ", ".join(sorted({m.label for m in settings.used.values()})) or "-"
-    markdown = T.to_markdown(entries, summary, references, threshold)
+    markdown = T.to_markdown(entries, summary, references, threshold) + study.failed_note(settings)
     cost = {name: {"reference_calls": c.calls, "cached_frames": c.cached,
-                   "seconds_per_call": round(c.seconds_per_call, 4)}
+                   "seconds_per_call": round(c.seconds_per_call, 4),
+                   "reference_failed_frames": settings.reference_failed.get(name, 0)}
             for name, c in settings.cost.items()}
     return {"entries": entries, "summary": summary, "markdown": markdown, "n_runs": n_runs,
             "threshold_ev_per_angstrom": threshold, "reference": references, "cost": cost,
@@ -155,7 +156,7 @@ def write_outputs(result: dict[str, Any], out: Path) -> list[Path]:
 def report_sections(files: list[Path], workdir: Path) -> list[Section]:
     """"Why models failed", per challenge with failed runs (reference results are cached)."""
     from analysis.triage import triage as T
-    from analysis.triage.study import ReferenceSettings, shared_cache_dir
+    from analysis.triage.study import ReferenceSettings, failed_note, shared_cache_dir
 
     settings = ReferenceSettings(max_frames=REPORT_MAX_CALLS, max_seconds=REPORT_MAX_SECONDS,
                                  cache_dir=shared_cache_dir(files, workdir / "reference-cache"))
@@ -172,7 +173,7 @@ def report_sections(files: list[Path], workdir: Path) -> list[Section]:
         summary = T.summarize(entries)
         text = T.to_markdown(entries, summary, settings.used[challenge].label,
                              result["threshold_ev_per_angstrom"], heading="####")
-        text = text.split("\n", 2)[2]  # the report gives the title
+        text = text.split("\n", 2)[2] + failed_note(settings, challenge)  # report: the title
         figure = next(f for f in figures if f.name == f"triage-{challenge}.png")
         sections.append(Section(challenge, "Why models failed", text, [Figure(
             figure, "Errors against the reference on the steps before each failure (red: "

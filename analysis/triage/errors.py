@@ -60,14 +60,8 @@ def _split(run: LabelledRun, source: str) -> LabelledRun | None:
     mask = np.array([s == source for s in run.frames.source])
     if not mask.any():
         return None
-    f = run.frames
-    from analysis.triage.frames import FrameSet
-
-    frames = FrameSet(f.path, f.step[mask], f.time_ps[mask], f.positions[mask],
-                      f.model_energy[mask], f.model_forces[mask],
-                      [s for s, m in zip(f.source, mask, strict=True) if m])
-    return LabelledRun(run.record, frames, run.base, run.cell, run.ref_energy[mask],
-                       run.ref_forces[mask], run.method)
+    return LabelledRun(run.record, run.frames.subset(mask), run.base, run.cell,
+                       run.ref_energy[mask], run.ref_forces[mask], run.method)
 
 
 def error_table(runs: list[LabelledRun]) -> list[dict[str, Any]]:

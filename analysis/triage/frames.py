@@ -37,6 +37,12 @@ class FrameSet:
     def __len__(self) -> int:
         return len(self.step)
 
+    def subset(self, mask: np.ndarray) -> FrameSet:
+        """The frames where ``mask`` is true."""
+        return FrameSet(self.path, self.step[mask], self.time_ps[mask], self.positions[mask],
+                        self.model_energy[mask], self.model_forces[mask],
+                        [s for s, keep in zip(self.source, mask, strict=True) if keep])
+
     def concat(self, other: FrameSet) -> FrameSet:
         """This set followed by ``other`` (same run)."""
         return FrameSet(self.path, np.concatenate([self.step, other.step]),

@@ -160,7 +160,7 @@ def build_calculator(method: ReferenceMethod, challenge_name: str) -> Any:
 
 
 def _evaluate_one(atoms: Atoms, calc: Any) -> tuple[float, np.ndarray]:
-    """Energy and forces of one frame, from scratch.
+    """Energy and forces of one frame, from scratch (NaN where the reference fails on it).
 
     ``reset()`` first: an SCF method must not start from the previous frame's density, or a
     frame's numbers would depend on which frame a worker happened to evaluate before it.
@@ -168,8 +168,15 @@ def _evaluate_one(atoms: Atoms, calc: Any) -> tuple[float, np.ndarray]:
     calc.reset()
     atoms = atoms.copy()
     atoms.calc = calc
-    energy = float(atoms.get_potential_energy())
-    return energy, np.array(atoms.get_forces(), dtype=np.float64)
+    try:
+        energy = float(atoms.get_potential_energy())
+        forces = np.array(atoms.get_forces(), dtype=np.float64)
+    except Exception:  # noqa: BLE001 - e.g. an SCF that does not converge on a wild frame
+        # a frame the reference cannot evaluate is a result (NaN, left out and counted), not
+        # a reason to lose the others; the calculator starts afresh on the next frame
+        calc.reset()
+        return float("nan"), np.full((len(atoms), 3), np.nan)
+    return energy, forces
 
 
 def _worker_call(atoms: Atoms) -> tuple[float, np.ndarray, float]:

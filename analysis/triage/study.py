@@ -43,6 +43,8 @@ class ReferenceSettings:
     #: filled while running: the methods used per challenge and what each evaluation cost
     used: dict[str, ReferenceMethod] = field(default_factory=dict)
     cost: dict[str, Evaluation] = field(default_factory=dict)
+    #: frames the reference could not evaluate (e.g. SCF not converged), per challenge
+    reference_failed: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -60,7 +62,11 @@ class LabelledRun:
 
 def label_runs(selected: list[tuple[RunRecord, F.FrameSet]],
                settings: ReferenceSettings) -> list[LabelledRun]:
-    """Evaluate the reference on the frames of every run (cached, in parallel)."""
+    """Evaluate the reference on the frames of every run (cached, in parallel).
+
+    Frames the reference cannot evaluate (NaN) are left out and counted in
+    ``settings.reference_failed``; a run left without frames is left out.
+    """
     from harness import challenges
 
     by_challenge: dict[str, list[tuple[RunRecord, F.FrameSet]]] = defaultdict(list)
@@ -89,8 +95,14 @@ def label_runs(selected: list[tuple[RunRecord, F.FrameSet]],
             k += len(frames)
             energy = np.array([r[0] for r in chunk])
             forces = np.array([r[1] for r in chunk]).reshape(frames.model_forces.shape)
+            ok = np.isfinite(energy) & np.isfinite(forces).all(axis=(1, 2))
+            settings.reference_failed[name] = settings.reference_failed.get(name, 0) + \
+                int((~ok).sum())
+            if not ok.any():
+                continue
             cell = np.array(base.cell[:]) if base.pbc.any() else None
-            out.append(LabelledRun(record, frames, base, cell, energy, forces, method))
+            out.append(LabelledRun(record, frames.subset(ok), base, cell, energy[ok],
+                                   forces[ok], method))
     return out
 
 
@@ -133,3 +145,13 @@ def shared_cache_dir(files: list[Path], fallback: Path) -> Path:
         if os.access(folder if folder.is_dir() else folder.parent, os.W_OK):
             return folder / "reference-cache"
     return fallback
+
+
+def failed_note(settings: ReferenceSettings, challenge: str | None = None) -> str:
+    """A sentence on frames the reference could not evaluate ('' when there were none)."""
+    counts = settings.reference_failed
+    n = counts.get(challenge, 0) if challenge else sum(counts.values())
+    if not n:
+        return ""
+    return (f"\nThe reference could not evaluate {n} frame(s) (e.g. its SCF did not converge); "
+            "they are left out of these numbers.\n")
