@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
 from ase.io import read
 
 from analysis.triage.triage import bond_force, classify
@@ -195,3 +196,40 @@ def test_bad_input_is_one_line(runs, tmp_path: Path) -> None:
         assert proc.returncode == 2, (extra, proc.stderr)
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert "--max-frames" in proc.stderr
+
+
+class FailsWhenStretched(Calculator):
+    """Raises (like an SCF that does not converge) once N3-C4 is longer than ``limit`` A."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, limit: float = 1.8) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        if self.atoms.get_distance(3, 4) > self.limit:
+            raise CalculationFailed("SCF not converged (test)")
+        self.results = {"energy": 1.0, "forces": np.zeros((len(self.atoms), 3))}
+
+
+def make_failing(**options):
+    """Factory for ``ase:test_triage:make_failing``."""
+    return FailsWhenStretched(**options)
+
+
+def test_frames_the_reference_cannot_evaluate_are_left_out_and_counted(runs) -> None:
+    from analysis.commands.triage import compute
+    from analysis.triage.study import ReferenceSettings
+
+    settings = ReferenceSettings(reference_model="ase:test_triage:make_failing")
+    result = compute([runs["breaking"]], settings)
+    (entry,) = result["entries"]
+    lengths = np.array(entry["series"]["bond_length_A"])
+    pre = h5md.read_pre_failure(runs["breaking"])
+    stretched = int(np.sum(np.linalg.norm(pre["positions"][:, 4] - pre["positions"][:, 3],
+                                          axis=1) > 1.8))
+    assert stretched > 0 and lengths.max() <= 1.8  # those frames are gone from the numbers
+    assert result["cost"][PEPTIDE]["reference_failed_frames"] == stretched
+    assert f"could not evaluate {stretched} frame(s)" in result["markdown"]
