@@ -132,18 +132,19 @@ def failed_records(paths: list[Path]) -> tuple[list[RunRecord], int]:
 
 
 def shared_cache_dir(files: list[Path], fallback: Path) -> Path:
-    """``OUT/reports/reference-cache`` of the runs (where the commands cache), if writable.
+    """``OUT/reports/reference-cache`` of the runs when a command made it, else ``fallback``.
 
     Run files sit at ``OUT/<challenge>/<model>/<T>K/replica-NN.h5``; a report finds there what
-    ``analysis triage`` / ``analysis errors`` already computed. Otherwise ``fallback``.
+    ``analysis triage`` / ``analysis errors`` already computed, and adds to it. The report
+    does not create that folder itself (``analysis report --no-cache`` keeps nothing).
     """
     import os
 
     roots = {f.parents[3] for f in files if len(f.parents) > 3}
     if len(roots) == 1:
-        folder = roots.pop() / "reports"
-        if os.access(folder if folder.is_dir() else folder.parent, os.W_OK):
-            return folder / "reference-cache"
+        folder = roots.pop() / "reports" / "reference-cache"
+        if folder.is_dir() and os.access(folder, os.W_OK):
+            return folder
     return fallback
 
 
