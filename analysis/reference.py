@@ -119,7 +119,7 @@ def split_half_parts(ref: ReferenceSet, challenge: challenges.Challenge, setting
     ``(pairs, first_parts, second_parts, how)``; each part is one run's (or half-run's)
     angle array, columns phi/psi per pair as in :func:`analysis.ramachandran.read_group`.
     """
-    from analysis import ramachandran as rama
+    from analysis.observables.ramachandran import compute as rama
 
     pairs = rama.challenge_pairs(challenge)
     settings = settings or rama.settings_for(challenge, {})
@@ -142,7 +142,8 @@ def split_half_statistic(first: list[Any], second: list[Any], column: int, setti
     for one dihedral pair (``column``: the pair's position in the challenge's pairs)."""
     import numpy as np
 
-    from analysis import divergence, torus
+    from analysis import divergence
+    from analysis.observables.ramachandran import torus
 
     smooth = settings.smooth_deg / (360.0 / settings.bins)
     dens = [torus.density(np.concatenate([p[:, 2 * column:2 * column + 2] for p in parts])
@@ -164,8 +165,8 @@ def split_half_noise(ref: ReferenceSet, challenge: challenges.Challenge, setting
     hellinger_ci, units, random_halves_js}}}``; an empty ``pairs`` for challenges without
     ``[ramachandran.pairs]``.
     """
-    from analysis import ramachandran as rama
     from analysis import stats
+    from analysis.observables.ramachandran import compute as rama
 
     settings = settings or rama.settings_for(challenge, {})
     if not challenge.raw.get("ramachandran", {}).get("pairs"):
@@ -197,7 +198,7 @@ def _unit_histograms(units: list[Any], column: int, settings: Any) -> Any:
     """Smoothed counts per unit (density x frames: they add up to the smoothed total)."""
     import numpy as np
 
-    from analysis import torus
+    from analysis.observables.ramachandran import torus
 
     smooth = settings.smooth_deg / (360.0 / settings.bins)
     return np.array([torus.density(u[:, 2 * column:2 * column + 2].astype(float), settings.bins,

@@ -104,7 +104,8 @@ def create(path: Path, numbers: np.ndarray, masses: np.ndarray, periodic: bool,
     tmp = path.with_suffix(".h5.tmp")
     try:
         _write_new(tmp, numbers, masses, periodic, run_spec, provenance, start_positions,
-                   start_cell)
+                   start_cell, particle_elements=particle_elements, observables=observables,
+                   compact=compact)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -113,7 +114,8 @@ def create(path: Path, numbers: np.ndarray, masses: np.ndarray, periodic: bool,
 
 def _write_new(tmp: Path, numbers: np.ndarray, masses: np.ndarray, periodic: bool,
                run_spec: str, provenance: dict[str, Any], start_positions: np.ndarray,
-               start_cell: np.ndarray) -> None:
+               start_cell: np.ndarray, *, particle_elements: tuple[str, ...] | None = None,
+               observables: tuple[str, ...] | None = None, compact: bool = False) -> None:
     natoms = len(numbers)
     with open_file(tmp, "w") as f:
         h5md = f.create_group("h5md")

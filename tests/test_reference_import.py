@@ -19,9 +19,9 @@ import pytest
 from ase.io import read, write
 
 from analysis import atom_order, reference, reference_formats
-from analysis import ramachandran as rama
 from analysis.divergence import hellinger, jensen_shannon
-from analysis.torus import density
+from analysis.observables.ramachandran import compute as rama
+from analysis.observables.ramachandran.torus import density
 from analysis.trajectories import read_record
 from conftest import REPO
 from harness import challenges, h5md

@@ -38,8 +38,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``analysis errors``."""
-    from analysis.commands._common import report_dir
     from analysis.commands.triage import settings_from
+    from analysis.observables.base import report_dir
     from analysis.progress import Progress
 
     if args.frames_per_run < 1:

@@ -103,11 +103,12 @@ def report_sections(files: list[Path], workdir: Path, reference: str | Path | No
 
     States which reference (``reference``: a folder, as ``--reference``; default the shipped
     one), its method, temperature, runs, ps per run, frames and split-half noise, and which
-    model temperatures are compared only qualitatively. Cached in ``workdir`` (keyed on the
-    reference files), since the split-half intervals take a few seconds.
+    model temperatures are compared only qualitatively. ``analysis report`` passes the folder
+    of its ``--reference`` through the environment (``base.chosen_reference``)
+    and caches the result with every other section (one cache: the report's).
     """
     from analysis import reference as reference_mod
-    from analysis.commands import _common
+    from analysis.observables.base import chosen_reference
     from analysis.sections import Section
     from analysis.trajectories import read_record
     from harness import challenges
@@ -117,17 +118,13 @@ def report_sections(files: list[Path], workdir: Path, reference: str | Path | No
     for name in sorted({r.challenge for r in records}):
         try:
             challenge = challenges.load(name)
-            ref = reference_mod.load(challenge, reference)
+            ref = reference_mod.load(challenge, chosen_reference(
+                None if reference is None else str(reference)))
         except UserError:
             continue
         if ref is None:
             continue
-        workdir.mkdir(parents=True, exist_ok=True)
-        key = _common.files_key(ref.files, {"challenge": name, "what": "reference summary"})
-        stored = _common.cached(workdir, f"reference-{name}", key)
-        summary = stored["summary"] if stored else reference_mod.summarize(ref, challenge)
-        if not stored:
-            _common.store(workdir, f"reference-{name}", key, {"summary": summary})
+        summary = reference_mod.summarize(ref, challenge)
         temps = sorted({r.temperature_K for r in records if r.challenge == name})
         notes = [n for n in (reference_mod.temperature_note(ref, t) for t in temps) if n]
         markdown = reference_mod.format_summary(summary)

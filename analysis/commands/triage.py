@@ -74,7 +74,7 @@ def settings_from(args: argparse.Namespace, cache_dir: Path):
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``analysis triage``."""
-    from analysis.commands._common import report_dir
+    from analysis.observables.base import report_dir
     from analysis.progress import Progress
     from analysis.triage.triage import FORCE_THRESHOLD_EV_PER_A
 

@@ -111,7 +111,7 @@ def triage_run(record: Any, frames: FrameSet, ref_energy: np.ndarray, ref_forces
                numbers: np.ndarray, cell: np.ndarray | None, reference_label: str,
                threshold: float = FORCE_THRESHOLD_EV_PER_A) -> dict[str, Any]:
     """The triage entry of one failed run (see the module docstring)."""
-    from analysis.stability import bond_label
+    from analysis.observables.stability.compute import bond_label
 
     failure = record.failure or {}
     entry: dict[str, Any] = {

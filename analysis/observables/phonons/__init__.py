@@ -76,7 +76,7 @@ def build_atoms(challenge_name: str, start: int, model: str, model_file: str | N
 
 def run(args: argparse.Namespace, model_file: str | None) -> int:
     """``analysis phonons`` for one model file (None: the model's default)."""
-    from analysis.phonons import harmonic_frequencies
+    from analysis.observables.phonons.compute import harmonic_frequencies
     from harness.config import model_options
 
     if args.fmax <= 0 or args.delta <= 0:
