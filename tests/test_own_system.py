@@ -49,7 +49,7 @@ def ethanol(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("own")
     write(root / "ethanol.xyz", molecule("CH3CH2OH"))
     proc = new("ethanol", "--from", "ethanol.xyz", "--dir", "mine", "--starts-time", "0.2ps",
-               "--observables", "stability,rdf,spectrum", cwd=root)
+               "--observables", "stability,spectrum", cwd=root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return {"root": root, "folder": root / "mine" / "ethanol", "proc": proc}
 
@@ -69,7 +69,7 @@ def test_ethanol_new_launch_two_models_report(ethanol: dict) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     md = (out / "reports" / "report.md").read_text()
     assert "Challenge: C2H6O from ethanol.xyz, gas phase" in md
-    assert "Declared observables: stability, rdf, spectrum." in md
+    assert "Declared observables: stability, spectrum." in md
     assert "### Stability" in md and "### Vibrational spectrum (VACF)" in md
     assert "| xtb | 300 |" in md and "| harmonic | 300 |" in md
 
@@ -85,8 +85,7 @@ def test_ethanol_defaults_from_the_system(ethanol: dict) -> None:
     assert p.temperatures_K == (300.0, 500.0, 700.0) and p.replicas == 12
     assert p.length_ps == 1000.0 and p.thermostat == "langevin"
     assert chal.stability == {"bond_break_angstrom": 2.0, "min_distance_angstrom": 0.5}
-    assert chal.observables == ("stability", "rdf", "spectrum")
-    assert chal.groups["rdf_pairs"] == ["C-C", "C-H", "C-O", "H-H", "H-O", "O-O"]
+    assert chal.observables == ("stability", "spectrum")
     text = (ethanol["folder"] / "challenge.toml").read_text()
     for key in ("title", "elements", "charge", "dt_fs", "stride", "thermostat_tau_fs",
                 "bond_break_angstrom", "names"):  # every key is explained on the line above
@@ -165,6 +164,8 @@ def test_bad_inputs_are_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFi
                    "26 electrons")
     one_line_error(capsys, [*base, str(tmp_path / "ethanol.xyz"), "--observables",
                             "ramachandran"], "no peptide backbone")
+    one_line_error(capsys, [*base, str(tmp_path / "ethanol.xyz"), "--observables",
+                            "stability,rdf"], "need a periodic cell")
     one_line_error(capsys, ["new", "mapbi3", "--dir", str(tmp_path), "--from",
                             str(tmp_path / "ethanol.xyz")], "shipped challenge's name")
     write(tmp_path / "water.xyz", molecule("H2O"))

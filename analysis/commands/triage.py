@@ -20,9 +20,10 @@ from harness.errors import UserError
 #: Stored frames taken before the every-step record (spread from the start of the run).
 DEFAULT_EARLIER = 4
 #: The report evaluates at most this many new frames per challenge (run the command first).
-REPORT_MAX_CALLS = 2000
-#: ... and gives up (after one timed call) when they would take longer than this.
-REPORT_MAX_SECONDS = 300.0
+REPORT_MAX_CALLS = 500
+#: ... and gives up (after one timed call) when they would take longer than this: a report
+#: stays quick; `analysis errors` / `analysis triage` run longer jobs and the report reuses them.
+REPORT_MAX_SECONDS = 30.0
 
 
 def add_reference_flags(p: argparse.ArgumentParser) -> None:

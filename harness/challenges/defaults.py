@@ -125,7 +125,7 @@ def observables(requested: list[str] | None, has_backbone: bool, periodic: bool)
     Raises
     ------
     UserError
-        For an unknown name, or ramachandran without a peptide backbone.
+        For an unknown name, ramachandran without a peptide backbone, or rdf without a cell.
     """
     if requested is None:
         chosen = ["stability"]
@@ -140,6 +140,10 @@ def observables(requested: list[str] | None, has_backbone: bool, periodic: bool)
     if "ramachandran" in requested and not has_backbone:
         raise UserError("--observables ramachandran: the structure has no peptide backbone "
                         "(N-CA-C=O chain) to take phi/psi from; leave ramachandran out")
+    if "rdf" in requested and not periodic:
+        raise UserError("--observables rdf: radial distribution functions need a periodic cell "
+                        "(a material or a solvated box); leave rdf out for a molecule in vacuum, "
+                        "or give --periodic with a structure that has a cell")
     return list(dict.fromkeys(requested))
 
 
