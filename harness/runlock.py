@@ -69,12 +69,18 @@ def _pid_namespace() -> str:
 
 
 def _start_ticks(pid: int) -> int | None:
-    """The start time of process ``pid`` in clock ticks since boot, None if it does not exist."""
+    """The start time of process ``pid`` in clock ticks since boot, None if it does not exist.
+
+    A zombie (killed, not yet reaped by whoever inherited it) counts as gone: it holds nothing.
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
 
 
 def _identity() -> dict[str, Any]:
