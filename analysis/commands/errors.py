@@ -18,11 +18,6 @@ from analysis.sections import Figure, Section
 from harness.errors import UserError
 
 DEFAULT_FRAMES_PER_RUN = 10
-#: The report evaluates at most this many new frames per challenge (run the command first).
-REPORT_MAX_CALLS = 500
-#: ... and gives up (after one timed call) when they would take longer than this: a report
-#: stays quick; `analysis errors` / `analysis triage` run longer jobs and the report reuses them.
-REPORT_MAX_SECONDS = 30.0
 
 
 def register(subparsers) -> None:
@@ -122,10 +117,9 @@ def write_outputs(result: dict[str, Any], out: Path) -> list[Path]:
 def report_sections(files: list[Path], workdir: Path) -> list[Section]:
     """Errors against the reference, per challenge (reference results are cached)."""
     from analysis.triage import errors as E
-    from analysis.triage.study import ReferenceSettings, failed_note, shared_cache_dir
+    from analysis.triage.study import failed_note, report_settings
 
-    settings = ReferenceSettings(max_frames=REPORT_MAX_CALLS, max_seconds=REPORT_MAX_SECONDS,
-                                 cache_dir=shared_cache_dir(files, workdir / "reference-cache"))
+    settings = report_settings(files, workdir)
     try:
         result = compute(files, settings)
     except UserError as exc:

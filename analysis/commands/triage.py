@@ -19,11 +19,6 @@ from harness.errors import UserError
 
 #: Stored frames taken before the every-step record (spread from the start of the run).
 DEFAULT_EARLIER = 4
-#: The report evaluates at most this many new frames per challenge (run the command first).
-REPORT_MAX_CALLS = 500
-#: ... and gives up (after one timed call) when they would take longer than this: a report
-#: stays quick; `analysis errors` / `analysis triage` run longer jobs and the report reuses them.
-REPORT_MAX_SECONDS = 30.0
 
 
 def add_reference_flags(p: argparse.ArgumentParser) -> None:
@@ -157,10 +152,9 @@ def write_outputs(result: dict[str, Any], out: Path) -> list[Path]:
 def report_sections(files: list[Path], workdir: Path) -> list[Section]:
     """"Why models failed", per challenge with failed runs (reference results are cached)."""
     from analysis.triage import triage as T
-    from analysis.triage.study import ReferenceSettings, failed_note, shared_cache_dir
+    from analysis.triage.study import failed_note, report_settings
 
-    settings = ReferenceSettings(max_frames=REPORT_MAX_CALLS, max_seconds=REPORT_MAX_SECONDS,
-                                 cache_dir=shared_cache_dir(files, workdir / "reference-cache"))
+    settings = report_settings(files, workdir)
     try:
         result = compute(files, settings)
     except UserError as exc:

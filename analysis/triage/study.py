@@ -156,3 +156,17 @@ def failed_note(settings: ReferenceSettings, challenge: str | None = None) -> st
         return ""
     return (f"\nThe reference could not evaluate {n} frame(s) (e.g. its SCF did not converge); "
             "they are left out of these numbers.\n")
+
+
+#: The report evaluates at most this many new reference frames per challenge ...
+REPORT_MAX_CALLS = 500
+#: ... and gives up (after one timed call) when they would take longer than this: a report
+#: stays quick; ``analysis errors`` / ``analysis triage`` run longer jobs and the report reuses
+#: their cache.
+REPORT_MAX_SECONDS = 30.0
+
+
+def report_settings(files: list[Path], workdir: Path) -> ReferenceSettings:
+    """The reference budget and cache of the report's triage and errors sections."""
+    return ReferenceSettings(max_frames=REPORT_MAX_CALLS, max_seconds=REPORT_MAX_SECONDS,
+                             cache_dir=shared_cache_dir(files, workdir / "reference-cache"))
