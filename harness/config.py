@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ase.io import read
-
 from harness import challenges, models
 from harness.errors import UserError
 from harness.plan import RunSpec, derive_seed, n_steps_for, output_path
 from harness.stability.watchdog import WatchdogSettings, expand
+from harness.structures import read_structure
 from harness.units import parse_time_ps, parse_time_step_fs, parse_wall_s
 
 
@@ -309,7 +308,7 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
         model_file = models.resolve_model_file(family, files[name], challenge.name)
         _check_elements(family, model_file, challenge)
         for start in sorted({challenge.start_for_replica(r) for r in range(replicas)}):
-            atoms = read(start)
+            atoms = read_structure(start)
             atoms.info["source"] = Path(start).name
             family.check_structure(model_file, atoms)
         label = name.replace(":", "-")

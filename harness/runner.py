@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ase.io import read
 
 from harness import h5md, procs, provenance, runlock, storage
 from harness.engines import ipi_input
@@ -33,6 +32,7 @@ from harness.plan import RunSpec
 from harness.stability.criteria import Frame
 from harness.stability.monitor import EVENT_FILE, RING_FILE
 from harness.stability.watchdog import WatchdogSettings, build_temperature_criterion
+from harness.structures import read_structure
 
 PROPERTY_COLUMNS = ("step", "time", "potential", "kinetic", "conserved", "temperature")
 SOCKET_PREFIX = "/tmp/ipi_"  # LAMMPS fix ipi and ASE hard-code it; keep one convention
@@ -148,7 +148,7 @@ class Supervisor:
                 return ipi_input.make_restart_input(path.read_text(), address)
             if last > 0:
                 self._set_aside("no-checkpoint")
-        atoms = read(self.spec.start_file)
+        atoms = read_structure(self.spec.start_file)
         h5md.create(self.out, atoms.numbers, atoms.get_masses(), self.spec.periodic,
                     self.spec.to_json(), provenance.collect(self.spec), atoms.positions,
                     np.asarray(atoms.cell))

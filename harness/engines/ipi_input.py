@@ -6,11 +6,10 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ase.io import read
-
 from harness import REPO_DIR
 from harness.errors import UserError
 from harness.plan import RunSpec
+from harness.structures import read_structure
 
 TEMPLATE = REPO_DIR / "ipi_xml" / "nvt.xml"
 #: Frame stream files i-PI writes (trajectory name -> file i-PI opens for bead 0).
@@ -66,7 +65,7 @@ def make_input(spec: RunSpec, socket_address: str, start_xyz: Path) -> str:
     if spec.thermostat != "langevin":
         raise UserError(f"thermostat {spec.thermostat!r} is not supported; use langevin")
     _set(root, "system/motion/dynamics/thermostat/tau", f"{spec.thermostat_tau_fs!r}")
-    atoms = read(spec.start_file)
+    atoms = read_structure(spec.start_file)
     ffsocket = root.find("ffsocket")
     assert ffsocket is not None
     if spec.periodic:

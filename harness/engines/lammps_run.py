@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ase.io import read
 
 from harness import REPO_DIR, h5md, models, procs, provenance
 from harness.engines import lammps_data, lammps_env
@@ -33,6 +32,7 @@ from harness.plan import RunSpec
 from harness.runner import PROPERTY_COLUMNS, Supervisor, _Segment
 from harness.stability.criteria import Frame
 from harness.stability.watchdog import WatchdogSettings, build_frame_criteria, first_event
+from harness.structures import read_structure
 
 NVT_INPUT = REPO_DIR / "lammps_inputs" / "nvt.in"
 CLIENT_INPUT = REPO_DIR / "lammps_inputs" / "ipi_client.in"
@@ -148,7 +148,7 @@ class NativeSupervisor(Supervisor):
 
     def __init__(self, spec: RunSpec, progress: bool = False):
         super().__init__(spec, progress)
-        self.atoms = read(spec.start_file)
+        self.atoms = read_structure(spec.start_file)
         self.frame_watch = FrameWatch(spec, self.atoms)
         self.command = lammps_command(spec)
 

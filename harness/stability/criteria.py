@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase.data import chemical_symbols, covalent_radii
-from scipy.spatial import cKDTree
+
+if TYPE_CHECKING:  # SciPy costs ~0.5 s of CPU to import: only where a tree is built
+    from scipy.spatial import cKDTree
 
 #: Bond if d < BOND_FACTOR * (r_cov_i + r_cov_j) in the starting structure (C-H: 1.28 A).
 BOND_FACTOR = 1.2
@@ -94,6 +96,8 @@ class Geometry:
 
     def tree(self, positions: np.ndarray, subset: np.ndarray | None = None) -> cKDTree:
         """A k-d tree (periodic when the cell is orthorhombic): O(N log N) neighbour search."""
+        from scipy.spatial import cKDTree
+
         pts = positions if subset is None else positions[subset]
         if self.orthorhombic:
             box = np.diag(self.cell)
