@@ -124,15 +124,23 @@ def split_half_parts(ref: ReferenceSet, challenge: challenges.Challenge, setting
     pairs = rama.challenge_pairs(challenge)
     settings = settings or rama.settings_for(challenge, {})
     data = rama.read_group(ref.files, pairs, settings.stride)
-    runs = data.split(data.angles)
+    first, second, how = split_runs(data.split(data.angles))
+    return pairs, first, second, how
+
+
+def split_runs(runs: list[Any]) -> tuple[list[Any], list[Any], str]:
+    """The reference's halves: the first half of the runs against the rest, or for one run the
+    first half of its frames against the second. Returns ``(first, second, how)``; the one
+    definition of "split-half" that ``reference show``, the report's Reference section and
+    the Ramachandran verdicts share."""
     if len(runs) >= 2:
         half = len(runs) // 2
         how = (f"runs 1-{half} against runs {half + 1}-{len(runs)}" if half > 1 else
                f"run 1 against run{'s' if len(runs) > 2 else ''} 2"
                f"{f'-{len(runs)}' if len(runs) > 2 else ''}")
-        return pairs, runs[:half], runs[half:], how
+        return runs[:half], runs[half:], how
     only = runs[0]
-    return pairs, [only[:len(only) // 2]], [only[len(only) // 2:]], \
+    return [only[:len(only) // 2]], [only[len(only) // 2:]], \
         "first half of the run's frames against the second half"
 
 

@@ -362,8 +362,14 @@ def test_verdict_rules():
     study.intervals["m@500K"] = {"low": 0.03, "high": 0.12, "method": "runs"}
     assert verdicts(study)[0].decision == "inconclusive"
     assert "0.05 [0.03, 0.12] bits, tolerance 0.1: inconclusive" in verdicts(study)[0].detail
+    # a reference that differs from itself by more than the tolerance shows no agreement;
+    # a model beyond that split-half divergence still differs from it, one within it not
     study.reference_noise = {"A": 0.3}
-    assert [v.agrees for v in verdicts(study)] == [None, None, None]
+    assert [v.decision for v in verdicts(study)] == ["inconclusive"] * 2 + ["no_reference"]
+    study.reference_noise, study.reference_split = {"A": 0.12}, "runs 1-6 against runs 7-12"
+    assert [v.decision for v in verdicts(study)] == ["inconclusive", "differs", "no_reference"]
+    assert "beyond the reference's own split-half divergence (runs 1-6 against runs 7-12) " \
+        "of 0.120 bits" in verdicts(study)[1].detail
 
 
 def test_a_group_without_frames_gives_no_numbers():

@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis import divergence, trajectories
+from analysis import trajectories
 from analysis.observables.ramachandran import compute as rama
-from analysis.observables.ramachandran import torus
 from analysis.sections import Verdict
 from harness import challenges, h5md
 from harness.errors import UserError
@@ -37,6 +36,7 @@ class ChallengeStudy:
     comparisons: dict[str, dict[str, Any]] = field(default_factory=dict)
     between_models: dict[str, dict[str, Any]] = field(default_factory=dict)
     reference_noise: dict[str, float] = field(default_factory=dict)
+    reference_split: str = ""
     #: Largest JS divergence vs the reference with its bootstrap interval, by group key.
     intervals: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Model against model: worst-pair JS with interval and the 'disagree' flag.
@@ -62,15 +62,6 @@ def _check_molecule(challenge: challenges.Challenge, pairs: list[rama.DihedralPa
     symbols = [chemical_symbols[int(z)] for z in meta["species"]]
     positions, _ = h5md.read_start(record.path)
     rama.check_pairs(pairs, symbols, positions, str(record.path))
-
-
-def _split_halves(values: np.ndarray, data: rama.Trajectories) -> tuple[np.ndarray, np.ndarray]:
-    first, second = [], []
-    for part in data.split(values):
-        half = len(part) // 2
-        first.append(part[:half])
-        second.append(part[half:])
-    return np.concatenate(first), np.concatenate(second)
 
 
 def _study_challenge(name: str, records: list[trajectories.RunRecord],
@@ -105,14 +96,12 @@ def _study_challenge(name: str, records: list[trajectories.RunRecord],
                     first, second, settings)
     ref = study.reference
     if ref is not None:
-        smooth = settings.smooth_deg / (360.0 / settings.bins)
         data = study.data[ref.key]
-        for k, pair in enumerate(pairs):
-            a, b = _split_halves(data.angles[:, 2 * k:2 * k + 2], data)
-            if len(a) and len(b):
-                study.reference_noise[pair.name] = divergence.jensen_shannon(
-                    torus.density(a, settings.bins, smooth),
-                    torus.density(b, settings.bins, smooth))
+        first, second, study.reference_split = reference_mod.split_runs(data.split(data.angles))
+        if sum(map(len, first)) and sum(map(len, second)):
+            for k, pair in enumerate(pairs):
+                study.reference_noise[pair.name] = reference_mod.split_half_statistic(
+                    first, second, k, settings)[0]
         for group in study.groups:
             if not group.is_reference:
                 study.comparisons[group.key] = rama.compare(group, ref, settings)
@@ -221,8 +210,9 @@ def to_json(studies: list[ChallengeStudy]) -> dict[str, Any]:
 def verdicts(study: ChallengeStudy) -> list[Verdict]:
     """Each model group against the reference: the largest JS divergence over the pairs with
     its bootstrap interval, against the tolerance (no_reference: none, no frames, or another
-    temperature, compared qualitatively only; inconclusive: the reference's own halves differ
-    by more than the tolerance)."""
+    temperature, compared qualitatively only). When the reference's own halves differ by
+    more than the tolerance, agreement cannot be shown: such a verdict is ``differs`` only when
+    the whole interval lies beyond that split-half divergence, else ``inconclusive``."""
     from analysis import stats
     from analysis.observables.base import decide
 
@@ -257,11 +247,21 @@ def verdicts(study: ChallengeStudy) -> list[Verdict]:
                                + "; the reference is at another temperature: compared "
                                "qualitatively only", ci, ci.method))
         elif noisy:
+            # the reference differs from itself by more than the tolerance: agreement cannot
+            # be shown, but a model whose whole interval lies beyond the reference's own
+            # split-half divergence differs from it by more than its sampling noise
             worst_noise = max(noisy, key=noisy.get)
-            out.append(verdict("inconclusive", numbers.replace(f": {decision}", "")
-                               + "; inconclusive: the reference's own first and second "
-                               f"halves differ by {noisy[worst_noise]:.3f} bits (pair "
-                               f"{worst_noise}), more than the tolerance", ci, ci.method))
+            noise = noisy[worst_noise]
+            base = numbers.replace(f": {decision}", "")
+            split = f" ({study.reference_split})" if study.reference_split else ""
+            if ci.low is not None and ci.low > noise:
+                out.append(verdict("differs", base + f"; differs: beyond the reference's own "
+                                   f"split-half divergence{split} of {noise:.3f} bits (pair "
+                                   f"{worst_noise}), which exceeds the tolerance", ci, ci.method))
+            else:
+                out.append(verdict("inconclusive", base + "; inconclusive: the reference's own "
+                                   f"halves{split} differ by {noise:.3f} bits (pair "
+                                   f"{worst_noise}), more than the tolerance", ci, ci.method))
         else:
             out.append(text)
             text.detail = numbers
@@ -305,8 +305,9 @@ def to_markdown(study: ChallengeStudy, figures: list[Path] | None = None) -> str
             lines.append(f"| {name} | {res.n_frames} | {res.assigned_percent:.1f} | {clusters} "
                          f"| {n_trans} | {js} | {hel} |")
         if pair.name in study.reference_noise:
-            lines += ["", f"Sampling noise scale: JS between the first and second halves of "
-                          f"the reference: {study.reference_noise[pair.name]:.3f} bits."]
+            lines += ["", f"Sampling noise scale: JS between the halves of the reference "
+                          f"({study.reference_split}): "
+                          f"{study.reference_noise[pair.name]:.3f} bits."]
         lines.append("")
     for name, comp in study.between_models.items():
         text = ", ".join(f"{pair} " + ("-" if c["js_divergence_bits"] is None
