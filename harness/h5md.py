@@ -376,17 +376,10 @@ def read_timing(path: Path) -> dict[str, np.ndarray]:
     A series the file lacks (written before it existed, or by another writer) comes back as
     NaN, so callers test with ``np.isfinite``.
     """
+    out = read_observables(path, ("wall_clock", "model_time"))
     with open_file(path, "r") as f:
-        held = f[f"{PARTICLES}/position/step"].shape[0]
-        out = {"step": f[f"{PARTICLES}/position/step"][:held]}
-        for name in ("wall_clock", "model_time"):
-            group = f["observables"].get(name)
-            values = np.full(held, np.nan)
-            if group is not None:
-                stored = group["value"][:held]
-                values[:len(stored)] = stored
-            out[name] = values
-        return out
+        out["step"] = f[f"{PARTICLES}/position/step"][:len(out["time"])]
+    return out
 
 
 def last_value(path: Path, observable: str) -> float | None:
@@ -397,3 +390,22 @@ def last_value(path: Path, observable: str) -> float | None:
         if group is None or held == 0 or group["value"].shape[0] < held:
             return None
         return float(group["value"][held - 1])
+
+
+def read_observables(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Times (ps) and the values of some ``/observables`` series, without the particles.
+
+    Cheap on long runs (a drift fit needs the conserved energy only); a series the file
+    lacks comes back as NaN.
+    """
+    with open_file(path, "r") as f:
+        held = f[f"{PARTICLES}/position/step"].shape[0]
+        out = {"time": f[f"{PARTICLES}/position/time"][:held]}
+        for name in names:
+            group = f["observables"].get(name)
+            values = np.full(held, np.nan)
+            if group is not None:
+                stored = group["value"][:held]
+                values[:len(stored)] = stored
+            out[name] = values
+        return out
