@@ -77,9 +77,14 @@ class RunHealth:
 
 
 def _segment_ids(steps: np.ndarray, provenance: dict[str, Any]) -> np.ndarray:
-    """Which segment wrote each frame: a resumed segment starts after its ``from_step``."""
-    starts = sorted({int(s.get("from_step", 0)) for s in provenance.get("segments") or []
-                     if int(s.get("from_step", 0)) > 0})
+    """Which segment wrote each frame: a resumed segment starts after its resume step.
+
+    The resume steps are those of the recorded segments (``from_step``) and those the
+    supervisor notes when it resumes (``resumed_at_steps``: also for segments killed later).
+    """
+    steps_resumed = [int(s.get("from_step", 0)) for s in provenance.get("segments") or []]
+    steps_resumed += [int(s) for s in provenance.get("resumed_at_steps") or []]
+    starts = sorted({s for s in steps_resumed if s > 0})
     return np.searchsorted(np.asarray(starts, dtype=np.int64), steps, side="left")
 
 

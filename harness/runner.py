@@ -149,7 +149,11 @@ class Supervisor:
                 kept = h5md.last_value(self.out, "model_time")
                 self.model_time_offset = kept if kept is not None and math.isfinite(kept) else 0.0
                 self.assembler.last_emitted = step
-                h5md.set_status(self.out, "running")
+                # every resume point, recorded now: a segment killed later records nothing,
+                # and the speed analysis must not count the pause before it as MD time
+                resumed = h5md.read_meta(self.out)["provenance"].get("resumed_at_steps", [])
+                h5md.set_status(self.out, "running", None,
+                                {"resumed_at_steps": [*resumed, int(step)]})
                 return ipi_input.make_restart_input(path.read_text(), address)
             if last > 0:
                 self._set_aside("no-checkpoint")
