@@ -9,6 +9,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from harness import h5md
+from harness.stability.criteria import drift_mev_per_atom_ps
 
 
 def summarize(path: Path) -> dict[str, Any]:
@@ -37,6 +38,8 @@ def summarize(path: Path) -> dict[str, Any]:
         temp = frames["temperature"]
         out["temperature_K"] = {"mean": float(np.mean(temp)), "std": float(np.std(temp))}
         out["conserved_drift_eV"] = float(frames["conserved"][-1] - frames["conserved"][0])
+        out["drift_mev_per_atom_ps"] = drift_mev_per_atom_ps(frames["time"], frames["conserved"],
+                                                             meta["n_atoms"])
     return out
 
 
@@ -58,10 +61,14 @@ def format_summary(info: dict[str, Any]) -> str:
         lines.append("  frames      0")
     if "temperature_K" in info:
         t = info["temperature_K"]
+        how = "NVE, no thermostat" if spec.get("ensemble") == "nve" else \
+            f"{spec['thermostat']} tau {spec['thermostat_tau_fs']:g} fs"
         lines.append(f"  temperature {t['mean']:.1f} +- {t['std']:.1f} K (target "
-                     f"{spec['temperature_K']:g} K, {spec['thermostat']} tau "
-                     f"{spec['thermostat_tau_fs']:g} fs); conserved-energy drift "
+                     f"{spec['temperature_K']:g} K, {how}); conserved-energy drift "
                      f"{info['conserved_drift_eV']:.3g} eV")
+        if info.get("drift_mev_per_atom_ps") is not None:
+            lines[-1] += (f", {info['drift_mev_per_atom_ps']:.3g} meV/atom/ps "
+                          "(fit after the first 20%)")
     failure = info["failure"]
     if failure:
         where = f" at step {failure['step']} ({failure['time_ps']:g} ps)" if "step" in failure \

@@ -42,7 +42,7 @@ from harness.errors import UserError
 
 ENTRY_POINT_GROUP = "tea_harness.report_sections"
 #: Providers shown first, in this order; the others follow by name.
-FIRST = ("stability",)
+FIRST = ("stability", "speed")
 
 
 @dataclass(frozen=True)

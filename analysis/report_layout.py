@@ -136,13 +136,19 @@ def _challenge(chal: ChallengeReport, taken: set[str], figure: list[int]) -> lis
 
 
 def _setup(chal: ChallengeReport) -> str:
-    spec = chal.runs[0].spec
+    thermostatted = [r.spec for r in chal.runs if r.spec.get("ensemble", "nvt") == "nvt"]
+    spec = thermostatted[0] if thermostatted else chal.runs[0].spec
     by_model: dict[str, list[RunInfo]] = defaultdict(list)
     for run in chal.runs:
         by_model[run.model_label].append(run)
     lines = [f"Challenge `{chal.name}`. Protocol of these runs: time step {spec['dt_fs']:g} fs, "
-             f"{spec['thermostat']} thermostat (tau {spec['thermostat_tau_fs']:g} fs), "
-             f"a frame every {spec['stride']} steps."]
+             + (f"{spec['thermostat']} thermostat (tau {spec['thermostat_tau_fs']:g} fs), "
+                if thermostatted else "no thermostat (NVE), ")
+             + f"a frame every {spec['stride']} steps."]
+    nve = sorted({r.model_label for r in chal.runs if r.spec.get("ensemble") == "nve"})
+    if nve:
+        lines[0] += (f" Runs without a thermostat (`--ensemble nve`, constant energy): "
+                     f"{', '.join(nve)}.")
     if chal.reference_method:
         lines[0] += f" Reference method: {chal.reference_method}."
     if chal.declared:

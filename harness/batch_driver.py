@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from harness import ipi_wire
-from harness.driver import ModelServer, step_monitor
+from harness.driver import MODEL_CLOCK_FILE, ModelClock, ModelServer, step_monitor
 
 JOIN, LEFT, LEAVE, DONE = "join", "left", "leave", "done"
 CLIENT_PID, GROUP_FILE, STATS_FILE = "client.pid", "group.json", "client_stats.json"
@@ -120,9 +120,11 @@ class GroupClient:
         calculator = None
         if self.batch_evaluate is None:  # loop fallback: one calculator per run, as alone
             calculator = self.family.ase_calculator(self.model_file, dict(self.options))
-        server = ModelServer(calculator, start.get_chemical_symbols(), spec.periodic, monitor)
+        work = Path(request["work"])
+        server = ModelServer(calculator, start.get_chemical_symbols(), spec.periodic, monitor,
+                             ModelClock(work / MODEL_CLOCK_FILE))
         server.atoms.set_initial_charges(start.get_initial_charges())
-        self.members[token] = Member(token=token, work=Path(request["work"]), server=server,
+        self.members[token] = Member(token=token, work=work, server=server,
                                      address=request["address"],
                                      connect_deadline=time.monotonic() + CONNECT_TIMEOUT_S)
 
@@ -143,6 +145,8 @@ class GroupClient:
             return
         if member.sock is not None:
             member.sock.close()
+        if member.server.clock is not None:
+            member.server.clock.close()
         self.members.pop(member.token, None)
         self._record_left(member.token, member, reason, code, message)
 
@@ -221,9 +225,12 @@ class GroupClient:
         self.stats["model_calls"] += 1
         self.stats["structures"] += len(results)
         self.stats["max_batch"] = max(self.stats["max_batch"], len(results))
-        self.stats["model_s"] += time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        self.stats["model_s"] += elapsed
         for member in ready:
             if member.token in results:
+                # the group's call, shared equally by the runs it served
+                member.server.record_model_time(elapsed / len(results))
                 member.energy, member.forces = member.server.finish(*results[member.token])
                 member.posdata, member.have_data = False, True
                 try:  # the answers i-PI waits for, in the order it asked

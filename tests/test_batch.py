@@ -78,6 +78,10 @@ def test_batched_runs_equal_unbatched_runs(tmp_path: Path) -> None:
         assert list(steps) == list(range(0, 101, 5))
         assert started <= stamps[0] and np.all(np.diff(stamps) >= 0)
         assert stamps[-1] <= time.time()
+        for path in (b, u):  # the model's time per run (a group's call shared by its runs)
+            model_s = h5md.read_timing(path)["model_time"]
+            assert np.all(np.isfinite(model_s)) and np.all(np.diff(model_s) >= 0)
+            assert 0 < model_s[-1] < stamps[-1] - started
     _nothing_left(tmp_path / "b", before)
 
 

@@ -230,6 +230,45 @@ def test_challenge_one_runs_then_report(tmp_path: Path) -> None:
     # the failed run is listed with its event (bond_break N-C (3-4) when nothing else intervenes)
     assert re.search(r"- ase-breaking_models-make, 300 K, replica 0: \w+.* at [\d.]+ ps", md)
     assert "python -m harness.launch --quiet --model harmonic" in md
+    _speed_and_drift_shown(out / "reports", tmp_path)
+
+
+def _speed_and_drift_shown(report_dir: Path, tmp_path: Path) -> None:
+    """The real runs' speed table and drift column: in report.json, and on the page as
+    Chromium renders it (when installed)."""
+    tables = json.loads((report_dir / "report.json").read_text())["challenges"][0]["tables"]
+    speed = {r["model"]: r for r in tables["speed"]}
+    harmonic = speed["harmonic"]
+    assert harmonic["runs"] == 2 and harmonic["atoms"] == 42
+    assert 0 < harmonic["model_ms_per_step"] < harmonic["total_ms_per_step"]
+    assert harmonic["ns_per_day_per_replica"] > 0 and harmonic["stable_ns_per_device_hour"] > 0
+    drift = {r["model"]: r for r in tables["drift"]}
+    assert drift["harmonic"]["runs_with_drift"] == 2
+    if _chromium_missing() is not None:
+        return
+    from browser import Browser
+
+    with Browser(tmp_path) as browser:
+        browser.open((report_dir / "report.html").as_uri())
+        shown = browser.run(
+            "return Array.from(document.querySelectorAll('table')).filter(t => "
+            "t.offsetHeight > 0).map(t => Array.from(t.rows).map(r => "
+            "Array.from(r.cells).map(c => c.innerText.trim())))")
+        headings = browser.run("return Array.from(document.querySelectorAll('h3'))"
+                               ".filter(h => h.offsetHeight > 0).map(h => h.textContent)")
+    assert "Speed and energy drift" in headings
+    by_header = {tuple(t[0]): t[1:] for t in shown if t}
+    speed_rows = next(rows for head, rows in by_header.items() if "model (ms/step)" in head
+                      and "harness (ms/step)" in head and "ns/day per node" in head)
+    row = next(r for r in speed_rows if r[0] == "harmonic")
+    # model + harness = total (3 significant digits each), every number shown
+    model_ms, harness_ms, total_ms = (float(x) for x in row[4:7])
+    assert abs(model_ms + harness_ms - total_ms) <= 0.01 * total_ms
+    assert all(float(x) > 0 for x in row[7:11])
+    drift_rows = next(rows for head, rows in by_header.items()
+                      if "median drift" in head and "flagged (> 1)" in head)
+    row = next(r for r in drift_rows if r[0] == "harmonic")
+    assert row[1] == "300" and float(row[4]) == float(row[4]) and row[6].endswith("of 2")
 
 
 # --- the page, in a browser ---------------------------------------------------------------

@@ -160,7 +160,25 @@ def test_kill9_then_resume_without_duplicates(out_dir: Path) -> None:
         frames = h5md.read_frames(path)
         np.testing.assert_array_equal(frames["time"], meta["times_ps"])
         assert len(meta["provenance"]["segments"]) == 1  # the killed segment left no record
+        resumed = meta["provenance"]["resumed_at_steps"]  # noted when the resume began
+        assert len(resumed) == 1 and 0 < resumed[0] < 24000
+        _timing_across_the_resume(path)
     assert socket_dirs() <= before
+
+
+def _timing_across_the_resume(path: Path) -> None:
+    """The model time goes on from where the kept frames left it; the speed analysis splits
+    the run at the resume, so the pause between the kill and the resume is not MD time."""
+    from analysis.speed import run_health
+
+    timing = h5md.read_timing(path)
+    model_s, wall = timing["model_time"], timing["wall_clock"]
+    assert np.all(np.isfinite(model_s)) and np.all(np.diff(model_s) >= 0)
+    health = run_health(path)
+    assert 20000 < health.steps_timed <= 24000 and len(health.spans) == 2
+    md_s = health.step_ms * 1e-3 * health.steps_timed
+    assert md_s < wall[-1] - wall[0] - 0.5  # the pause (relaunch, i-PI start) left out
+    assert 0 < health.model_ms < health.step_ms
 
 
 def test_dead_driver_fails_run_and_others_go_on(out_dir: Path) -> None:

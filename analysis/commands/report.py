@@ -101,8 +101,18 @@ def _machine_readable(report: Any) -> dict[str, Any]:
                           "error": o.error, "titles": [s.title for s in o.sections]}
                          for o in c.outcomes],
             "verdicts": [verdict_json(v) for s in c.sections for v in s.verdicts],
+            "tables": tables_json(c.sections),
         } for c in report.challenges],
     }
+
+
+def tables_json(sections: list[Any]) -> dict[str, Any]:
+    """Tables that sections hand to scripts (``Section.data["tables"]``: name -> rows), e.g.
+    the speed and drift tables of :mod:`analysis.commands.speed`."""
+    out: dict[str, Any] = {}
+    for section in sections:
+        out.update(section.data.get("tables") or {})
+    return out
 
 
 def verdict_json(v: Any) -> dict[str, Any]:

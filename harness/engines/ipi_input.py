@@ -62,9 +62,7 @@ def make_input(spec: RunSpec, socket_address: str, start_xyz: Path) -> str:
     _set(root, "system/initialize/velocities", f"{spec.temperature_K!r}")
     _set(root, "system/ensemble/temperature", f"{spec.temperature_K!r}")
     _set(root, "system/motion/dynamics/timestep", f"{spec.dt_fs!r}")
-    if spec.thermostat != "langevin":
-        raise UserError(f"thermostat {spec.thermostat!r} is not supported; use langevin")
-    _set(root, "system/motion/dynamics/thermostat/tau", f"{spec.thermostat_tau_fs!r}")
+    _set_ensemble(root, spec)
     atoms = read_structure(spec.start_file)
     ffsocket = root.find("ffsocket")
     assert ffsocket is not None
@@ -81,6 +79,22 @@ def make_input(spec: RunSpec, socket_address: str, start_xyz: Path) -> str:
         ffsocket.set("pbc", "false")
     _set_strides(root, spec.stride, checkpoint_stride(spec))
     return ET.tostring(root, encoding="unicode")
+
+
+def _set_ensemble(root: ET.Element, spec: RunSpec) -> None:
+    """NVT: the challenge's Langevin thermostat. NVE: dynamics mode nve, no thermostat (the
+    velocities still start thermal at the run's temperature)."""
+    if spec.ensemble == "nve":
+        dynamics = root.find("system/motion/dynamics")
+        assert dynamics is not None
+        dynamics.set("mode", "nve")
+        for thermostat in dynamics.findall("thermostat"):
+            dynamics.remove(thermostat)
+        _set(root, "system/motion/fixcom", "false")
+        return
+    if spec.thermostat != "langevin":
+        raise UserError(f"thermostat {spec.thermostat!r} is not supported; use langevin")
+    _set(root, "system/motion/dynamics/thermostat/tau", f"{spec.thermostat_tau_fs!r}")
 
 
 def make_restart_input(checkpoint_xml: str, socket_address: str) -> str:

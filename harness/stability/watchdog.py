@@ -58,7 +58,7 @@ class WatchdogSettings:
     max_force_ev_per_angstrom: float = 100.0
     max_excess_K: float = 10_000.0
     max_jump: float = 100.0
-    max_drift_mev_per_atom_ps: float = 1.0
+    max_drift_mev_per_atom_ps: float = 1.0  # criteria.DRIFT_LIMIT_MEV_PER_ATOM_PS
     after_event_steps: int = 0
 
     @classmethod
