@@ -176,6 +176,29 @@ def make_groups(todo: list[RunSpec], batch: int) -> list[list[RunSpec]]:
     return groups
 
 
+def task_units(plan: list[RunSpec], batch: int) -> list[list[RunSpec]]:
+    """What one Slurm array task (``--task K``) runs: plan entry K, or with ``--batch N``
+    group K of the whole plan (:func:`make_groups`; the same on every node and at every
+    resubmission, since it depends on the plan only, not on which runs are done)."""
+    return make_groups(plan, batch) if batch > 1 else [[spec] for spec in plan]
+
+
+def task_runs(plan: list[RunSpec], task: int, batch: int) -> list[RunSpec]:
+    """The runs of ``--task K`` (see :func:`task_units`); UserError when K is outside."""
+    units = task_units(plan, batch)
+    if not 0 <= task < len(units):
+        what = f"{len(units)} groups of up to {batch} runs" if batch > 1 else "the plan"
+        raise UserError(f"--task {task} is outside {what} (0..{len(units) - 1})")
+    return units[task]
+
+
+def pending_tasks(plan: list[RunSpec], todo: list[RunSpec], batch: int) -> list[int]:
+    """Indices of the array tasks that still have a run to do."""
+    waiting = {spec.out_file for spec in todo}
+    return [k for k, unit in enumerate(task_units(plan, batch))
+            if any(spec.out_file in waiting for spec in unit)]
+
+
 def check_batch(plan: list[RunSpec], batch: int) -> None:
     """UserError when ``--batch`` cannot serve these runs."""
     if batch < 1:
