@@ -31,12 +31,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import procs
+from harness import procs, sockets
 from harness.batch_driver import CLIENT_PID, DONE, GROUP_FILE, JOIN, LEAVE, LEFT, STATS_FILE
+from harness.engines.ipi_run import Supervisor
+from harness.engines.lammps_run import uses_lammps
 from harness.errors import UserError
 from harness.local import LocalLauncher, _Active
 from harness.plan import RunSpec
-from harness.runner import SOCKET_PREFIX, Supervisor
 
 GROUPS_DIR = ".batch"  # under the output folder
 IPI_EXIT_GRACE_S = 5.0
@@ -130,7 +131,7 @@ class MemberSupervisor(Supervisor):
 
     def _start_client(self, seg, env: dict[str, str]) -> None:
         token = seg.socket_dir.name
-        request = {"address": f"{SOCKET_PREFIX}{seg.address}",
+        request = {"address": sockets.full_path(seg.address),
                    "spec": str(self.work / "spec.json"), "work": str(self.work),
                    "first_step": max(self.assembler.last_emitted, 0)}
         join = self.group / JOIN
@@ -205,10 +206,8 @@ def check_batch(plan: list[RunSpec], batch: int) -> None:
         raise UserError(f"--batch {batch}: give a number of runs per force client, 1 or more")
     if batch == 1:
         return
-    from harness.engines.lammps_run import supervisor_class
-
     for spec in plan:
-        if supervisor_class(spec) is not Supervisor:
+        if uses_lammps(spec):
             raise UserError(f"--batch {batch}: run {spec.name} is served by LAMMPS "
                             "(--engine lammps or a pair-style model), which has no batched "
                             "client; drop --batch for it")
