@@ -259,6 +259,9 @@ class GroupLauncher(LocalLauncher):
         (folder / GROUP_FILE).write_text(json.dumps({
             "batch_size": self.batch, "runs": [s.name for s in self.groups[k]]}))
         env = dict(os.environ, OMP_NUM_THREADS=str(spec.omp_threads), PYTHONUNBUFFERED="1")
+        # Waiting OpenMP threads sleep instead of spinning: a group client shares its cores
+        # with N i-PI servers and supervisors, and spinning threads starve them.
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         client = procs.start([sys.executable, "-m", "harness.batch_driver", "--group",
                               str(folder)], folder / "client.log", env=env,
                              death_signal=signal.SIGTERM)
