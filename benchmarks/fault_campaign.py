@@ -41,6 +41,7 @@ TESTS = REPO / "tests"
 sys.path[:0] = [str(REPO), str(TESTS)]
 
 from harness import h5md  # noqa: E402
+from harness import sockets as socket_names  # noqa: E402
 
 TAG = f"campaign{os.getpid()}x"
 os.environ["TEA_HARNESS_SOCKET_TAG"] = TAG
@@ -153,7 +154,7 @@ def leftovers(out: Path, before: set[str]) -> int:
         return [p for p in pids_naming("harness") if _works_in(p, out)]
 
     wait_for(lambda: not alive(), 20)
-    sockets = {p.name for p in Path("/tmp").glob(f"ipi_{TAG}*")} - before
+    sockets = socket_names.tagged_folders(TAG) - before
     launches = list((out / ".launches").glob("*"))  # folders of launches that are gone
     return len(alive()) + len(sockets) + len(launches)
 
@@ -341,7 +342,7 @@ def run_fault(name: str, root: Path) -> dict:
     title, inject, _ = FAULTS[name]
     out = root / name / "runs"
     out.parent.mkdir(parents=True)
-    before = {p.name for p in Path("/tmp").glob(f"ipi_{TAG}*")}
+    before = socket_names.tagged_folders(TAG)
     started = time.monotonic()
     try:
         note = inject(out)

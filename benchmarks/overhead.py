@@ -23,7 +23,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness import challenges, config
+from harness import challenges, config, sockets
 from harness.engines import ipi_input
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
@@ -59,7 +59,7 @@ def bare_ipi_run(n_steps: int, same_outputs: bool = False) -> float:
     spec = config.build_plan(settings)[0]
     with tempfile.TemporaryDirectory() as work:
         token = f"bench{os.getpid()}"
-        sock_dir = Path(f"/tmp/ipi_{token}")
+        sock_dir = sockets.folder_of(token)
         sock_dir.mkdir(mode=0o700, exist_ok=True)
         root = ET.fromstring(ipi_input.make_input(spec, f"{token}/sock", Path(spec.start_file)))
         root.find("total_steps").text = str(n_steps)

@@ -31,12 +31,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import procs
+from harness import procs, sockets
 from harness.batch_driver import CLIENT_PID, DONE, GROUP_FILE, JOIN, LEAVE, LEFT, STATS_FILE
+from harness.engines.ipi_run import Supervisor
+from harness.engines.lammps_run import uses_lammps
 from harness.errors import UserError
 from harness.local import LocalLauncher, _Active
 from harness.plan import RunSpec
-from harness.runner import SOCKET_PREFIX, Supervisor
 
 GROUPS_DIR = ".batch"  # under the output folder
 IPI_EXIT_GRACE_S = 5.0
@@ -130,7 +131,7 @@ class MemberSupervisor(Supervisor):
 
     def _start_client(self, seg, env: dict[str, str]) -> None:
         token = seg.socket_dir.name
-        request = {"address": f"{SOCKET_PREFIX}{seg.address}",
+        request = {"address": sockets.full_path(seg.address),
                    "spec": str(self.work / "spec.json"), "work": str(self.work),
                    "first_step": max(self.assembler.last_emitted, 0)}
         join = self.group / JOIN
@@ -176,16 +177,37 @@ def make_groups(todo: list[RunSpec], batch: int) -> list[list[RunSpec]]:
     return groups
 
 
+def task_units(plan: list[RunSpec], batch: int) -> list[list[RunSpec]]:
+    """What one Slurm array task (``--task K``) runs: plan entry K, or with ``--batch N``
+    group K of the whole plan (:func:`make_groups`; the same on every node and at every
+    resubmission, since it depends on the plan only, not on which runs are done)."""
+    return make_groups(plan, batch) if batch > 1 else [[spec] for spec in plan]
+
+
+def task_runs(plan: list[RunSpec], task: int, batch: int) -> list[RunSpec]:
+    """The runs of ``--task K`` (see :func:`task_units`); UserError when K is outside."""
+    units = task_units(plan, batch)
+    if not 0 <= task < len(units):
+        what = f"{len(units)} groups of up to {batch} runs" if batch > 1 else "the plan"
+        raise UserError(f"--task {task} is outside {what} (0..{len(units) - 1})")
+    return units[task]
+
+
+def pending_tasks(plan: list[RunSpec], todo: list[RunSpec], batch: int) -> list[int]:
+    """Indices of the array tasks that still have a run to do."""
+    waiting = {spec.out_file for spec in todo}
+    return [k for k, unit in enumerate(task_units(plan, batch))
+            if any(spec.out_file in waiting for spec in unit)]
+
+
 def check_batch(plan: list[RunSpec], batch: int) -> None:
     """UserError when ``--batch`` cannot serve these runs."""
     if batch < 1:
         raise UserError(f"--batch {batch}: give a number of runs per force client, 1 or more")
     if batch == 1:
         return
-    from harness.engines.lammps_run import supervisor_class
-
     for spec in plan:
-        if supervisor_class(spec) is not Supervisor:
+        if uses_lammps(spec):
             raise UserError(f"--batch {batch}: run {spec.name} is served by LAMMPS "
                             "(--engine lammps or a pair-style model), which has no batched "
                             "client; drop --batch for it")
@@ -237,6 +259,9 @@ class GroupLauncher(LocalLauncher):
         (folder / GROUP_FILE).write_text(json.dumps({
             "batch_size": self.batch, "runs": [s.name for s in self.groups[k]]}))
         env = dict(os.environ, OMP_NUM_THREADS=str(spec.omp_threads), PYTHONUNBUFFERED="1")
+        # Waiting OpenMP threads sleep instead of spinning: a group client shares its cores
+        # with N i-PI servers and supervisors, and spinning threads starve them.
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         client = procs.start([sys.executable, "-m", "harness.batch_driver", "--group",
                               str(folder)], folder / "client.log", env=env,
                              death_signal=signal.SIGTERM)

@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             parser.add_argument(flag, default=None, help=opt.help)
     parser.add_argument("--task", type=int, default=None,
-                        help="run only plan entry N (Slurm array tasks)")
+                        help="run only plan entry N (Slurm array tasks); with --batch, group N "
+                        "of the plan")
     return parser
 
 

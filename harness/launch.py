@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from harness import challenges, config, slurm, storage
-from harness.batch import check_batch
+from harness.batch import check_batch, pending_tasks, task_runs
 from harness.errors import UserError
 from harness.local import LocalLauncher, pending
 from harness.runner import run_spec
@@ -52,19 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    if settings["task"] is not None:
-        if not 0 <= settings["task"] < len(plan):
-            print(f"error: --task {settings['task']} is outside the plan (0..{len(plan) - 1})",
-                  file=sys.stderr)
-            return 2
-        plan = [plan[settings["task"]]]
-    busy: list = []
-    todo, done = pending(plan, settings["retry_failed"], busy)
     try:
         check_batch(plan, settings["batch"])
+        if settings["task"] is not None:  # one array task: a run, or with --batch a group
+            plan = task_runs(plan, settings["task"], settings["batch"])
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    busy: list = []
+    todo, done = pending(plan, settings["retry_failed"], busy)
     _print_plan(plan, todo)
     if settings["dry_run"]:
         for i, spec in enumerate(plan):
@@ -72,13 +68,16 @@ def main(argv: list[str] | None = None) -> int:
                 spec == b for b, _ in busy) else "done"
             print(f"  [{i:3d}] {spec.name:50s} seed {spec.seed:<11d} {state}  -> {spec.out_file}")
         return 0
-    jobs = 1 if settings["task"] is not None else settings["jobs"] or config.default_jobs()
+    grouped = settings["batch"] > 1
+    if settings["task"] is not None:
+        jobs = 1
+    else:
+        jobs = settings["jobs"] or (1 if grouped else config.default_jobs())
     if settings["threads"] is None:  # the cores left over by the runs side by side
         # with --batch only the groups' clients compute: the cores go to them
-        side_by_side = (settings["jobs"] or 1) if settings["batch"] > 1 else jobs
-        threads = config.default_threads(min(side_by_side, max(1, len(todo))))
+        threads = config.default_threads(min(jobs, max(1, len(todo))))
         todo = [dataclasses.replace(spec, omp_threads=threads) for spec in todo]
-    if settings["task"] is not None:
+    if settings["task"] is not None and not grouped:
         for spec, why in busy:
             print(f"{spec.name}: skipped, {why}", flush=True)
         outcomes = [run_spec(spec) for spec in todo]
@@ -129,7 +128,7 @@ def _launcher(settings: dict, jobs: int) -> LocalLauncher:
         return LocalLauncher(jobs, live=not settings["quiet"])
     from harness.batch import GroupLauncher
 
-    return GroupLauncher(settings["jobs"] or 1, settings["batch"], Path(settings["out"]),
+    return GroupLauncher(jobs, settings["batch"], Path(settings["out"]),
                          live=not settings["quiet"])
 
 
@@ -141,17 +140,20 @@ def _submit(argv: list[str], args) -> int:
         storage.check_writable(Path(settings["out"]).expanduser().resolve())
         if settings["task"] is not None:
             raise UserError("--task and --submit exclude each other: --submit makes the tasks")
-        if settings["batch"] != 1:
-            raise UserError("--submit --batch is not available yet: submit without --batch, "
-                            "or run the groups locally on a node with --batch")
+        batch = settings["batch"]
+        if batch > 1 and args.farm:
+            raise UserError("--farm and --batch exclude each other: submit the groups as an "
+                            "array (--submit --batch N) or drop --batch for the task farm")
         plan = config.build_plan(settings)
+        check_batch(plan, batch)
         todo, _ = pending(plan, settings["retry_failed"])
         _print_plan(plan, todo)
-        indices = [i for i, spec in enumerate(plan) if spec in todo]
+        indices = pending_tasks(plan, todo, batch)
         out = Path(settings["out"]).expanduser().resolve()
         submission = slurm.submit(task_args, len(plan), indices, out, farm_ranks=args.farm,
                                   template=args.slurm_template,
-                                  sbatch_options=args.sbatch_option)
+                                  sbatch_options=args.sbatch_option,
+                                  batch=batch, n_runs=len(todo))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TextIO
 
 from harness import h5md, procs, runlock
+from harness.engines.ipi_run import RESUMABLE_FAILURES, finished_status
 from harness.plan import RunSpec
 from harness.provenance import command_line
-from harness.runner import RESUMABLE_FAILURES, finished_status
 
 LOG_INTERVAL_S = 30.0
 

@@ -123,13 +123,19 @@ class Site:
     max_array_tasks: int = 1000
     mpi_launch: list[str] = field(default_factory=lambda: ["srun", "--mpi=pmi2",
                                                            "--kill-on-bad-exit=1"])
+    #: sbatch options of a ``--batch`` group's array task (its GPU request, e.g. --gres=gpu:1)
+    group_sbatch_options: list[str] = field(default_factory=list)
+    #: cores of a group's task (0: SITE_CPUS_PER_TASK)
+    group_cpus_per_task: int = 0
 
 
 _SITE_DUMP = r"""
 source "$1" || exit 3
 printf '%s\0' "${#SITE_SBATCH_OPTIONS[@]}" "${SITE_SBATCH_OPTIONS[@]}"
 printf '%s\0' "${#SITE_MPI_LAUNCH[@]}" "${SITE_MPI_LAUNCH[@]}"
+printf '%s\0' "${#SITE_GROUP_SBATCH_OPTIONS[@]}" "${SITE_GROUP_SBATCH_OPTIONS[@]}"
 printf '%s\0' "${SITE_CPUS_PER_TASK:-1}" "${SITE_ARRAY_THROTTLE:-0}" "${SITE_MAX_ARRAY_TASKS:-1000}"
+printf '%s\0' "${SITE_GROUP_CPUS_PER_TASK:-0}"
 """
 
 
@@ -152,19 +158,28 @@ def read_site(path: Path | None = None) -> Site:
         raise UserError(f"site settings {path}: bash could not source it: "
                         f"{proc.stderr.decode(errors='replace').strip()[-300:]}")
     words = proc.stdout.decode().split("\0")[:-1]
-    n_opts = int(words[0])
-    sbatch_options, rest = words[1:1 + n_opts], words[1 + n_opts:]
-    n_mpi = int(rest[0])
-    mpi_launch, numbers = rest[1:1 + n_mpi], rest[1 + n_mpi:]
+    sbatch_options, words = _array_words(words)
+    mpi_launch, words = _array_words(words)
+    group_options, numbers = _array_words(words)
     try:
-        cpus, throttle, max_tasks = (int(x) for x in numbers)
+        cpus, throttle, max_tasks, group_cpus = (int(x) for x in numbers)
     except ValueError:
-        raise UserError(f"site settings {path}: SITE_CPUS_PER_TASK, SITE_ARRAY_THROTTLE and "
-                        f"SITE_MAX_ARRAY_TASKS must be integers (got {numbers})") from None
-    if cpus < 1:
-        raise UserError(f"site settings {path}: SITE_CPUS_PER_TASK={cpus}; give at least 1")
+        raise UserError(f"site settings {path}: SITE_CPUS_PER_TASK, SITE_ARRAY_THROTTLE, "
+                        "SITE_MAX_ARRAY_TASKS and SITE_GROUP_CPUS_PER_TASK must be integers "
+                        f"(got {numbers})") from None
+    if cpus < 1 or group_cpus < 0:
+        raise UserError(f"site settings {path}: SITE_CPUS_PER_TASK={cpus}, "
+                        f"SITE_GROUP_CPUS_PER_TASK={group_cpus}; give at least 1 (0 for the "
+                        "group's: the same as SITE_CPUS_PER_TASK)")
     return Site(path=path, sbatch_options=sbatch_options, cpus_per_task=cpus,
-                array_throttle=throttle, max_array_tasks=max_tasks, mpi_launch=mpi_launch)
+                array_throttle=throttle, max_array_tasks=max_tasks, mpi_launch=mpi_launch,
+                group_sbatch_options=group_options, group_cpus_per_task=group_cpus)
+
+
+def _array_words(words: list[str]) -> tuple[list[str], list[str]]:
+    """A bash array printed as its length then its items: (items, the words after it)."""
+    n = int(words[0])
+    return words[1:1 + n], words[1 + n:]
 
 
 # ------------------------------------------------------------------------------- submit
@@ -226,12 +241,14 @@ class Submission:
     array: str | None
     n_runs: int
     log_dir: Path
+    batch: int = 1
 
 
 def submit(task_args: Sequence[str], n_plan: int, todo: Sequence[int], out_dir: Path,
            farm_ranks: int | None = None, template: Path | None = None,
            sbatch_options: Sequence[str] = (), site: Site | None = None,
-           environ: Mapping[str, str] | None = None) -> Submission:
+           environ: Mapping[str, str] | None = None, batch: int = 1,
+           n_runs: int | None = None) -> Submission:
     """Submit the pending runs and the analysis job that waits for them.
 
     Parameters
@@ -241,7 +258,8 @@ def submit(task_args: Sequence[str], n_plan: int, todo: Sequence[int], out_dir: 
     n_plan
         Size of the whole plan (array indices are plan indices).
     todo
-        Plan indices still to run.
+        Plan indices still to run; with ``batch > 1``, indices of the groups with a run to do
+        (:func:`harness.batch.pending_tasks`).
     out_dir
         The output folder; job logs go to ``OUT/slurm-logs/``.
     farm_ranks
@@ -250,6 +268,11 @@ def submit(task_args: Sequence[str], n_plan: int, todo: Sequence[int], out_dir: 
         The array script (default ``slurm/run_challenge.sh``; e.g. ``slurm/run_pair_style.sh``).
     sbatch_options
         More sbatch options for the runs job (after the site's, so they win).
+    batch
+        ``--batch N``: one array task per group of N runs, with the site's group options
+        (``SITE_GROUP_SBATCH_OPTIONS``, e.g. the GPU request) and cores.
+    n_runs
+        Runs to do (default ``len(todo)``), for the description.
     """
     site = site or read_site(site_path(environ))
     env = job_environment(environ)
@@ -261,6 +284,11 @@ def submit(task_args: Sequence[str], n_plan: int, todo: Sequence[int], out_dir: 
     if not template.is_file():
         raise UserError(f"--slurm-template {template}: no such file")
     cpus = ["--cpus-per-task", str(site.cpus_per_task)]
+    name = "tea-runs"
+    if batch > 1:
+        cpus = ["--cpus-per-task", str(site.group_cpus_per_task or site.cpus_per_task)]
+        common += site.group_sbatch_options
+        name = "tea-groups"
     runs_job, array = None, None
     if todo and farm_ranks:
         if farm_ranks < 1:
@@ -270,21 +298,25 @@ def submit(task_args: Sequence[str], n_plan: int, todo: Sequence[int], out_dir: 
                           FARM_TEMPLATE, task_args, env)
     elif todo:
         if max(todo) >= site.max_array_tasks:
-            raise UserError(f"the plan has {n_plan} runs but the site allows array indices "
+            raise UserError(f"the plan has {n_plan} array tasks but the site allows indices "
                             f"below {site.max_array_tasks} (SITE_MAX_ARRAY_TASKS in "
-                            f"{site.path}); use the MPI task farm: --submit --farm RANKS")
+                            f"{site.path}); "
+                            + ("give a larger --batch" if batch > 1 else
+                               "use the MPI task farm: --submit --farm RANKS"))
         array = array_ranges(todo)
         if site.array_throttle > 0:
             array += f"%{site.array_throttle}"
-        runs_job = sbatch(["--job-name", "tea-runs", "--array", array, *cpus,
+        runs_job = sbatch(["--job-name", name, "--array", array, *cpus,
                            "--output", slurm_filename(log_dir, "%x-%A_%a.out"), *common, *extra],
                           template, task_args, env)
     dependency = ["--dependency", f"afterany:{runs_job}"] if runs_job else []
     analysis_job = sbatch(["--job-name", "tea-analysis", *dependency, "--ntasks", "1",
-                           "--output", slurm_filename(log_dir, "%x-%j.out"), *common],
+                           "--output", slurm_filename(log_dir, "%x-%j.out"),
+                           *site.sbatch_options],
                           ANALYSIS_TEMPLATE, [str(out_dir)], env)
     return Submission(runs_job=runs_job, analysis_job=analysis_job, array=array,
-                      n_runs=len(todo), log_dir=log_dir)
+                      n_runs=len(todo) if n_runs is None else n_runs, log_dir=log_dir,
+                      batch=batch)
 
 
 def describe(sub: Submission, out_dir: Path) -> str:
@@ -292,7 +324,10 @@ def describe(sub: Submission, out_dir: Path) -> str:
     if sub.runs_job is None:
         head = "every run is already done; submitted only the analysis"
     elif sub.array is not None:
-        head = f"submitted job array {sub.runs_job} ({sub.n_runs} runs, --array={sub.array})"
+        groups = (f" in groups of up to {sub.batch}, one task per group"
+                  if sub.batch > 1 else "")
+        head = (f"submitted job array {sub.runs_job} ({sub.n_runs} runs{groups}, "
+                f"--array={sub.array})")
     else:
         head = f"submitted task farm {sub.runs_job} ({sub.n_runs} runs)"
     return (f"{head}; analysis job {sub.analysis_job} writes {out_dir}/reports/stability.md "

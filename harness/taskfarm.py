@@ -90,12 +90,14 @@ def log_folder(launch_args: Sequence[str]) -> Path:
 def pending_indices(launch_args: Sequence[str]) -> list[int]:
     """Plan indices of the runs still to do (planned as the tasks will plan)."""
     from harness import config
+    from harness.batch import pending_tasks
     from harness.local import pending
 
     settings = config.resolve_settings(config.build_parser().parse_args(list(launch_args)))
     plan = config.build_plan(settings)
     todo, _ = pending(plan, settings["retry_failed"])
-    return [i for i, spec in enumerate(plan) if spec in todo]
+    # with --batch N a task (--task K) is group K, as in the array
+    return pending_tasks(plan, todo, settings["batch"])
 
 
 def _coordinate(comm, launch_args: Sequence[str], queue: collections.deque, stop: _StopFlag,

@@ -15,6 +15,14 @@ SITE_SBATCH_OPTIONS=()
 # unless --threads says otherwise.
 SITE_CPUS_PER_TASK=1
 
+# With `--submit --batch N` each array task runs one group of N runs whose one force client
+# evaluates them together: on a GPU cluster, one GPU node per group. These sbatch options are
+# added to the group tasks only (after SITE_SBATCH_OPTIONS), and SITE_GROUP_CPUS_PER_TASK
+# (0: SITE_CPUS_PER_TASK) are the group client's cores.
+#   SITE_GROUP_SBATCH_OPTIONS=(--partition=gpu --gres=gpu:1)
+SITE_GROUP_SBATCH_OPTIONS=()
+SITE_GROUP_CPUS_PER_TASK=0
+
 # Array tasks that may run at the same time (sbatch --array=...%N); 0 = no limit.
 SITE_ARRAY_THROTTLE=0
 

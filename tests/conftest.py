@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from harness import sockets
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -50,12 +52,12 @@ def plan(out: Path, *argv: str, **settings_overrides):
 # Runs started by this test session put this tag in their socket folders' names, so the leak
 # checks below see only this session's folders, not those of other work on the same machine.
 SOCKET_TAG = f"tests{os.getpid()}x"
-os.environ["TEA_HARNESS_SOCKET_TAG"] = SOCKET_TAG
+os.environ[sockets.SOCKET_TAG_ENV] = SOCKET_TAG
 
 
 def socket_dirs() -> set[str]:
     """Private i-PI socket directories of this test session currently in /tmp."""
-    return {p.name for p in Path("/tmp").glob(f"ipi_{SOCKET_TAG}*") if p.is_dir()}
+    return sockets.tagged_folders(SOCKET_TAG)
 
 
 def processes_matching(text: str) -> list[int]:

@@ -19,7 +19,7 @@ import pytest
 from ase.io import read
 
 from conftest import REPO, launch, processes_matching, socket_dirs
-from harness import config, h5md, models
+from harness import config, h5md, models, sockets
 from harness.engines import lammps_env, lammps_pairs, lammps_run
 from harness.errors import UserError
 from harness.plan import RunSpec
@@ -150,6 +150,10 @@ def test_snap_forces_identical_in_both_engines(out_dir: Path, tmp_path: Path) ->
     native_file = out_dir / CHALLENGE / "snap-lammps" / "300K" / "replica-00.h5"
     native = h5md.read_frames(native_file)
     assert list(ipi["step"]) == list(native["step"]) == [0, 10, 20]
+    # native frames carry the supervisor's wall-clock stamps too (the shared frame code)
+    steps, stamps = h5md.read_wall_clock(native_file)
+    assert list(steps) == [0, 10, 20] and np.all(np.isfinite(stamps))
+    assert np.all(np.diff(stamps) >= 0)
     # step 0: the same start in both engines
     np.testing.assert_allclose(ipi["positions"][0], native["positions"][0], atol=1e-12, rtol=0)
     np.testing.assert_allclose(ipi["forces"][0], native["forces"][0], atol=1e-8, rtol=0)
@@ -169,7 +173,7 @@ def test_snap_forces_identical_in_both_engines(out_dir: Path, tmp_path: Path) ->
                                atol=1e-8, rtol=0)
     # other runs come and go in /tmp: a leaked relay folder is one no live LAMMPS names
     left = [d for d in socket_dirs() - before if (Path("/tmp") / d / "lmp").exists()
-            and not processes_matching(d.removeprefix("ipi_"))]
+            and not processes_matching(d.removeprefix(sockets.folder_of("").name))]
     assert left == [] and processes_matching(str(out_dir)) == []
 
 
@@ -181,7 +185,7 @@ def test_ipi_exit_makes_lammps_client_end_successfully(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
     token = f"lmptest{os.getpid()}"
-    sock_dir = Path(f"/tmp/ipi_{token}")
+    sock_dir = sockets.folder_of(token)
     sock_dir.mkdir(mode=0o700)
     (work / "spec.json").write_text(spec.to_json())
     (work / "input.xml").write_text(ipi_input.make_input(spec, f"{token}/sock",

@@ -14,7 +14,7 @@ import pytest
 from ipi.utils.io.backends import io_binary
 
 from conftest import HARMONIC, SOCKET_TAG, launch, processes_matching, socket_dirs
-from harness import h5md
+from harness import h5md, sockets
 from harness.engines import ipi_input
 from harness.plan import RunSpec
 
@@ -29,7 +29,7 @@ def _ipi_reference_positions(spec: RunSpec, work: Path) -> tuple[list[int], np.n
     """Run plain i-PI (regular output files) + the harness driver on the same input."""
     work.mkdir()
     token = f"ref{os.getpid()}"
-    sock_dir = Path(f"/tmp/ipi_{token}")
+    sock_dir = sockets.folder_of(token)
     sock_dir.mkdir(mode=0o700)
     (work / "spec.json").write_text(spec.to_json())
     (work / "input.xml").write_text(ipi_input.make_input(spec, f"{token}/sock",
@@ -39,8 +39,8 @@ def _ipi_reference_positions(spec: RunSpec, work: Path) -> tuple[list[int], np.n
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         subprocess.run([sys.executable, "-m", "harness.driver", "--spec", "spec.json",
-                        "--address", f"/tmp/ipi_{token}/sock"], cwd=work, timeout=120,
-                       check=True, capture_output=True)
+                        "--address", sockets.full_path(sockets.address_of(token))],
+                       cwd=work, timeout=120, check=True, capture_output=True)
         server.wait(timeout=60)
     finally:
         server.kill()
@@ -143,7 +143,7 @@ def test_kill9_then_resume_without_duplicates(out_dir: Path) -> None:
     assert _wait_for(lambda: not processes_matching(str(out_dir)), 30), "children outlived launch"
     for path in paths:  # the socket folders carry this session's tag (what the leak checks see)
         record = path.parent / f".{path.stem}.work" / "socket_dir"
-        assert Path(record.read_text().strip()).name.startswith(f"ipi_{SOCKET_TAG}")
+        assert Path(record.read_text().strip()).name.startswith(sockets.folder_of(SOCKET_TAG).name)
     partial = {}
     for path in paths:  # readable up to the last flush
         meta = h5md.read_meta(path)

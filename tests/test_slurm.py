@@ -113,6 +113,12 @@ def test_site_file_is_read_by_bash(tmp_path: Path) -> None:
     custom = slurm.read_site(site)
     assert custom.sbatch_options == ["--partition=p1", "--comment=a b;c"]
     assert (custom.cpus_per_task, custom.array_throttle) == (3, 2)
+    assert (default.group_sbatch_options, default.group_cpus_per_task) == ([], 0)
+    site.write_text('SITE_GROUP_SBATCH_OPTIONS=(--gres=gpu:1 "--comment=x y")\n'
+                    "SITE_GROUP_CPUS_PER_TASK=8\n")
+    group = slurm.read_site(site)
+    assert group.group_sbatch_options == ["--gres=gpu:1", "--comment=x y"]
+    assert (group.group_cpus_per_task, group.sbatch_options) == (8, [])
     site.write_text("SITE_CPUS_PER_TASK=many\n")
     with pytest.raises(UserError, match="must be integers"):
         slurm.read_site(site)
@@ -201,6 +207,60 @@ def test_preempted_task_requeues_and_resumes_without_duplicates(cluster: Cluster
     # the analysis waited for the requeued task's end, not for its first stop
     summary = (out / "reports" / "stability.json").read_text()
     assert '"completed"' in summary and '"interrupted"' not in summary
+    assert not processes_matching(str(out))
+
+
+def test_submit_batch_gives_one_array_task_per_group_that_resumes(cluster: Cluster,
+                                                                  tmp_path: Path) -> None:
+    """``--submit --batch 3``: one array task serves a group of 3 runs with one force client
+    and the site's group request (here a comment standing in for --gres=gpu:1: the test node
+    has no GPU); USR1 before the time limit requeues the task and every member resumes."""
+    site = tmp_path / "site.sh"
+    site.write_text((REPO / "slurm" / "site.sh").read_text()
+                    + 'SITE_GROUP_SBATCH_OPTIONS=("--comment=gpu please")\n'
+                    + "SITE_GROUP_CPUS_PER_TASK=2\n")
+    env = dict(_env(cluster), TEA_SITE=str(site))
+    out = tmp_path / "runs"
+    proc = subprocess.run([sys.executable, "-m", "harness.launch", *HARMONIC, "--temperatures",
+                           "300", "--replicas", "3", "--time", "4ps", "--batch", "3", "--out",
+                           str(out), "--submit"], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "(3 runs in groups of up to 3, one task per group, --array=0)" in proc.stdout
+    analysis_job, array_job = _job_ids(proc.stdout)
+    shown = cluster.run("scontrol", "show", "job", array_job).stdout
+    assert "Comment=gpu please" in shown and "NumCPUs=2" in shown, shown
+    paths = [out / CHALLENGE / "harmonic" / "300K" / f"replica-0{r}.h5" for r in range(3)]
+
+    def step(path: Path) -> int:
+        try:
+            return (h5md.last_step(path) or 0) if path.exists() else 0
+        except OSError:
+            return 0
+
+    deadline = time.monotonic() + 240
+    while min(step(p) for p in paths) < 1000:
+        if time.monotonic() > deadline:
+            pytest.fail("the group never got going:\n" + _logs(out))
+        time.sleep(0.3)
+    cluster.run("scancel", "--signal=USR1", "--batch", f"{array_job}_0")
+    states = cluster.wait([array_job, analysis_job], 600)
+    assert set(states.values()) == {"COMPLETED"}, (states, _logs(out))
+    assert len(states) == 2  # one array task (the group) + the analysis
+    log = _logs(out)
+    assert "requeueing" in log and "restart 1" in log, log
+    for path in paths:
+        meta = h5md.read_meta(path)
+        assert meta["status"] == "completed", (path, meta["failure"], log)
+        np.testing.assert_array_equal(meta["steps"], np.arange(0, 8001, 20))
+        segments = meta["provenance"]["segments"]
+        assert [s["outcome"] for s in segments] == ["interrupted", "completed"], segments
+        assert {s["batch"]["batch_size"] for s in segments} == {3}
+        assert {s["batch"]["runs_in_plan_group"] for s in segments} == {3}
+    groups = {s["batch"]["group"] for p in paths
+              for s in h5md.read_meta(p)["provenance"]["segments"]}
+    assert len(groups) == 2  # one shared client per start, not one per run
+    assert (out / "reports" / "stability.md").is_file()
     assert not processes_matching(str(out))
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import driver, ipi_wire, procs
+from harness import driver, ipi_wire, procs, sockets
 from harness.engines import lammps_run
 
 #: fix ipi's conversion constants (src/MISC/fix_ipi.cpp, metal units: angstrom = 1,
@@ -131,20 +131,18 @@ def main(argv: list[str] | None = None) -> int:
     monitor = None if args.no_watchdog else driver.step_monitor(spec, start, args.first_step)
     work = Path.cwd()
     data, pair = lammps_run.write_inputs(spec, work, start)
-    token = lammps_run.new_token()
-    sock_dir = Path(f"/tmp/ipi_{token}")
-    sock_dir.mkdir(mode=0o700)
+    sock_dir, lmp_address = sockets.make_private_folder("lmp")  # LAMMPS adds the prefix
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     lammps = conn = ipi = None
     outcome, relay = "error", None
     try:
-        server.bind(str(sock_dir / "lmp"))
+        server.bind(sockets.full_path(lmp_address))
         server.listen(1)
         cmd = lammps_run.lammps_command(spec)
         argv_ = cmd.argv(getattr(spec, "mpi_ranks", 1), "-in", str(lammps_run.CLIENT_INPUT),
                          "-log", lammps_run.LAMMPS_LOG, "-screen", "none", "-nocite",
                          "-var", "data", str(data), "-var", "pair_file", str(pair),
-                         "-var", "address", f"{token}/lmp")
+                         "-var", "address", lmp_address)
         env = dict(cmd.env, OMP_NUM_THREADS=str(spec.omp_threads))
         lammps = procs.start(argv_, work / LOG, cwd=work, env=env, death_signal=signal.SIGTERM)
         conn = _accept(server, lammps)

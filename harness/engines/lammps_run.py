@@ -1,15 +1,18 @@
 """Runs whose forces come from LAMMPS: ``--engine ipi`` with a LAMMPS client, ``--engine lammps``.
 
-Both plug into :class:`harness.runner.Supervisor` and write the same H5MD contract.
+Both derive from :class:`harness.engines.ipi_run.Supervisor` and write the same H5MD contract;
+:mod:`harness.runner` chooses between them (:func:`harness.runner.supervisor_class`).
 
 * :class:`LammpsClientSupervisor` (``--engine ipi``, pair-style models): i-PI integrates as
   for every model; the force client is :mod:`harness.engines.lammps_client`, which serves
   LAMMPS ``fix ipi`` to i-PI (per-step watchdog, unit fix-up, EXIT handled as success).
 * :class:`NativeSupervisor` (``--engine lammps``): LAMMPS integrates
   (``lammps_inputs/nvt.in``, optionally under ``mpirun -n N`` / ``srun``); its dump and
-  ``fix print`` lines are read from named pipes and written to the H5MD file. The watchdog
-  checks every frame (not every step). Native runs are not resumable: an unfinished file is
-  set aside and the run starts over.
+  ``fix print`` lines are read from named pipes and written to the H5MD file, with the frame,
+  stamp, check, flush and stall bookkeeping of the i-PI supervisor (this class overrides only
+  reading the streams, which frames to keep and how LAMMPS ends). The watchdog checks every
+  frame (not every step). Native runs are not resumable: an unfinished file is set aside and
+  the run starts over.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,10 +28,10 @@ import numpy as np
 
 from harness import REPO_DIR, h5md, models, procs, provenance
 from harness.engines import lammps_data, lammps_env
+from harness.engines.ipi_run import PROPERTY_COLUMNS, Segment, Supervisor
 from harness.engines.lammps_streams import DumpStream, PrintStream
 from harness.errors import UserError
 from harness.plan import RunSpec
-from harness.runner import PROPERTY_COLUMNS, Supervisor, _Segment
 from harness.stability.criteria import Frame
 from harness.stability.watchdog import WatchdogSettings, build_frame_criteria, first_event
 from harness.structures import read_structure
@@ -146,6 +148,8 @@ class LammpsClientSupervisor(Supervisor):
 class NativeSupervisor(Supervisor):
     """LAMMPS integrates; see the module docstring."""
 
+    LOG_FILES = (LAMMPS_LOG, "lammps.out")
+
     def __init__(self, spec: RunSpec, progress: bool = False):
         super().__init__(spec, progress)
         self.atoms = read_structure(spec.start_file)
@@ -162,9 +166,9 @@ class NativeSupervisor(Supervisor):
                     np.asarray(self.atoms.cell))
         return ""
 
-    def _start(self) -> _Segment:
+    def _start(self) -> Segment:
         self.work.mkdir(parents=True, exist_ok=True)
-        seg = _Segment(work=self.work, socket_dir=self.work / "no-socket", address="")
+        seg = Segment(work=self.work, socket_dir=self.work / "no-socket", address="")
         try:
             self._prepare("")
             data, pair = write_inputs(self.spec, self.work, self.atoms)
@@ -199,32 +203,29 @@ class NativeSupervisor(Supervisor):
             args += ["-var", key, str(value)]
         return self.command.argv(getattr(spec, "mpi_ranks", 1), *args)
 
-    def _pump(self, seg: _Segment, timeout_s: float) -> int:
-        time.sleep(timeout_s)
-        for stream in seg.streams.values():
-            stream.read_available()
+    def _feed(self, seg: Segment) -> None:
+        """Give the assembler LAMMPS's dump frames (positions, velocities, forces, box) and
+        ``fix print`` rows."""
         for step, edges, values in seg.streams["frames"].frames():
             for key, array in values.items():
                 self.assembler.add(step, key, array)
             self.assembler.add(step, "box", edges)
         for row in seg.streams["props"].rows():
             self.assembler.add(int(round(row["step"])), "props", row)
-        frames = []
-        for frame in self.assembler.complete():
-            if self.failure is not None and frame["step"] > self._keep_until():
-                continue  # LAMMPS ran on while being stopped: not part of the record
-            props = frame.pop("props")
-            frame.update({k: props[k] for k in PROPERTY_COLUMNS[1:]})
-            frames.append(frame)
-            self._check_frame(frame)
-            if self.failure is None:
-                event = self.frame_watch.check(frame)
-                if event is not None:
-                    self.failure = event
-                    self.stop_requested = self.stop_requested or "failed"
-        self.buffer.extend(frames)
-        self._frames_arrived(len(frames))
-        return len(frames)
+
+    def _keep(self, frame: dict[str, Any]) -> bool:
+        """LAMMPS runs on while being stopped: frames past the event window are dropped."""
+        return self.failure is None or frame["step"] <= self._keep_until()
+
+    def _check_frame(self, frame: dict[str, Any]) -> None:
+        """The i-PI supervisor's checks, then the watchdog on the whole frame (LAMMPS has no
+        per-step client to watch)."""
+        super()._check_frame(frame)
+        if self.failure is None:
+            event = self.frame_watch.check(frame)
+            if event is not None:
+                self.failure = event
+                self.stop_requested = self.stop_requested or "failed"
 
     def _keep_until(self) -> int:
         """Last step kept after a failure event: the event plus the --after-event window."""
@@ -232,28 +233,15 @@ class NativeSupervisor(Supervisor):
         after = int(self.spec.watchdog.get("after_event_steps", 0) or 0)
         return int(self.failure.get("step", 0)) + after
 
-    def _watch(self, seg: _Segment) -> None:
-        while True:
-            self._pump(seg, 0.1)
-            self._flush()
-            self._report()
-            if self.lock is not None and self.lock.lost.is_set():
-                self.stop_requested = "lock_lost"
-            if self.stop_requested:
-                return
-            if seg.ipi.poll() is not None:
-                self._pump(seg, 0.0)
-                self._ended(seg)
-                return
-            stalled = time.monotonic() - self.last_frame_time
-            limit = self._stall_limit()
-            if stalled > limit:
-                flag = "--stall-timeout" if self.seen_frame else "--startup-timeout"
-                self._fail("stalled", f"no new frame for {stalled:.0f} s (limit {limit:.0f} s; "
-                           f"raise it with {flag})")
-                return
+    def _processes_ended(self, seg: Segment) -> bool:
+        """Whether LAMMPS exited (then read its last frames and judge the end)."""
+        if seg.ipi.poll() is None:
+            return False
+        self._pump(seg, 0.0)
+        self._ended(seg)
+        return True
 
-    def _ended(self, seg: _Segment) -> None:
+    def _ended(self, seg: Segment) -> None:
         """LAMMPS exited: a finished run, a model that broke, or a LAMMPS failure."""
         error = lammps_error(self.work / LAMMPS_LOG)
         if seg.ipi.returncode == 0 and self.assembler.last_emitted >= self.spec.n_steps:
@@ -267,7 +255,7 @@ class NativeSupervisor(Supervisor):
                    f" of {self.spec.n_steps} ({procs.describe_exit(seg.ipi.returncode)}): "
                    f"{reason}")
 
-    def _stop_children(self, seg: _Segment) -> None:
+    def _stop_children(self, seg: Segment) -> None:
         proc = seg.ipi
         if proc is not None and proc.poll() is None:
             try:
@@ -288,30 +276,3 @@ class NativeSupervisor(Supervisor):
         procs.stop(proc, signal.SIGKILL, 5)
         if seg.streams:
             self._pump(seg, 0.0)
-
-    def _keep_logs(self) -> None:
-        try:
-            with open(self.out.with_suffix(".log"), "w") as handle:
-                for name in (LAMMPS_LOG, "lammps.out"):
-                    path = self.work / name
-                    if path.is_file():
-                        handle.write(f"===== {name}\n"
-                                     f"{path.read_text(errors='replace')[-20000:]}\n")
-        except OSError as exc:
-            print(f"{self.out}: could not keep the logs ({exc})", file=sys.stderr, flush=True)
-
-
-def supervisor_class(spec: RunSpec) -> type[Supervisor]:
-    """The supervisor of a run: native LAMMPS, i-PI with a LAMMPS client, or plain i-PI."""
-    if engine_of(spec) == "lammps":
-        return NativeSupervisor
-    if uses_lammps(spec):
-        return LammpsClientSupervisor
-    return Supervisor
-
-
-def new_token() -> str:
-    """A random name for a private socket folder (see :func:`harness.runner.socket_token`)."""
-    from harness.runner import socket_token
-
-    return socket_token()
