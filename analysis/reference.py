@@ -300,4 +300,5 @@ def _noise_verdict(js: float, ci: list[float] | None, tolerance: float) -> str:
         return "below half the tolerance, but its interval reaches above"
     if js < tolerance:
         return "below the tolerance, above half of it"
-    return "above the tolerance: verdicts against this reference are inconclusive"
+    return ("above the tolerance: no model can be shown to agree with this reference; a model "
+            "is called different only beyond this split-half divergence")

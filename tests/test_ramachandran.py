@@ -31,7 +31,11 @@ def test_reference_ships_and_is_compact():
     meta = h5md.read_meta(REFERENCE[0])
     assert meta["run_spec"]["model"] == "xtb"
     assert meta["run_spec"]["temperature_K"] == 500.0
-    assert meta["status"] == "completed"
+    # made by the harness (reference_md.py); runs cut where the MD stopped are still usable
+    assert meta["status"] in ("completed", "interrupted")
+    with h5md.open_file(REFERENCE[0]) as f:
+        assert json.loads(f["parameters/harness"].attrs["reference"])["method"].startswith(
+            "GFN2-xTB")
     frames = h5md.read_frames(REFERENCE[0], 0, 10)
     assert frames["positions"].shape == (10, 42, 3)
     assert "velocities" not in frames
@@ -47,9 +51,10 @@ def test_dihedrals_equal_mdanalysis():
     quads = np.array([q for p in pairs for q in (p.phi, p.psi)])
     universe = mda.Universe(str(ALA.starts[0]), str(path), format="H5MD")
     groups = [universe.atoms[list(q)] for q in quads]
-    theirs = np.radians(Dihedral(groups).run(stop=500).results.angles)
-    ours = np.radians(np.concatenate([a for _, a in rama.iter_angles(path, quads)]))[:500]
-    assert ours.shape == theirs.shape == (500, 4)
+    n = min(500, h5md.read_meta(path)["n_frames"])
+    theirs = np.radians(Dihedral(groups).run(stop=n).results.angles)
+    ours = np.radians(np.concatenate([a for _, a in rama.iter_angles(path, quads)]))[:n]
+    assert ours.shape == theirs.shape == (n, 4) and n > 100
     diff = np.abs((ours - theirs + np.pi) % (2 * np.pi) - np.pi)
     assert diff.max() < 1e-6, diff.max()
 
@@ -305,10 +310,11 @@ def test_report_sections_with_verdicts_and_intervals(tmp_path):
         assert verdict.agrees is None and "inconclusive" in verdict.detail
     else:
         assert verdict.agrees is True and "tolerance 0.15: agrees" in verdict.detail
-    # the number, its bootstrap interval (2 runs: time blocks) and what it rests on
+    # the number, its bootstrap interval (runs; under 4 runs: time blocks) and what it rests on
     assert verdict.value == pytest.approx(0.0, abs=1e-12) and verdict.n_runs == len(files)
     assert 0.0 <= verdict.ci_low <= verdict.ci_high < 1.0 and verdict.tolerance == 0.15
-    assert verdict.method == "time blocks" and "[" in verdict.detail
+    assert verdict.method == ("runs" if len(files) >= 4 else "time blocks")
+    assert "[" in verdict.detail
     # seeded bootstrap: the same numbers again (caching is the report's, see test_report.py)
     again = report_sections(files, tmp_path / "again")
     assert again[0].markdown == section.markdown
