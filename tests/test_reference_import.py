@@ -130,7 +130,8 @@ def test_round_trip_extxyz(exported, tmp_path: Path) -> None:
     assert "PBE+MBD-FHI-aims / 500 K / replica 0" in info.stdout
     record = read_record(files[0])
     assert record.model == "PBE+MBD-FHI-aims" and record.temperature_K == 500.0
-    assert record.status == "completed" and record.reached_ps == pytest.approx(10.0, abs=0.05)
+    assert record.status == "completed" and record.reached_ps == pytest.approx(
+        h5md.read_meta(SHIPPED[0])["times_ps"][-1], abs=0.05)
 
 
 def test_round_trip_npz(exported, tmp_path: Path) -> None:
@@ -279,7 +280,8 @@ def test_force_replaces_and_show(exported, tmp_path: Path) -> None:
     assert show.returncode == 0, show.stderr
     summary = json.loads(show.stdout)
     assert summary["n_runs"] == 1 and summary["frames"] == h5md.read_meta(SHIPPED[0])["n_frames"]
-    assert summary["ps_per_run"] == [pytest.approx(10.0, abs=0.05)]
+    assert summary["ps_per_run"] == [pytest.approx(h5md.read_meta(SHIPPED[0])["times_ps"][-1],
+                                                   abs=0.05)]
     noise = summary["split_half"]
     assert noise["how"].startswith("first half of the run")
     data = rama.read_group(SHIPPED[:1], PAIRS, 1).angles
@@ -433,7 +435,8 @@ def test_second_file_bad_leaves_nothing(capsys, tmp_path: Path) -> None:
 
 
 def test_interval_disagrees_with_time_stamps(capsys, tmp_path: Path) -> None:
-    _user_error(_import_here(capsys, [SHIPPED[0]], tmp_path / "o", "--frame-interval", "20fs"),
+    wrong = f"{1.5 * SHIPPED_INTERVAL_FS:g}fs"
+    _user_error(_import_here(capsys, [SHIPPED[0]], tmp_path / "o", "--frame-interval", wrong),
                 "disagrees with the time stamps")
 
 
