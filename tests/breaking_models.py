@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
+from perovskite_models import IsotropicWell
 
 from harness.stability.criteria import Geometry, bond_topology
 
@@ -155,8 +156,8 @@ def make_hot_breaker(**options) -> BreaksWhenHot:
     return BreaksWhenHot(**options)
 
 
-class RotatingWell(Calculator):
-    """A harmonic well around the first positions plus a force that is not conservative.
+class RotatingWell(IsotropicWell):
+    """The isotropic well around the first positions plus a force that is not conservative.
 
     F_i = -k d_i + eps (z x d_i), d_i = r_i - r0_i: the added term circulates about the
     z axis through each atom's own centre. Its curl is 2 eps z, so it does work around every
@@ -164,21 +165,15 @@ class RotatingWell(Calculator):
     returned is the well's only (there is no potential for the rotation).
     """
 
-    implemented_properties = ["energy", "forces"]
-
     def __init__(self, k: float = 1.0, eps: float = 0.01):
-        super().__init__()
-        self.k, self.eps = float(k), float(eps)
-        self.origin: np.ndarray | None = None
+        super().__init__(k)
+        self.eps = float(eps)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        if self.origin is None:
-            self.origin = self.atoms.positions.copy()
         d = self.atoms.positions - self.origin
         rotation = np.stack([-d[:, 1], d[:, 0], np.zeros(len(d))], axis=1)  # z x d
-        self.results = {"energy": 0.5 * self.k * float(np.sum(d * d)),
-                        "forces": -self.k * d + self.eps * rotation}
+        self.results["forces"] = self.results["forces"] + self.eps * rotation
 
 
 def rotating_well(**options) -> RotatingWell:
