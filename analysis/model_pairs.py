@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.stats import Interval, bootstrap, bootstrap_histograms
+from analysis.stats import RESAMPLE_CHUNK, Interval, bootstrap, bootstrap_histograms
 
 
 @dataclass
@@ -64,15 +64,19 @@ def split_noise(unit_list: Sequence[Any], distance: Callable[[list, list], float
         flat = stack.reshape(n, -1)
         first = np.zeros((n_resamples, n))
         np.put_along_axis(first, perms[:, : n // 2], 1.0, axis=1)
-        sums_a = first @ flat
-        sums_b = flat.sum(axis=0) - sums_a
+        total = flat.sum(axis=0)
         shape = stack.shape[1:]
-        if vectorized:
-            vals = np.asarray(distance(sums_a.reshape((n_resamples, *shape)),
-                                       sums_b.reshape((n_resamples, *shape))), dtype=float)
-        else:
-            vals = np.array([distance(a.reshape(shape), b.reshape(shape))
-                             for a, b in zip(sums_a, sums_b, strict=True)], dtype=float)
+        vals = np.empty(n_resamples)
+        for start in range(0, n_resamples, RESAMPLE_CHUNK):  # bounded memory
+            part = slice(start, min(start + RESAMPLE_CHUNK, n_resamples))
+            sums_a = first[part] @ flat
+            sums_b = total - sums_a
+            if vectorized:
+                vals[part] = np.asarray(distance(sums_a.reshape((-1, *shape)),
+                                                 sums_b.reshape((-1, *shape))), dtype=float)
+            else:
+                vals[part] = [distance(a.reshape(shape), b.reshape(shape))
+                              for a, b in zip(sums_a, sums_b, strict=True)]
     else:
         vals = np.array([distance([items[i] for i in perm[: n // 2]],
                                   [items[i] for i in perm[n // 2:]]) for perm in perms],

@@ -182,6 +182,10 @@ def bootstrap(groups: Sequence[Sequence[Any]], statistic: Callable[..., float], 
     return Interval(value, low, high, sum(len(g) for g in data), method, level)
 
 
+#: Resamples summed at a time in :func:`bootstrap_histograms` (bounds memory, not results).
+RESAMPLE_CHUNK = 100
+
+
 def bootstrap_histograms(groups_of_hists: Sequence[Sequence[np.ndarray] | np.ndarray],
                          fn: Callable[..., float], *, n_resamples: int = 1000, seed: int = 0,
                          level: float = 0.95, method: str = "runs",
@@ -225,12 +229,17 @@ def bootstrap_histograms(groups_of_hists: Sequence[Sequence[np.ndarray] | np.nda
 
     value = one([t.reshape(s) for t, s in zip(totals, shapes, strict=True)])
     idx = resample_indices([len(f) for f in flats], n_resamples, seed)
-    sums = [(_counts(ix) @ f).reshape((n_resamples, *s))
-            for ix, f, s in zip(idx, flats, shapes, strict=True)]
-    if vectorized:
-        boot = np.asarray(fn(*sums), dtype=float)
-    else:
-        boot = np.array([fn(*[s[r] for s in sums]) for r in range(n_resamples)], dtype=float)
+    counts = [_counts(ix) for ix in idx]
+    boot = np.empty(n_resamples)
+    # resampled sums in chunks: 1000 resamples of 4 x 72 x 72 densities would be 166 MB a group
+    for start in range(0, n_resamples, RESAMPLE_CHUNK):
+        part = slice(start, min(start + RESAMPLE_CHUNK, n_resamples))
+        sums = [(c[part] @ f).reshape((-1, *s))
+                for c, f, s in zip(counts, flats, shapes, strict=True)]
+        if vectorized:
+            boot[part] = np.asarray(fn(*sums), dtype=float)
+        else:
+            boot[part] = [fn(*[s[r] for s in sums]) for r in range(len(sums[0]))]
 
     def jackknife() -> list[np.ndarray]:
         out = []

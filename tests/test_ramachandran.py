@@ -242,6 +242,27 @@ def test_divergences_against_scipy_and_limits():
     assert dens[0].sum() == pytest.approx(dens[-1].sum())  # the wrap keeps the edges symmetric
 
 
+def test_worst_pair_js_for_many_resamples_equals_one_at_a_time():
+    """The vectorised worst-pair JS (what the bootstrap uses) row by row equals the scalar
+    one, an empty pair left out, a resample with only empty pairs NaN."""
+    rng = np.random.default_rng(11)
+    n_pairs, bins = 3, 50
+    a = rng.random((6, n_pairs * bins)) * (rng.random((6, n_pairs * bins)) > 0.4)
+    b = rng.random((6, n_pairs * bins))
+    a[2, bins:2 * bins] = 0.0        # pair 1 empty on one side: left out of that row
+    a[4] = 0.0                       # every pair empty: NaN
+    rows = rama.worst_js_rows(a, b, n_pairs)
+    for r in range(6):
+        one = rama.worst_js(a[r], b[r], n_pairs)
+        if r == 4:
+            assert np.isnan(rows[r]) and np.isnan(one)
+        else:
+            assert rows[r] == pytest.approx(one, abs=1e-12)
+    assert rows[0] == pytest.approx(max(divergence.jensen_shannon(a[0, k * bins:(k + 1) * bins],
+                                                                  b[0, k * bins:(k + 1) * bins])
+                                        for k in range(n_pairs)), abs=1e-12)
+
+
 # --- command line and report -------------------------------------------------------------
 
 def test_command_on_a_real_xtb_run_against_the_reference(tmp_path):

@@ -541,3 +541,24 @@ def test_h5md_without_species_wrong_count(capsys, tmp_path: Path) -> None:
                          data=np.zeros((2, 41, 3))).attrs["unit"] = "Angstrom"
     _user_error(_import_here(capsys, [tmp_path / "a.h5"], tmp_path / "o", *OK_FLAGS),
                 "41 atoms, the challenge has 42")
+
+
+def test_compaction_takes_the_longer_set_aside_copy_of_the_same_run_only(tmp_path):
+    """A run set aside (no checkpoint) and started over repeats itself: until it catches up,
+    the set-aside copy is the longer record of the same trajectory and is the one shipped;
+    a copy of another run (another seed) in the folder never is."""
+    from report_data import synthesise
+
+    from harness.challenges.reference_md import pick_runs
+
+    short = synthesise(tmp_path / "now", {"xtb": 0.05}, temperatures=(500.0,), n_frames=20)
+    longer = synthesise(tmp_path / "before", {"xtb": 0.05}, temperatures=(500.0,),
+                        n_frames=50)
+    folder = short[0].parent
+    shutil.copy(longer[0], folder / "replica-00.no-checkpoint.1795808432.h5")
+    other = synthesise(tmp_path / "other", {"xtb": 0.05}, temperatures=(500.0,), n_frames=80)
+    shutil.copy(other[1], folder / "replica-00.other.1.h5")  # longest, but replica 01's run
+    picked = pick_runs(folder)
+    assert [p.name for p in picked] == ["replica-00.no-checkpoint.1795808432.h5",
+                                        "replica-01.h5"]
+    assert h5md.read_meta(picked[0])["n_frames"] == 50

@@ -24,6 +24,9 @@ from harness.errors import UserError
 
 CHALLENGE = "alanine-tetrapeptide"
 TINY = ("--time", "20fs")  # 40 steps, frames at 0, 20, 40
+#: Runs to preempt: 4000 steps, a flush every 200 (100 frames), so a signal after the first
+#: flush leaves ~3800 steps (seconds) for it to arrive before the run would end on its own.
+SHORT = ("--time", "2ps", "--stride", "2")
 
 
 @pytest.fixture(scope="session")
@@ -172,14 +175,15 @@ def test_preempted_task_requeues_and_resumes_without_duplicates(cluster: Cluster
                                                                 tmp_path: Path) -> None:
     """USR1 to the batch shell (what --signal=B:USR1@T sends before the time limit)."""
     out = tmp_path / "runs"
+    # stride 2: the first flush (100 frames) comes after 200 of the 4000 steps
     analysis_job, array_job = _submit(cluster, *HARMONIC, "--temperatures", "300",
-                                      "--replicas", "1", "--time", "4ps", "--out", str(out),
+                                      "--replicas", "1", *SHORT, "--out", str(out),
                                       cwd=tmp_path)
     path = out / CHALLENGE / "harmonic" / "300K" / "replica-00.h5"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
-            if path.exists() and (h5md.last_step(path) or 0) >= 2000:
+            if path.exists() and (h5md.last_step(path) or 0) >= 200:
                 break
         except OSError:
             pass
@@ -197,11 +201,11 @@ def test_preempted_task_requeues_and_resumes_without_duplicates(cluster: Cluster
     meta = h5md.read_meta(path)
     assert meta["status"] == "completed"
     steps = meta["steps"]
-    np.testing.assert_array_equal(steps, np.arange(0, 8001, 20))  # complete, no duplicate
+    np.testing.assert_array_equal(steps, np.arange(0, 4001, 2))  # complete, no duplicate
     assert np.all(np.diff(steps) > 0)
     segments = meta["provenance"]["segments"]
     assert [s["outcome"] for s in segments] == ["interrupted", "completed"]
-    assert signalled_at <= segments[0]["to_step"] < 8000
+    assert signalled_at <= segments[0]["to_step"] < 4000
     frames = h5md.read_frames(path)
     assert np.all(np.diff(frames["time"]) > 0) and np.isfinite(frames["positions"]).all()
     # the analysis waited for the requeued task's end, not for its first stop
@@ -222,7 +226,7 @@ def test_submit_batch_gives_one_array_task_per_group_that_resumes(cluster: Clust
     env = dict(_env(cluster), TEA_SITE=str(site))
     out = tmp_path / "runs"
     proc = subprocess.run([sys.executable, "-m", "harness.launch", *HARMONIC, "--temperatures",
-                           "300", "--replicas", "3", "--time", "4ps", "--batch", "3", "--out",
+                           "300", "--replicas", "3", *SHORT, "--batch", "3", "--out",
                            str(out), "--submit"], capture_output=True, text=True, timeout=120,
                           cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -239,7 +243,7 @@ def test_submit_batch_gives_one_array_task_per_group_that_resumes(cluster: Clust
             return 0
 
     deadline = time.monotonic() + 240
-    while min(step(p) for p in paths) < 1000:
+    while min(step(p) for p in paths) < 200:
         if time.monotonic() > deadline:
             pytest.fail("the group never got going:\n" + _logs(out))
         time.sleep(0.3)
@@ -252,7 +256,7 @@ def test_submit_batch_gives_one_array_task_per_group_that_resumes(cluster: Clust
     for path in paths:
         meta = h5md.read_meta(path)
         assert meta["status"] == "completed", (path, meta["failure"], log)
-        np.testing.assert_array_equal(meta["steps"], np.arange(0, 8001, 20))
+        np.testing.assert_array_equal(meta["steps"], np.arange(0, 4001, 2))
         segments = meta["provenance"]["segments"]
         assert [s["outcome"] for s in segments] == ["interrupted", "completed"], segments
         assert {s["batch"]["batch_size"] for s in segments} == {3}

@@ -119,6 +119,43 @@ def compact(src: Path, dst: Path, note: dict, every: int = 1,
     return kept
 
 
+#: Run-spec fields that decide the trajectory (others are bookkeeping: file, timeouts, flushes).
+TRAJECTORY_FIELDS = ("challenge", "start_file", "model", "model_file", "model_options",
+                     "seed", "dt_fs", "stride", "temperature_K", "thermostat",
+                     "thermostat_tau_fs", "engine", "periodic")
+
+
+def _same_run(a: dict, b: dict) -> bool:
+    """Whether two run specs describe the same trajectory (model, start, seed, integrator)."""
+    return (all(a.get(k) == b.get(k) for k in TRAJECTORY_FIELDS)
+            and a.get("ensemble", "nvt") == b.get("ensemble", "nvt"))
+
+
+def pick_runs(folder: Path) -> list[Path]:
+    """One trajectory per replica: ``replica-NN.h5``, or a longer copy of the same run.
+
+    A run that could not be resumed (no checkpoint) is set aside as
+    ``replica-NN.<why>.<time>.h5`` and started over with the same start and seed; with a
+    deterministic model (xTB) the new run repeats the old one frame for frame (measured:
+    1e-15 A at the first step, 3e-12 A after 3000 steps), so until it has caught up the set-
+    aside copy holds more of the same trajectory. The longest file whose run spec equals the
+    replica's is taken; set-aside copies of another run (other seed, start or model) never are.
+    """
+    picked = []
+    for main_file in sorted(folder.glob("replica-[0-9][0-9].h5")):
+        spec = h5md.read_meta(main_file)["run_spec"]
+        best, best_n = main_file, h5md.read_meta(main_file)["n_frames"]
+        for copy in sorted(folder.glob(f"{main_file.stem}.*.h5")):
+            meta = h5md.read_meta(copy)
+            if _same_run(meta["run_spec"], spec) and meta["n_frames"] > best_n:
+                best, best_n = copy, meta["n_frames"]
+        if best != main_file:
+            print(f"{main_file.name}: taking the longer copy of the same run {best.name} "
+                  f"({best_n} frames)")
+        picked.append(best)
+    return picked
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -154,8 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                    "--out", str(out)]
             env = dict(os.environ, OMP_NUM_THREADS="1")
             subprocess.run(cmd, check=True, env=env, timeout=24 * 3600)
-        runs = sorted((out / challenge.name / "xtb" / f"{args.temperature:g}K").glob(
-            "replica-*.h5"))
+        runs = pick_runs(out / challenge.name / "xtb" / f"{args.temperature:g}K")
         if not runs:
             print(f"no xtb runs at {args.temperature:g} K under {out}", file=sys.stderr)
             return 2
@@ -172,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             ref = {"method": args.method, "temperature_K": args.temperature,
                    "made_by": "python -m harness.challenges.reference_md",
                    "source_status": meta["status"]}
-            dst = folder / f"xtb-{args.temperature:g}K-{run.name}"
+            dst = folder / f"xtb-{args.temperature:g}K-{run.name.split('.')[0]}.h5"
             kept = compact(run, dst, note, every=args.every, reference=ref)
             written.append(dst)
             print(f"{dst}: {kept['frames']} frames every {kept['frame_interval_fs']:g} fs, "

@@ -391,3 +391,24 @@ def worst_js(sum_a: np.ndarray, sum_b: np.ndarray, n_pairs: int) -> float:
     values = [divergence.jensen_shannon(x / x.sum(), y / y.sum())
               for x, y in zip(sa, sb, strict=True) if x.sum() > 0 and y.sum() > 0]
     return float(max(values)) if values else float("nan")
+
+
+def worst_js_rows(sums_a: np.ndarray, sums_b: np.ndarray, n_pairs: int) -> np.ndarray:
+    """:func:`worst_js` for many resamples at once (leading axis), one value per resample.
+
+    The form ``bootstrap_histograms(..., vectorized=True)`` calls: 1000 resamples of the
+    four 72x72 pair densities in a few array operations instead of 4000 Python calls. A pair
+    whose density is empty on either side is left out, as in :func:`worst_js`; a resample
+    with no pair left gives NaN.
+    """
+    from analysis.stats import jensen_shannon_rows
+
+    a = np.asarray(sums_a, dtype=float)
+    b = np.asarray(sums_b, dtype=float)
+    n = len(a)
+    js = jensen_shannon_rows(a.reshape(n * n_pairs, -1), b.reshape(n * n_pairs, -1))
+    js = js.reshape(n, n_pairs)
+    out = np.full(n, np.nan)
+    some = np.isfinite(js).any(axis=1)
+    out[some] = np.nanmax(js[some], axis=1)
+    return out

@@ -127,8 +127,8 @@ def _intervals(study: ChallengeStudy) -> None:
     n_pairs = len(study.pairs)
     units = {g.key: _units(study, g) for g in study.groups}
 
-    def distance(sum_a: np.ndarray, sum_b: np.ndarray) -> float:
-        return rama.worst_js(sum_a, sum_b, n_pairs)
+    def distance(sums_a: np.ndarray, sums_b: np.ndarray) -> np.ndarray:
+        return rama.worst_js_rows(sums_a, sums_b, n_pairs)
 
     ref = study.reference
     models = [g for g in study.groups if not g.is_reference]
@@ -138,7 +138,7 @@ def _intervals(study: ChallengeStudy) -> None:
             if not len(ug):
                 continue
             method = "runs" if mg == mr == "runs" else "time blocks"
-            ci = base.interval([ug, ur], distance, method)
+            ci = base.interval([ug, ur], distance, method, vectorized=True)
             study.intervals[g.key] = {"value": ci.value, "low": ci.low, "high": ci.high,
                                       "method": method, "n_units": [len(ug), len(ur)]}
     if not base.bootstrap_enabled():
@@ -150,6 +150,7 @@ def _intervals(study: ChallengeStudy) -> None:
             continue
         found = stats.pairwise({m: u for m, (u, _) in mine.items()}, distance,
                                n_resamples=base.N_RESAMPLES, seed=base.SEED, histograms=True,
+                               vectorized=True,
                                methods={m: method for m, (_, method) in mine.items()})
         study.model_pairs += [base.pair_json(p, temp) for p in found]
 
