@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import HARMONIC, launch, processes_matching, socket_dirs
+from conftest import HARMONIC, launch, plan, processes_matching, socket_dirs
 from harness import config, h5md, runlock
 from harness.errors import UserError
 from harness.units import parse_time_step_fs, parse_wall_s
@@ -353,3 +353,27 @@ def test_threads_default_and_demo_line() -> None:
     assert is_demo(config.resolve_settings(args))
     args = config.build_parser().parse_args(["--model", "harmonic", "--time", "20ps"])
     assert not is_demo(config.resolve_settings(args))
+
+
+def test_ipi_waits_for_a_force_answer_longer_than_the_stall_watchdog(tmp_path: Path) -> None:
+    """i-PI drops a silent client (and, exiting on disconnect, ends the run without a
+    checkpoint) after its socket timeout: that must come after the harness's own stall
+    watchdog, in a fresh run and in every resumed segment alike."""
+    import xml.etree.ElementTree as ET
+
+    from harness.engines import ipi_input
+
+    def timeout(xml: str) -> float:
+        return float(ET.fromstring(xml).find("ffsocket/timeout").text)
+
+    default = plan(tmp_path, *HARMONIC, "--replicas", "1", "--temperatures", "300")[0]
+    slow = plan(tmp_path, *HARMONIC, "--replicas", "1", "--temperatures", "300",
+                "--stall-timeout", "3600")[0]
+    assert timeout(ipi_input.make_input(default, "x/sock", Path(default.start_file))) == \
+        max(600.0, default.stall_timeout_s + 60)
+    fresh = ipi_input.make_input(slow, "x/sock", Path(slow.start_file))
+    assert timeout(fresh) == 3660.0
+    # a checkpoint written under the old 600 s resumes with this segment's timeout
+    old = fresh.replace("3660.0", "600")
+    assert timeout(old) == 600.0
+    assert timeout(ipi_input.make_restart_input(old, "y/sock", slow)) == 3660.0

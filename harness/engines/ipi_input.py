@@ -42,6 +42,21 @@ def checkpoint_stride(spec: RunSpec) -> int:
     return spec.stride * spec.flush_every_frames
 
 
+#: i-PI's own wait for a force answer (the template's value) when the harness waits less.
+IPI_SOCKET_TIMEOUT_S = 600.0
+
+
+def socket_timeout_s(spec: RunSpec) -> float:
+    """How long i-PI waits for one force answer before it drops the client and exits.
+
+    Never shorter than the harness's stall watchdog plus a minute: the supervisor, not i-PI,
+    decides that a model hangs (and records ``stalled``). With i-PI's 600 s under a longer
+    ``--stall-timeout``, a slow or paused model made i-PI quit first, and the run ended
+    ``server_exited`` without a checkpoint to resume from.
+    """
+    return max(IPI_SOCKET_TIMEOUT_S, float(spec.stall_timeout_s) + 60.0)
+
+
 def make_input(spec: RunSpec, socket_address: str, start_xyz: Path) -> str:
     """The i-PI input XML for a fresh run, as text.
 
@@ -58,6 +73,7 @@ def make_input(spec: RunSpec, socket_address: str, start_xyz: Path) -> str:
     _set(root, "total_steps", str(spec.n_steps))
     _set(root, "prng/seed", str(spec.seed))
     _set(root, "ffsocket/address", socket_address)
+    _set(root, "ffsocket/timeout", f"{socket_timeout_s(spec)!r}")
     _set(root, "system/initialize/file", str(start_xyz))
     _set(root, "system/initialize/velocities", f"{spec.temperature_K!r}")
     _set(root, "system/ensemble/temperature", f"{spec.temperature_K!r}")
@@ -97,10 +113,14 @@ def _set_ensemble(root: ET.Element, spec: RunSpec) -> None:
     _set(root, "system/motion/dynamics/thermostat/tau", f"{spec.thermostat_tau_fs!r}")
 
 
-def make_restart_input(checkpoint_xml: str, socket_address: str) -> str:
-    """Turn an i-PI checkpoint into the input of the next segment (new socket address)."""
+def make_restart_input(checkpoint_xml: str, socket_address: str,
+                       spec: RunSpec | None = None) -> str:
+    """Turn an i-PI checkpoint into the input of the next segment (new socket address; with
+    ``spec``, the socket timeout of this segment's stall watchdog)."""
     root = ET.fromstring(checkpoint_xml)
     _set(root, "ffsocket/address", socket_address)
+    if spec is not None:
+        _set(root, "ffsocket/timeout", f"{socket_timeout_s(spec)!r}")
     return ET.tostring(root, encoding="unicode")
 
 

@@ -152,7 +152,7 @@ class Supervisor:
                 resumed = h5md.read_meta(self.out)["provenance"].get("resumed_at_steps", [])
                 h5md.set_status(self.out, "running", None,
                                 {"resumed_at_steps": [*resumed, int(step)]})
-                return ipi_input.make_restart_input(path.read_text(), address)
+                return ipi_input.make_restart_input(path.read_text(), address, self.spec)
             if last > 0:
                 self._set_aside("no-checkpoint")
         atoms = read_structure(self.spec.start_file)
