@@ -77,6 +77,9 @@ SelectTypeParameters=CR_CPU
 MpiDefault=none
 SwitchType=switch/none
 SchedulerType=sched/builtin
+# the main loop also starts jobs whose begin time has passed (a requeued job, cred_expire
+# after its requeue): every second here instead of every 60 s
+SchedulerParameters=sched_interval=1
 StateSaveLocation={root}/state
 SlurmdSpoolDir={root}/spool
 SlurmctldPidFile={root}/slurmctld.pid

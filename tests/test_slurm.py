@@ -24,9 +24,11 @@ from harness.errors import UserError
 
 CHALLENGE = "alanine-tetrapeptide"
 TINY = ("--time", "20fs")  # 40 steps, frames at 0, 20, 40
-#: Runs to preempt: 4000 steps, a flush every 200 (100 frames), so a signal after the first
-#: flush leaves ~3800 steps (seconds) for it to arrive before the run would end on its own.
-SHORT = ("--time", "2ps", "--stride", "2")
+#: Runs to preempt: 4000 steps, a flush every 1000 (100 frames), so a signal after the first
+#: flush leaves ~3000 steps (seconds) for it to arrive before the run would end on its own.
+#: (Stride 2 would flush sooner but makes every step cost more: i-PI writes every frame.)
+SHORT = ("--time", "2ps", "--stride", "10")
+SHORT_STEPS = np.arange(0, 4001, 10)
 
 
 @pytest.fixture(scope="session")
@@ -175,7 +177,6 @@ def test_preempted_task_requeues_and_resumes_without_duplicates(cluster: Cluster
                                                                 tmp_path: Path) -> None:
     """USR1 to the batch shell (what --signal=B:USR1@T sends before the time limit)."""
     out = tmp_path / "runs"
-    # stride 2: the first flush (100 frames) comes after 200 of the 4000 steps
     analysis_job, array_job = _submit(cluster, *HARMONIC, "--temperatures", "300",
                                       "--replicas", "1", *SHORT, "--out", str(out),
                                       cwd=tmp_path)
@@ -183,7 +184,7 @@ def test_preempted_task_requeues_and_resumes_without_duplicates(cluster: Cluster
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
-            if path.exists() and (h5md.last_step(path) or 0) >= 200:
+            if path.exists() and (h5md.last_step(path) or 0) >= 1000:
                 break
         except OSError:
             pass
@@ -201,7 +202,7 @@ def test_preempted_task_requeues_and_resumes_without_duplicates(cluster: Cluster
     meta = h5md.read_meta(path)
     assert meta["status"] == "completed"
     steps = meta["steps"]
-    np.testing.assert_array_equal(steps, np.arange(0, 4001, 2))  # complete, no duplicate
+    np.testing.assert_array_equal(steps, SHORT_STEPS)  # complete, no duplicate
     assert np.all(np.diff(steps) > 0)
     segments = meta["provenance"]["segments"]
     assert [s["outcome"] for s in segments] == ["interrupted", "completed"]
@@ -243,7 +244,7 @@ def test_submit_batch_gives_one_array_task_per_group_that_resumes(cluster: Clust
             return 0
 
     deadline = time.monotonic() + 240
-    while min(step(p) for p in paths) < 200:
+    while min(step(p) for p in paths) < 1000:
         if time.monotonic() > deadline:
             pytest.fail("the group never got going:\n" + _logs(out))
         time.sleep(0.3)
@@ -256,7 +257,7 @@ def test_submit_batch_gives_one_array_task_per_group_that_resumes(cluster: Clust
     for path in paths:
         meta = h5md.read_meta(path)
         assert meta["status"] == "completed", (path, meta["failure"], log)
-        np.testing.assert_array_equal(meta["steps"], np.arange(0, 4001, 2))
+        np.testing.assert_array_equal(meta["steps"], SHORT_STEPS)
         segments = meta["provenance"]["segments"]
         assert [s["outcome"] for s in segments] == ["interrupted", "completed"], segments
         assert {s["batch"]["batch_size"] for s in segments} == {3}
