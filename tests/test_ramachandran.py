@@ -397,6 +397,27 @@ def test_verdict_rules():
     assert [v.decision for v in verdicts(study)] == ["inconclusive", "differs", "no_reference"]
     assert "beyond the reference's own split-half divergence (runs 1-6 against runs 7-12) " \
         "of 0.120 bits" in verdicts(study)[1].detail
+    # pair by pair: a pair the reference samples well (its split-half below the tolerance)
+    # decides on its own when its whole interval lies beyond the tolerance, however noisy
+    # the other pair is; the verdict then carries that pair's interval
+    study.reference_noise = {"A": 0.4, "B": 0.05}
+    study.comparisons["m@500K"]["B"] = {"js_divergence_bits": 0.02}
+    study.comparisons["n@500K"]["B"] = {"js_divergence_bits": 0.25}
+    study.pair_intervals = {
+        "m@500K": {"A": {"value": 0.05, "low": 0.03, "high": 0.12, "method": "runs"},
+                   "B": {"value": 0.02, "low": 0.0, "high": 0.05, "method": "runs"}},
+        "n@500K": {"A": {"value": 0.2, "low": 0.15, "high": 0.3, "method": "runs"},
+                   "B": {"value": 0.25, "low": 0.18, "high": 0.33, "method": "runs"}}}
+    found = verdicts(study)
+    assert [v.decision for v in found] == ["inconclusive", "differs", "no_reference"]
+    assert (found[1].value, found[1].ci_low, found[1].ci_high) == (0.25, 0.18, 0.33)
+    assert "pair B alone" in found[1].detail and "Pair A cannot decide" in found[1].detail
+    # ... but not when its interval reaches back below the bar (tolerance or its own noise)
+    study.pair_intervals["n@500K"]["B"]["low"] = 0.09
+    assert verdicts(study)[1].decision == "inconclusive"
+    study.pair_intervals["n@500K"]["B"]["low"] = 0.18
+    study.reference_noise["B"] = 0.2  # now B's own reference noise is the bar
+    assert verdicts(study)[1].decision == "inconclusive"
 
 
 def test_a_group_without_frames_gives_no_numbers():

@@ -170,6 +170,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--method", default="GFN2-xTB (tblite)",
                    help="reference method recorded in the files")
+    p.add_argument("--dest", type=Path,
+                   help="write the compacted files here (default: the challenge's reference/ "
+                   "folder, which is what ships)")
     p.add_argument("--from", dest="source", type=Path,
                    help="compact the runs in this launch output folder instead of running "
                    "(runs still going or interrupted are shipped up to their last frame)")
@@ -195,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         if not runs:
             print(f"no xtb runs at {args.temperature:g} K under {out}", file=sys.stderr)
             return 2
-        folder = challenge.path / "reference"
+        folder = args.dest or challenge.path / "reference"
+        folder.mkdir(parents=True, exist_ok=True)
         written = []
         for run in runs:
             meta = h5md.read_meta(run)

@@ -393,6 +393,17 @@ def worst_js(sum_a: np.ndarray, sum_b: np.ndarray, n_pairs: int) -> float:
     return float(max(values)) if values else float("nan")
 
 
+def pair_js_rows(sums_a: np.ndarray, sums_b: np.ndarray, n_pairs: int, k: int) -> np.ndarray:
+    """JS divergence (bits) of pair ``k`` alone for many resamples (leading axis); NaN where
+    either density is empty."""
+    from analysis.stats import jensen_shannon_rows
+
+    a = np.asarray(sums_a, dtype=float)
+    b = np.asarray(sums_b, dtype=float)
+    return jensen_shannon_rows(a.reshape(len(a), n_pairs, -1)[:, k],
+                               b.reshape(len(b), n_pairs, -1)[:, k])
+
+
 def worst_js_rows(sums_a: np.ndarray, sums_b: np.ndarray, n_pairs: int) -> np.ndarray:
     """:func:`worst_js` for many resamples at once (leading axis), one value per resample.
 

@@ -39,6 +39,9 @@ class ChallengeStudy:
     reference_split: str = ""
     #: Largest JS divergence vs the reference with its bootstrap interval, by group key.
     intervals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: JS of each pair alone vs the reference with its interval, by group key then pair name
+    #: (computed when the reference is noisier than the tolerance on some pair).
+    pair_intervals: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     #: Model against model: worst-pair JS with interval and the 'disagree' flag.
     model_pairs: list[dict[str, Any]] = field(default_factory=list)
     reference_text: str = ""
@@ -141,6 +144,11 @@ def _intervals(study: ChallengeStudy) -> None:
             ci = base.interval([ug, ur], distance, method, vectorized=True)
             study.intervals[g.key] = {"value": ci.value, "low": ci.low, "high": ci.high,
                                       "method": method, "n_units": [len(ug), len(ur)]}
+            if any(v > study.settings.js_tolerance for v in study.reference_noise.values()):
+                # a noisy pair cannot decide: the others may, each with its own interval
+                study.pair_intervals[g.key] = {
+                    pair.name: _pair_interval(ug, ur, n_pairs, k, method)
+                    for k, pair in enumerate(study.pairs)}
     if not base.bootstrap_enabled():
         return
     for temp in sorted({g.temperature_K for g in models}):
@@ -153,6 +161,15 @@ def _intervals(study: ChallengeStudy) -> None:
                                vectorized=True,
                                methods={m: method for m, (_, method) in mine.items()})
         study.model_pairs += [base.pair_json(p, temp) for p in found]
+
+
+def _pair_interval(ug: np.ndarray, ur: np.ndarray, n_pairs: int, k: int,
+                   method: str) -> dict[str, Any]:
+    from analysis.observables import base
+
+    ci = base.interval([ug, ur], lambda a, b: rama.pair_js_rows(a, b, n_pairs, k), method,
+                       vectorized=True)
+    return {"value": ci.value, "low": ci.low, "high": ci.high, "method": method}
 
 
 def run_study(paths: list[Path], overrides: dict[str, Any] | None = None,
@@ -204,6 +221,7 @@ def to_json(studies: list[ChallengeStudy]) -> dict[str, Any]:
                 "reference_half_vs_half_js_bits": s.reference_noise,
                 "reference": s.reference_text,
                 "intervals_vs_reference": s.intervals,
+                "pair_intervals_vs_reference": s.pair_intervals,
                 "model_pairs": s.model_pairs,
             } for s in studies]}
 
@@ -212,8 +230,10 @@ def verdicts(study: ChallengeStudy) -> list[Verdict]:
     """Each model group against the reference: the largest JS divergence over the pairs with
     its bootstrap interval, against the tolerance (no_reference: none, no frames, or another
     temperature, compared qualitatively only). When the reference's own halves differ by
-    more than the tolerance, agreement cannot be shown: such a verdict is ``differs`` only when
-    the whole interval lies beyond that split-half divergence, else ``inconclusive``."""
+    more than the tolerance on some pair, agreement cannot be shown. A pair whose own interval
+    lies wholly beyond the larger of the tolerance and its reference split-half divergence
+    still shows ``differs`` (:func:`_decided_pair`), as does a largest-JS interval wholly
+    beyond the largest split-half divergence; anything else is ``inconclusive``."""
     from analysis import stats
     from analysis.observables.base import decide
 
@@ -255,7 +275,21 @@ def verdicts(study: ChallengeStudy) -> list[Verdict]:
             noise = noisy[worst_noise]
             base = numbers.replace(f": {decision}", "")
             split = f" ({study.reference_split})" if study.reference_split else ""
-            if ci.low is not None and ci.low > noise:
+            decided = _decided_pair(study, group.key, tol)
+            if decided is not None:
+                name, pci, bar = decided
+                pair_ci = stats.Interval(pci["value"], pci["low"], pci["high"],
+                                         len(group.files), pci["method"])
+                own = study.reference_noise.get(name)
+                out.append(verdict(
+                    "differs", f"pair {name} alone vs the {ref.model} {ref.temperature_K:g} K "
+                    f"reference: {pair_ci.value:.3f} [{pair_ci.low:.3f}, {pair_ci.high:.3f}] "
+                    f"bits, wholly beyond {bar:.3f} (the tolerance"
+                    + (f"; that pair's reference split-half is {own:.3f}" if own is not None
+                       else "") + f"): differs. Pair {worst_noise} cannot decide: the "
+                    f"reference's own halves{split} differ by {noise:.3f} bits there. ("
+                    + base + ")", pair_ci, pair_ci.method))
+            elif ci.low is not None and ci.low > noise:
                 out.append(verdict("differs", base + f"; differs: beyond the reference's own "
                                    f"split-half divergence{split} of {noise:.3f} bits (pair "
                                    f"{worst_noise}), which exceeds the tolerance", ci, ci.method))
@@ -267,6 +301,25 @@ def verdicts(study: ChallengeStudy) -> list[Verdict]:
             out.append(text)
             text.detail = numbers
     return out
+
+
+def _decided_pair(study: ChallengeStudy, key: str, tol: float
+                  ) -> tuple[str, dict[str, Any], float] | None:
+    """The pair that shows a model differs from a partly noisy reference, if one does.
+
+    Pair by pair, the bar is the larger of the tolerance and the reference's own split-half
+    divergence on that pair; a pair whose whole interval lies beyond its bar decides
+    ``differs`` (the pair with the widest margin is named). None when no pair does.
+    """
+    best = None
+    for name, pci in study.pair_intervals.get(key, {}).items():
+        if pci.get("low") is None:
+            continue
+        bar = max(tol, study.reference_noise.get(name, tol))
+        margin = pci["low"] - bar
+        if margin > 0 and (best is None or margin > best[0]):
+            best = (margin, name, pci, bar)
+    return None if best is None else best[1:]
 
 
 def _verdict(group: rama.GroupResult, tol: float, decision: str, detail: str, ci=None,
