@@ -258,6 +258,11 @@ def test_worst_pair_js_for_many_resamples_equals_one_at_a_time():
             assert np.isnan(rows[r]) and np.isnan(one)
         else:
             assert rows[r] == pytest.approx(one, abs=1e-12)
+    cols = rama.pair_js_columns(a, b, n_pairs)  # worst, then each pair alone
+    np.testing.assert_array_equal(cols[:, 0], rows)
+    assert cols[0, 2] == pytest.approx(divergence.jensen_shannon(a[0, bins:2 * bins],
+                                                                 b[0, bins:2 * bins]), abs=1e-12)
+    assert np.isnan(cols[2, 2]) and not np.isnan(cols[2, 1])
     assert rows[0] == pytest.approx(max(divergence.jensen_shannon(a[0, k * bins:(k + 1) * bins],
                                                                   b[0, k * bins:(k + 1) * bins])
                                         for k in range(n_pairs)), abs=1e-12)

@@ -344,3 +344,25 @@ def test_plot_survival_draws_steps_and_bands() -> None:
     assert list(x) == [0, 2, 3, 5, 8] and list(y) == pytest.approx([1, 0.8, 0.6, 0.3, 0.3])
     assert "a (5 runs)" in [t.get_text() for t in ax.get_legend().get_texts()]
     plt.close(fig)
+
+
+def test_several_statistics_of_the_same_resamples_equal_each_alone():
+    """``bootstrap_histograms_columns``: one pass, each column's interval what
+    ``bootstrap_histograms`` gives for that statistic alone (same seed, same draws)."""
+    from analysis import stats
+
+    rng = np.random.default_rng(4)
+    a, b = rng.random((7, 30)), rng.random((5, 30))
+
+    def columns(x, y):
+        return np.column_stack([stats.jensen_shannon_rows(x, y),
+                                stats.jensen_shannon_rows(x[:, :10], y[:, :10])])
+
+    both = stats.bootstrap_histograms_columns([a, b], columns, n_resamples=300, seed=3)
+    for j, found in enumerate(both):
+        alone = stats.bootstrap_histograms([a, b], lambda x, y, j=j: columns(x, y)[:, j],
+                                           n_resamples=300, seed=3, vectorized=True,
+                                           interval="basic")
+        assert (found.value, found.low, found.high) == pytest.approx(
+            (alone.value, alone.low, alone.high), abs=1e-12)
+    assert both[0].low < both[0].high and both[1].value != both[0].value

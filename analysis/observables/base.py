@@ -228,6 +228,30 @@ def interval(groups: Sequence[np.ndarray], distance: Callable[..., Any], method:
     return result
 
 
+def interval_columns(groups: Sequence[np.ndarray], distances: Callable[..., np.ndarray],
+                     method: str) -> list:
+    """:func:`interval` for several distances of the same resamples (one pass).
+
+    ``distances(sums_1, sums_2)`` takes sums with a leading resample axis and returns a
+    ``(resamples, m)`` array (:func:`analysis.stats.bootstrap_histograms_columns`); one
+    interval per column, clipped to distances' possible range as in :func:`interval`.
+    """
+    from analysis import stats
+
+    if not bootstrap_enabled() or any(len(g) < 2 for g in groups):
+        sums = [np.asarray(g).sum(axis=0)[None] for g in groups]
+        n = sum(len(g) for g in groups)
+        return [stats.Interval(float(v), None, None, n, method)
+                for v in np.asarray(distances(*sums), dtype=float)[0]]
+    found = stats.bootstrap_histograms_columns(list(groups), distances, n_resamples=N_RESAMPLES,
+                                               seed=SEED, method=method, interval="basic")
+    for result in found:
+        low, high = finite(result.low), finite(result.high)
+        result.low = None if low is None else max(0.0, low)
+        result.high = None if high is None else max(0.0, high)
+    return found
+
+
 def finite(x: float | None) -> float | None:
     """``x``, or None when it is None, NaN or infinite (JSON-safe)."""
     return None if x is None or not np.isfinite(x) else float(x)

@@ -393,15 +393,29 @@ def worst_js(sum_a: np.ndarray, sum_b: np.ndarray, n_pairs: int) -> float:
     return float(max(values)) if values else float("nan")
 
 
-def pair_js_rows(sums_a: np.ndarray, sums_b: np.ndarray, n_pairs: int, k: int) -> np.ndarray:
-    """JS divergence (bits) of pair ``k`` alone for many resamples (leading axis); NaN where
-    either density is empty."""
+def pair_js_columns(sums_a: np.ndarray, sums_b: np.ndarray, n_pairs: int) -> np.ndarray:
+    """Per resample (leading axis): the largest JS over the pairs, then each pair's JS.
+
+    ``(resamples, 1 + n_pairs)``, for :func:`analysis.stats.bootstrap_histograms_columns`;
+    column 0 equals :func:`worst_js_rows`, column 1 + k the JS of pair k alone (NaN where
+    either density is empty).
+    """
     from analysis.stats import jensen_shannon_rows
 
     a = np.asarray(sums_a, dtype=float)
     b = np.asarray(sums_b, dtype=float)
-    return jensen_shannon_rows(a.reshape(len(a), n_pairs, -1)[:, k],
-                               b.reshape(len(b), n_pairs, -1)[:, k])
+    n = len(a)
+    js = jensen_shannon_rows(a.reshape(n * n_pairs, -1), b.reshape(n * n_pairs, -1))
+    js = js.reshape(n, n_pairs)
+    return np.column_stack([_row_max(js), js])
+
+
+def _row_max(js: np.ndarray) -> np.ndarray:
+    """Largest finite value of each row; NaN for a row with none."""
+    out = np.full(len(js), np.nan)
+    some = np.isfinite(js).any(axis=1)
+    out[some] = np.nanmax(js[some], axis=1)
+    return out
 
 
 def worst_js_rows(sums_a: np.ndarray, sums_b: np.ndarray, n_pairs: int) -> np.ndarray:
@@ -418,8 +432,4 @@ def worst_js_rows(sums_a: np.ndarray, sums_b: np.ndarray, n_pairs: int) -> np.nd
     b = np.asarray(sums_b, dtype=float)
     n = len(a)
     js = jensen_shannon_rows(a.reshape(n * n_pairs, -1), b.reshape(n * n_pairs, -1))
-    js = js.reshape(n, n_pairs)
-    out = np.full(n, np.nan)
-    some = np.isfinite(js).any(axis=1)
-    out[some] = np.nanmax(js[some], axis=1)
-    return out
+    return _row_max(js.reshape(n, n_pairs))

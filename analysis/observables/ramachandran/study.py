@@ -141,14 +141,19 @@ def _intervals(study: ChallengeStudy) -> None:
             if not len(ug):
                 continue
             method = "runs" if mg == mr == "runs" else "time blocks"
-            ci = base.interval([ug, ur], distance, method, vectorized=True)
+            if any(v > study.settings.js_tolerance for v in study.reference_noise.values()):
+                # a noisy pair cannot decide, the others may: each pair's own interval too,
+                # from the same resamples as the largest JS (one pass)
+                ci, *per_pair = base.interval_columns(
+                    [ug, ur], lambda a, b: rama.pair_js_columns(a, b, n_pairs), method)
+                study.pair_intervals[g.key] = {
+                    pair.name: {"value": pci.value, "low": pci.low, "high": pci.high,
+                                "method": method}
+                    for pair, pci in zip(study.pairs, per_pair, strict=True)}
+            else:
+                ci = base.interval([ug, ur], distance, method, vectorized=True)
             study.intervals[g.key] = {"value": ci.value, "low": ci.low, "high": ci.high,
                                       "method": method, "n_units": [len(ug), len(ur)]}
-            if any(v > study.settings.js_tolerance for v in study.reference_noise.values()):
-                # a noisy pair cannot decide: the others may, each with its own interval
-                study.pair_intervals[g.key] = {
-                    pair.name: _pair_interval(ug, ur, n_pairs, k, method)
-                    for k, pair in enumerate(study.pairs)}
     if not base.bootstrap_enabled():
         return
     for temp in sorted({g.temperature_K for g in models}):
@@ -161,15 +166,6 @@ def _intervals(study: ChallengeStudy) -> None:
                                vectorized=True,
                                methods={m: method for m, (_, method) in mine.items()})
         study.model_pairs += [base.pair_json(p, temp) for p in found]
-
-
-def _pair_interval(ug: np.ndarray, ur: np.ndarray, n_pairs: int, k: int,
-                   method: str) -> dict[str, Any]:
-    from analysis.observables import base
-
-    ci = base.interval([ug, ur], lambda a, b: rama.pair_js_rows(a, b, n_pairs, k), method,
-                       vectorized=True)
-    return {"value": ci.value, "low": ci.low, "high": ci.high, "method": method}
 
 
 def run_study(paths: list[Path], overrides: dict[str, Any] | None = None,
