@@ -300,5 +300,6 @@ def _noise_verdict(js: float, ci: list[float] | None, tolerance: float) -> str:
         return "below half the tolerance, but its interval reaches above"
     if js < tolerance:
         return "below the tolerance, above half of it"
-    return ("above the tolerance: no model can be shown to agree with this reference; a model "
-            "is called different only beyond this split-half divergence")
+    return ("above the tolerance: this pair cannot decide (no model can be shown to agree "
+            "with this reference; on this pair a model differs only beyond this split-half "
+            "divergence); pairs below the tolerance still decide alone")
