@@ -420,6 +420,7 @@ def test_verdict_rules():
     # ... but not when its interval reaches back below the bar (tolerance or its own noise)
     study.pair_intervals["n@500K"]["B"]["low"] = 0.09
     assert verdicts(study)[1].decision == "inconclusive"
+    assert "pair B 0.250 [0.090, 0.330]): more model runs" in verdicts(study)[1].detail
     study.pair_intervals["n@500K"]["B"]["low"] = 0.18
     study.reference_noise["B"] = 0.2  # now B's own reference noise is the bar
     assert verdicts(study)[1].decision == "inconclusive"

@@ -292,7 +292,8 @@ def verdicts(study: ChallengeStudy) -> list[Verdict]:
             else:
                 out.append(verdict("inconclusive", base + "; inconclusive: the reference's own "
                                    f"halves{split} differ by {noise:.3f} bits (pair "
-                                   f"{worst_noise}), more than the tolerance", ci, ci.method))
+                                   f"{worst_noise}), more than the tolerance"
+                                   + _undecided_pairs(study, group.key, tol), ci, ci.method))
         else:
             out.append(text)
             text.detail = numbers
@@ -316,6 +317,20 @@ def _decided_pair(study: ChallengeStudy, key: str, tol: float
         if margin > 0 and (best is None or margin > best[0]):
             best = (margin, name, pci, bar)
     return None if best is None else best[1:]
+
+
+def _undecided_pairs(study: ChallengeStudy, key: str, tol: float) -> str:
+    """Why the pairs the reference could decide did not: their intervals reach the bar."""
+    parts = []
+    for name, pci in study.pair_intervals.get(key, {}).items():
+        own = study.reference_noise.get(name, tol)
+        if own > tol or pci.get("low") is None:
+            continue
+        parts.append(f"pair {name} {pci['value']:.3f} [{pci['low']:.3f}, {pci['high']:.3f}]")
+    if not parts:
+        return ""
+    return ("; the pairs the reference samples well reach back to the tolerance ("
+            + ", ".join(parts) + "): more model runs would narrow them")
 
 
 def _verdict(group: rama.GroupResult, tol: float, decision: str, detail: str, ci=None,
