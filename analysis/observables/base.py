@@ -220,8 +220,12 @@ def interval(groups: Sequence[np.ndarray], distance: Callable[..., Any], method:
     result = stats.bootstrap_histograms(list(groups), distance, n_resamples=N_RESAMPLES,
                                         seed=SEED, method=method, interval="basic",
                                         vectorized=vectorized)
-    # a distance is >= 0: the basic interval (2 value - bootstrap quantiles) can reach below
-    # zero near a zero distance; truncated to the possible range
+    return _clipped(result)
+
+
+def _clipped(result):
+    """A distance is >= 0: the basic interval (2 value - bootstrap quantiles) can reach below
+    zero near a zero distance; truncated to the possible range, non-finite bounds None."""
     low, high = finite(result.low), finite(result.high)
     result.low = None if low is None else max(0.0, low)
     result.high = None if high is None else max(0.0, high)
@@ -245,11 +249,7 @@ def interval_columns(groups: Sequence[np.ndarray], distances: Callable[..., np.n
                 for v in np.asarray(distances(*sums), dtype=float)[0]]
     found = stats.bootstrap_histograms_columns(list(groups), distances, n_resamples=N_RESAMPLES,
                                                seed=SEED, method=method, interval="basic")
-    for result in found:
-        low, high = finite(result.low), finite(result.high)
-        result.low = None if low is None else max(0.0, low)
-        result.high = None if high is None else max(0.0, high)
-    return found
+    return [_clipped(result) for result in found]
 
 
 def finite(x: float | None) -> float | None:

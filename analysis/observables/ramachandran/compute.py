@@ -400,14 +400,19 @@ def pair_js_columns(sums_a: np.ndarray, sums_b: np.ndarray, n_pairs: int) -> np.
     column 0 equals :func:`worst_js_rows`, column 1 + k the JS of pair k alone (NaN where
     either density is empty).
     """
+    js = _pair_js(sums_a, sums_b, n_pairs)
+    return np.column_stack([_row_max(js), js])
+
+
+def _pair_js(sums_a: np.ndarray, sums_b: np.ndarray, n_pairs: int) -> np.ndarray:
+    """``(resamples, n_pairs)`` JS divergences (bits), NaN where a density is empty."""
     from analysis.stats import jensen_shannon_rows
 
     a = np.asarray(sums_a, dtype=float)
     b = np.asarray(sums_b, dtype=float)
     n = len(a)
     js = jensen_shannon_rows(a.reshape(n * n_pairs, -1), b.reshape(n * n_pairs, -1))
-    js = js.reshape(n, n_pairs)
-    return np.column_stack([_row_max(js), js])
+    return js.reshape(n, n_pairs)
 
 
 def _row_max(js: np.ndarray) -> np.ndarray:
@@ -426,10 +431,4 @@ def worst_js_rows(sums_a: np.ndarray, sums_b: np.ndarray, n_pairs: int) -> np.nd
     whose density is empty on either side is left out, as in :func:`worst_js`; a resample
     with no pair left gives NaN.
     """
-    from analysis.stats import jensen_shannon_rows
-
-    a = np.asarray(sums_a, dtype=float)
-    b = np.asarray(sums_b, dtype=float)
-    n = len(a)
-    js = jensen_shannon_rows(a.reshape(n * n_pairs, -1), b.reshape(n * n_pairs, -1))
-    return _row_max(js.reshape(n, n_pairs))
+    return _row_max(_pair_js(sums_a, sums_b, n_pairs))
