@@ -436,3 +436,53 @@ def test_a_group_without_frames_gives_no_numbers():
     model = rama.GroupResult("c", "m", 500.0, False, [], 1, [], {"A": empty})
     ref = rama.GroupResult("c", "x", 500.0, True, [], 0, [], {"A": full})
     assert rama.compare(model, ref, rama.Settings())["A"]["js_divergence_bits"] is None
+
+
+def _runs(rng, n_runs, p_b, basins, p_first, n=100):
+    """Unit histograms (run x (pair A bins + pair B bins)): pair A sits in one basin for the
+    whole run (rare flips, like the xTB reference), pair B is sampled freely."""
+    rows = []
+    for _ in range(n_runs):
+        a = rng.multinomial(n, basins[0] if rng.random() < p_first else basins[1])
+        rows.append(np.concatenate([a, rng.multinomial(n, p_b)]))
+    return np.array(rows, dtype=float)
+
+
+def test_per_pair_rule_is_calibrated_against_a_partly_noisy_reference():
+    """200 experiments, 12 model runs against 12 reference runs, the reference's pair A stuck
+    per run (split-half far above the tolerance). The same model: `differs` at most at the
+    nominal rate; pair B shifted: `differs` nearly always."""
+    from analysis.observables import base
+    from analysis.observables.ramachandran.study import ChallengeStudy, _decided_pair
+
+    rng = np.random.default_rng(21)
+    bins, tol = 30, 0.02
+    x = np.arange(bins)
+    bump = np.exp(-0.5 * ((x - 12) / 3.0) ** 2)
+    p_b = bump / bump.sum()
+    shifted = np.roll(bump, 4) / bump.sum()
+    basins = [np.roll(p_b, -8), np.roll(p_b, 10)]
+    rates, noise_a = {}, []
+    for name, model_b in (("same", p_b), ("shifted", shifted)):
+        differs = 0
+        for _ in range(200):
+            ref = _runs(rng, 12, p_b, basins, 0.7)
+            model = _runs(rng, 12, model_b, basins, 0.7)
+            study = ChallengeStudy("c", "t", rama.Settings(js_tolerance=tol), [], [])
+            study.reference_noise = {  # runs 1-6 against runs 7-12, as for the shipped one
+                name: divergence.jensen_shannon(ref[:6, k * bins:(k + 1) * bins].sum(0),
+                                                ref[6:, k * bins:(k + 1) * bins].sum(0))
+                for k, name in enumerate("AB")}
+            noise_a.append(study.reference_noise["A"])
+            _, *per_pair = base.interval_columns(
+                [model, ref], lambda a, b: rama.pair_js_columns(a, b, 2), "runs")
+            study.pair_intervals["m"] = {n: {"value": c.value, "low": c.low, "high": c.high,
+                                             "method": "runs"}
+                                         for n, c in zip("AB", per_pair, strict=True)}
+            differs += _decided_pair(study, "m", tol) is not None
+        rates[name] = differs / 200
+    assert np.median(noise_a) > 2 * tol  # pair A cannot decide: the rule rests on pair B
+    assert rates["same"] <= 0.05, rates
+    assert rates["shifted"] >= 0.9, rates
+    print(f"per-pair rule: differs {rates}, reference pair A split-half median "
+          f"{np.median(noise_a):.3f} bits, tolerance {tol}")
