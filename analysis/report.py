@@ -109,6 +109,8 @@ class Report:
     scratch: Path | None = None
     #: Files found but not readable (left out of everything above), with the reason.
     unreadable: list[Unreadable] = field(default_factory=list)
+    #: The providers asked for with ``--sections`` (None: all of them).
+    only: list[str] | None = None
 
     @property
     def runs(self) -> list[RunInfo]:
@@ -154,16 +156,36 @@ def providers() -> list[Provider]:
     return sorted(found.values(), key=lambda p: (rank.get(p.name, len(rank)), p.name))
 
 
+def select(found: list[Provider], only: list[str] | None) -> list[Provider]:
+    """The providers named in ``only`` (``--sections``), in report order; all when None.
+
+    Raises
+    ------
+    UserError
+        A name that no provider has (the message lists the names there are).
+    """
+    if only is None:
+        return found
+    names = [p.name for p in found]
+    unknown = [name for name in only if name not in names]
+    if unknown or not only:
+        raise UserError(f"--sections {','.join(only)}: no section provider "
+                        f"{', '.join(map(repr, unknown)) or 'given'}; choose from "
+                        f"{', '.join(names)}")
+    return [p for p in found if p.name in only]
+
+
 def build(paths: list[Path], cache_root: Path | None, progress: Progress,
-          use: list[Provider] | None = None) -> Report:
+          use: list[Provider] | None = None, only: list[str] | None = None) -> Report:
     """Find the runs under ``paths``, call every provider per challenge, collect the results.
 
     ``progress`` counts two steps of its own (reading the runs; writing, which the caller
     does) and gets one more per (provider, challenge). ``cache_root`` None disables the
     cache: sections are computed in :attr:`Report.scratch`, which the caller removes.
+    ``only`` keeps the providers of those names (:func:`select`).
     """
     start = time.perf_counter()
-    found = providers() if use is None else use
+    found = select(providers() if use is None else use, only)
     hasher = cache.ContentHasher(cache_root / "digests.json" if cache_root else None)
     progress.start("reading runs")
     runs = read_runs(paths, hasher, cache_root, progress.partial)
@@ -192,7 +214,7 @@ def build(paths: list[Path], cache_root: Path | None, progress: Progress,
     return Report(inputs=paths, challenges=challenges,
                   created=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                   seconds=time.perf_counter() - start, scratch=scratch,
-                  unreadable=scan(paths)[1])
+                  unreadable=scan(paths)[1], only=only)
 
 
 def default_report_dir(paths: list[Path]) -> Path:

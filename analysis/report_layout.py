@@ -41,7 +41,7 @@ def blocks(report: Report) -> list[Block]:
     out += _glance(report)
     figure = [0]
     for chal in report.challenges:
-        out += _challenge(chal, taken, figure)
+        out += _challenge(chal, taken, figure, report.only)
     out += _appendix(report, taken)
     return out
 
@@ -118,10 +118,14 @@ def _glance(report: Report) -> list[Block]:
     return out
 
 
-def _challenge(chal: ChallengeReport, taken: set[str], figure: list[int]) -> list[Block]:
+def _challenge(chal: ChallengeReport, taken: set[str], figure: list[int],
+               only: list[str] | None = None) -> list[Block]:
     title = _challenge_title(chal)
     out: list[Block] = [Heading(2, title, _slug(title, taken)), Text(_setup(chal))]
-    if chal.missing:
+    if only is not None:
+        out.append(Alert("warning", f"Only the sections {', '.join(only)} were built "
+                         "(`--sections`); run the report without it for every observable."))
+    elif chal.missing:
         out.append(Alert("warning", "This challenge declares observables that no analysis "
                          f"module reported: {', '.join(chal.missing)}. Install or update the "
                          "module that provides them (see docs/report.md, 'Adding a section')."))

@@ -77,6 +77,11 @@ class Verdict:
         if self.ci_low is not None and self.ci_high is not None:
             text += f" [{_number(self.ci_low)}, {_number(self.ci_high)}]"
         text += unit
+        if self.ci_high is not None and self.value > self.ci_high:
+            # a basic interval of a divergence sits below a value whose plug-in bias exceeds
+            # the sampling noise (docs/statistics.md): the reader is told, not left to wonder
+            text += " (above its interval: plug-in bias larger than the noise; more frames " \
+                "per run would sharpen it)"
         if self.tolerance is not None:
             text += f", tolerance {_number(self.tolerance)}"
         return f"{text}: {self.decision}"

@@ -84,3 +84,26 @@ def out_dir(tmp_path: Path) -> Path:
 #: The harmonic well pulls every atom to the origin, so the molecule collapses by design:
 #: plumbing tests watch only for non-finite numbers.
 HARMONIC = ("--model", "harmonic", "--criteria", "non_finite")
+
+
+# --- scheduling across workers -------------------------------------------------------------
+# Whole files go to one worker each (``--dist loadfile``: module fixtures run once). The files
+# that take longest start first, so that no long file begins near the end while the other
+# workers sit idle (longest-processing-time first). Seconds of each file alone on one idle
+# core, 2026-11-27 (``/usr/bin/time pytest -n 0 FILE``); a file not listed counts as 0 and
+# goes last. Only the order depends on these numbers, never a result.
+FILE_SECONDS = {
+    "test_report": 162, "test_slurm": 143, "test_run_ipi": 100, "test_batch": 81,
+    "test_families": 80, "test_observables": 62, "test_ramachandran": 54, "test_faults": 47,
+    "test_triage": 46, "test_stability": 39, "test_perovskite": 38,
+    "test_reference_import": 31, "test_lammps": 23, "test_own_system": 19, "test_models": 17,
+    "test_surface_scan": 14, "test_cli_errors": 13, "test_drift": 11, "test_analysis_info": 11,
+    "test_surface_analysis": 11,
+}
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    """Order the files slowest first (a stable sort: the tests of a file keep their order)."""
+    items.sort(key=lambda item: -FILE_SECONDS.get(Path(str(item.fspath)).stem, 0))
+

@@ -166,14 +166,15 @@ def test_second_report_reuses_every_section_until_a_file_changes(tmp_path: Path)
     assert "close" in paths[2].parts
     site, calls = plugin_site(tmp_path), tmp_path / "calls.txt"
     env = {"TEA_TEST_PLUGIN_CALLS": str(calls)}
-    assert report(out, "--quiet", site=site, **env).returncode == 0
-    assert report(out, "--quiet", site=site, **env).returncode == 0
+    only = ("--sections", "stability,rg-test")  # the cache is the same for every provider
+    assert report(out, "--quiet", *only, site=site, **env).returncode == 0
+    assert report(out, "--quiet", *only, site=site, **env).returncode == 0
     assert calls.read_text().splitlines() == ["4"]  # the second report did not call it
     summary = json.loads((out / "reports" / "report.json").read_text())
     assert all(s["cached"] for s in summary["challenges"][0]["sections"])
     h5md.set_status(paths[2], "failed", {"kind": "bond_break", "time_ps": 0.5,
                                          "atoms": [3, 4], "elements": ["N", "C"]})
-    proc = report(out, site=site, **env)
+    proc = report(out, *only, site=site, **env)
     assert proc.returncode == 0 and calls.read_text().splitlines() == ["4", "4"]
     summary = json.loads((out / "reports" / "report.json").read_text())
     assert not any(s["cached"] for s in summary["challenges"][0]["sections"])
@@ -188,7 +189,8 @@ def test_second_report_reuses_every_section_until_a_file_changes(tmp_path: Path)
 def test_a_failing_section_is_shown_and_the_rest_still_written(tmp_path: Path) -> None:
     out = tmp_path / "runs"
     synthesise(out, {"reference": 0.05}, n_frames=50)
-    proc = report(out, "--quiet", site=plugin_site(tmp_path), TEA_TEST_PLUGIN_FAIL="1")
+    proc = report(out, "--quiet", "--sections", "stability,rg-test", site=plugin_site(tmp_path),
+                  TEA_TEST_PLUGIN_FAIL="1")
     assert proc.returncode == 1
     assert "section provider rg-test failed on alanine-tetrapeptide: RuntimeError" in proc.stderr
     html = (out / "reports" / "report.html").read_text()
@@ -392,7 +394,7 @@ def test_a_single_command_can_fill_the_report_cache(tmp_path: Path) -> None:
     synthesise(out, {"reference": 0.05}, n_frames=50)
     (section,) = cached_sections(stability, [out])
     assert section.title == "Stability" and Path(section.figures[0].path).is_file()
-    proc = report(out, "--quiet")
+    proc = report(out, "--quiet", "--sections", "stability")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "reports" / "report.json").read_text())
     first = summary["challenges"][0]["sections"][0]
@@ -433,7 +435,8 @@ def test_each_challenge_gets_its_own_sections_and_files(tmp_path: Path) -> None:
         spec = json.loads(f[h5md.PARAMS].attrs["run_spec"])
         f[h5md.PARAMS].attrs["run_spec"] = json.dumps({**spec, "challenge": "my-challenge"})
     calls = tmp_path / "calls.txt"
-    proc = report(out, "--quiet", site=plugin_site(tmp_path), TEA_TEST_PLUGIN_CALLS=str(calls))
+    proc = report(out, "--quiet", "--sections", "stability,rg-test", site=plugin_site(tmp_path),
+                  TEA_TEST_PLUGIN_CALLS=str(calls))
     assert proc.returncode == 0, proc.stderr
     assert calls.read_text().splitlines() == ["1", "1"]  # one call per challenge, its file only
     summary = json.loads((out / "reports" / "report.json").read_text())
@@ -484,8 +487,18 @@ def test_no_cache_keeps_nothing(tmp_path: Path) -> None:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     proc = report(out, "--no-cache", "--quiet", "--report-dir", str(tmp_path / "rep"),
-                  TMPDIR=str(scratch))
+                  "--sections", "stability", TMPDIR=str(scratch))
     assert proc.returncode == 0, proc.stderr
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "Only the sections stability were built (`--sections`)" in md
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())["sections_only"] == \
+        ["stability"]
+    # a name no provider has: one line naming it and the names there are, exit 2
+    bad = report(out, "--no-cache", "--quiet", "--sections", "stability,nope",
+                 "--report-dir", str(tmp_path / "rep2"))
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert "'nope'" in bad.stderr and "choose from stability, " in bad.stderr
+    assert "Traceback" not in bad.stderr
     assert (tmp_path / "rep" / "report.html").stat().st_size > 10_000
     assert (tmp_path / "rep" / "report_files" / "figure-01.png").is_file()
     assert not (tmp_path / "rep" / ".cache").exists() and not list(scratch.iterdir())

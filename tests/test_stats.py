@@ -55,6 +55,19 @@ def test_interval_text_and_dict() -> None:
     assert d["value"] is None and d["ci_high"] is None and d["ci_low"] == 1.0
 
 
+def test_a_verdict_value_above_its_interval_says_why() -> None:
+    from analysis.sections import Verdict
+
+    inside = Verdict("ramachandran", "m", 500.0, None, "", decision="inconclusive", value=0.156,
+                     ci_low=0.0, ci_high=0.184, tolerance=0.15, unit="bits")
+    assert inside.interval_text() == "0.156 [0, 0.184] bits, tolerance 0.15: inconclusive"
+    above = Verdict("ramachandran", "m", 500.0, None, "", decision="inconclusive", value=0.174,
+                    ci_low=0.0, ci_high=0.159, tolerance=0.15, unit="bits")
+    assert above.interval_text().startswith("0.174 [0, 0.159] bits (above its interval: plug-in "
+                                            "bias larger than the noise")
+    assert above.interval_text().endswith(", tolerance 0.15: inconclusive")
+
+
 def test_units_runs_or_time_blocks() -> None:
     runs = [np.arange(100.0) + 1000 * i for i in range(5)]
     got, method = stats.units(runs)

@@ -36,6 +36,10 @@ def register(subparsers: Any) -> None:
                         help="reference trajectories (H5MD, e.g. from 'analysis reference "
                         "import') for every observable instead of the challenges' shipped "
                         "ones; 'none' for no reference trajectories")
+    parser.add_argument("--sections", metavar="NAME[,NAME...]",
+                        help="build only these sections, e.g. 'stability,ramachandran' (a "
+                        "quick look while iterating; the names are the section providers': "
+                        "stability, the observables, errors, triage, speed and plug-ins)")
     parser.set_defaults(func=run)
 
 
@@ -63,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"cannot create the report folder {report_dir} ({exc}); "
                         "give a writable --report-dir") from None
     with Progress(total=2, enabled=not args.quiet) as progress:
-        report = build(paths, cache_root, progress)
+        only = None if args.sections is None else \
+            [name.strip() for name in args.sections.split(",") if name.strip()]
+        report = build(paths, cache_root, progress, only=only)
         progress.start("writing report.html and report.md")
         try:
             written = write(report, report_dir)
@@ -93,6 +99,7 @@ def _machine_readable(report: Any) -> dict[str, Any]:
     return {
         "created": report.created,
         "inputs": [str(p) for p in report.inputs],
+        "sections_only": report.only,
         "challenges": [{
             "name": c.name,
             "runs": len(c.runs),
