@@ -421,7 +421,14 @@ def test_verdict_rules():
     study.pair_intervals["n@500K"]["B"]["low"] = 0.09
     assert verdicts(study)[1].decision == "inconclusive"
     assert "pair B 0.250 [0.090, 0.330]): more model runs" in verdicts(study)[1].detail
-    study.pair_intervals["n@500K"]["B"]["low"] = 0.18
+    # a well-sampled pair whose whole interval lies within the tolerance agrees on its own;
+    # the verdict stays inconclusive (the noisy pair cannot show agreement) and says which
+    study.pair_intervals["n@500K"]["B"].update(value=0.06, low=0.0, high=0.09)
+    found = verdicts(study)[1]
+    assert found.decision == "inconclusive" and "more model runs" not in found.detail
+    assert "agree on their own, whole interval within the tolerance (pair B 0.060 " \
+        "[0.000, 0.090])" in found.detail
+    study.pair_intervals["n@500K"]["B"].update(value=0.25, low=0.18, high=0.33)
     study.reference_noise["B"] = 0.2  # now B's own reference noise is the bar
     assert verdicts(study)[1].decision == "inconclusive"
 

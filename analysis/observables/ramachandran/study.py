@@ -320,17 +320,24 @@ def _decided_pair(study: ChallengeStudy, key: str, tol: float
 
 
 def _undecided_pairs(study: ChallengeStudy, key: str, tol: float) -> str:
-    """Why the pairs the reference could decide did not: their intervals reach the bar."""
-    parts = []
+    """What the pairs the reference samples well say: those whose whole interval lies within
+    the tolerance agree on their own; those whose interval reaches the tolerance need more
+    model runs."""
+    agree, reach = [], []
     for name, pci in study.pair_intervals.get(key, {}).items():
         own = study.reference_noise.get(name, tol)
         if own > tol or pci.get("low") is None:
             continue
-        parts.append(f"pair {name} {pci['value']:.3f} [{pci['low']:.3f}, {pci['high']:.3f}]")
-    if not parts:
-        return ""
-    return ("; the pairs the reference samples well reach back to the tolerance ("
-            + ", ".join(parts) + "): more model runs would narrow them")
+        text = f"pair {name} {pci['value']:.3f} [{pci['low']:.3f}, {pci['high']:.3f}]"
+        (agree if pci["high"] <= tol else reach).append(text)
+    out = ""
+    if agree:
+        out += ("; the pairs the reference samples well agree on their own, whole interval "
+                "within the tolerance (" + ", ".join(agree) + ")")
+    if reach:
+        out += ("; the pairs the reference samples well reach back to the tolerance ("
+                + ", ".join(reach) + "): more model runs would narrow them")
+    return out
 
 
 def _verdict(group: rama.GroupResult, tol: float, decision: str, detail: str, ci=None,
