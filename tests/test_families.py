@@ -51,9 +51,10 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
     import tiny_models
 
     work = tmp_path_factory.mktemp("models")
+    frames = tiny_models.training_frames()  # read once (2 s), not once per model
     return {"mace": tiny_models.make_mace(work / "tiny.model"),
-            "sgdml": tiny_models.make_sgdml(work / "tiny-sgdml.npz"),
-            "fchl19": tiny_models.make_fchl19(work / "tiny-fchl19.npz", work)}
+            "sgdml": tiny_models.make_sgdml(work / "tiny-sgdml.npz", frames),
+            "fchl19": tiny_models.make_fchl19(work / "tiny-fchl19.npz", work, frames)}
 
 
 @pytest.fixture(scope="module")
