@@ -373,7 +373,12 @@ def test_charged_peptide_runs_with_its_charge(tmp_path):
 
 
 def test_verdict_rules():
-    from analysis.observables.ramachandran.study import ChallengeStudy, verdicts
+    from analysis.observables.ramachandran.study import (
+        ChallengeStudy,
+        pair_decision,
+        to_json,
+        verdicts,
+    )
 
     def group(model, temp, ref=False):
         return rama.GroupResult("c", model, temp, ref, [], 0, [], {})
@@ -428,9 +433,18 @@ def test_verdict_rules():
     assert found.decision == "inconclusive" and "more model runs" not in found.detail
     assert "agree on their own, whole interval within the tolerance (pair B 0.060 " \
         "[0.000, 0.090])" in found.detail
+    pairs_json = to_json([study])["challenges"][0]["pair_intervals_vs_reference"]["n@500K"]
+    assert (pairs_json["A"]["decision"], pairs_json["B"]["decision"]) == ("inconclusive",
+                                                                          "agrees")
     study.pair_intervals["n@500K"]["B"].update(value=0.25, low=0.18, high=0.33)
     study.reference_noise["B"] = 0.2  # now B's own reference noise is the bar
     assert verdicts(study)[1].decision == "inconclusive"
+    # the rule for one pair alone: the bar is max(tolerance, the pair's reference noise)
+    assert pair_decision({"low": 0.18, "high": 0.33}, 0.15, 0.05) == ("differs", 0.15)
+    assert pair_decision({"low": 0.18, "high": 0.33}, 0.15, 0.4) == ("inconclusive", 0.4)
+    assert pair_decision({"low": 0.0, "high": 0.117}, 0.15, 0.064) == ("agrees", 0.15)
+    assert pair_decision({"low": 0.0, "high": 0.117}, 0.15, 0.4)[0] == "inconclusive"
+    assert pair_decision({"low": 0.2, "high": None}, 0.15, 0.05)[0] == "inconclusive"
 
 
 def test_a_group_without_frames_gives_no_numbers():
@@ -458,9 +472,10 @@ def _runs(rng, n_runs, p_b, basins, p_first, n=100):
 def test_per_pair_rule_is_calibrated_against_a_partly_noisy_reference():
     """200 experiments, 12 model runs against 12 reference runs, the reference's pair A stuck
     per run (split-half far above the tolerance). The same model: `differs` at most at the
-    nominal rate; pair B shifted: `differs` nearly always."""
+    nominal rate; pair B shifted: `differs` nearly always, and pair B never said to agree on
+    its own (:func:`pair_decision`) beyond the nominal rate."""
     from analysis.observables import base
-    from analysis.observables.ramachandran.study import ChallengeStudy, _decided_pair
+    from analysis.observables.ramachandran.study import ChallengeStudy, _decided_pair, pair_decision
 
     rng = np.random.default_rng(21)
     bins, tol = 30, 0.02
@@ -469,9 +484,9 @@ def test_per_pair_rule_is_calibrated_against_a_partly_noisy_reference():
     p_b = bump / bump.sum()
     shifted = np.roll(bump, 4) / bump.sum()
     basins = [np.roll(p_b, -8), np.roll(p_b, 10)]
-    rates, noise_a = {}, []
+    rates, agree_b, noise_a = {}, {}, []
     for name, model_b in (("same", p_b), ("shifted", shifted)):
-        differs = 0
+        differs = agrees = 0
         for _ in range(200):
             ref = _runs(rng, 12, p_b, basins, 0.7)
             model = _runs(rng, 12, model_b, basins, 0.7)
@@ -487,9 +502,13 @@ def test_per_pair_rule_is_calibrated_against_a_partly_noisy_reference():
                                              "method": "runs"}
                                          for n, c in zip("AB", per_pair, strict=True)}
             differs += _decided_pair(study, "m", tol) is not None
+            agrees += pair_decision(study.pair_intervals["m"]["B"], tol,
+                                    study.reference_noise["B"])[0] == "agrees"
         rates[name] = differs / 200
+        agree_b[name] = agrees / 200
     assert np.median(noise_a) > 2 * tol  # pair A cannot decide: the rule rests on pair B
     assert rates["same"] <= 0.05, rates
     assert rates["shifted"] >= 0.9, rates
-    print(f"per-pair rule: differs {rates}, reference pair A split-half median "
-          f"{np.median(noise_a):.3f} bits, tolerance {tol}")
+    assert agree_b["shifted"] <= 0.05 and agree_b["same"] >= 0.8, agree_b
+    print(f"per-pair rule: differs {rates}, pair B agrees on its own {agree_b}, reference "
+          f"pair A split-half median {np.median(noise_a):.3f} bits, tolerance {tol}")

@@ -217,7 +217,11 @@ def to_json(studies: list[ChallengeStudy]) -> dict[str, Any]:
                 "reference_half_vs_half_js_bits": s.reference_noise,
                 "reference": s.reference_text,
                 "intervals_vs_reference": s.intervals,
-                "pair_intervals_vs_reference": s.pair_intervals,
+                "pair_intervals_vs_reference": {
+                    key: {name: {**pci, "decision": pair_decision(
+                        pci, s.settings.js_tolerance, s.reference_noise.get(name))[0]}
+                          for name, pci in pairs.items()}
+                    for key, pairs in s.pair_intervals.items()},
                 "model_pairs": s.model_pairs,
             } for s in studies]}
 
@@ -300,36 +304,49 @@ def verdicts(study: ChallengeStudy) -> list[Verdict]:
     return out
 
 
+def pair_decision(pci: dict[str, Any], tol: float, noise: float | None) -> tuple[str, float]:
+    """One dihedral pair alone against a partly noisy reference: (decision, bar).
+
+    The bar is the larger of the tolerance and the reference's own split-half divergence on
+    that pair (``noise``). ``differs`` when the pair's whole interval lies beyond the bar;
+    ``agrees`` when the reference samples the pair well (noise within the tolerance) and the
+    whole interval lies within the tolerance; ``inconclusive`` otherwise (also without bounds).
+    """
+    bar = max(tol, tol if noise is None else noise)
+    low, high = pci.get("low"), pci.get("high")
+    if low is None or high is None:
+        return "inconclusive", bar
+    if low > bar:
+        return "differs", bar
+    if bar == tol and high <= tol:
+        return "agrees", bar
+    return "inconclusive", bar
+
+
 def _decided_pair(study: ChallengeStudy, key: str, tol: float
                   ) -> tuple[str, dict[str, Any], float] | None:
-    """The pair that shows a model differs from a partly noisy reference, if one does.
-
-    Pair by pair, the bar is the larger of the tolerance and the reference's own split-half
-    divergence on that pair; a pair whose whole interval lies beyond its bar decides
-    ``differs`` (the pair with the widest margin is named). None when no pair does.
-    """
+    """The pair that shows a model differs from a partly noisy reference, if one does
+    (:func:`pair_decision`; the pair with the widest margin beyond its bar is named)."""
     best = None
     for name, pci in study.pair_intervals.get(key, {}).items():
-        if pci.get("low") is None:
-            continue
-        bar = max(tol, study.reference_noise.get(name, tol))
-        margin = pci["low"] - bar
-        if margin > 0 and (best is None or margin > best[0]):
+        decision, bar = pair_decision(pci, tol, study.reference_noise.get(name))
+        margin = pci["low"] - bar if decision == "differs" else 0.0
+        if decision == "differs" and (best is None or margin > best[0]):
             best = (margin, name, pci, bar)
     return None if best is None else best[1:]
 
 
 def _undecided_pairs(study: ChallengeStudy, key: str, tol: float) -> str:
-    """What the pairs the reference samples well say: those whose whole interval lies within
-    the tolerance agree on their own; those whose interval reaches the tolerance need more
-    model runs."""
+    """What the pairs the reference samples well say (:func:`pair_decision`): those that agree
+    on their own, and those whose interval reaches the tolerance (more model runs needed)."""
     agree, reach = [], []
     for name, pci in study.pair_intervals.get(key, {}).items():
         own = study.reference_noise.get(name, tol)
-        if own > tol or pci.get("low") is None:
+        if own > tol or pci.get("low") is None or pci.get("high") is None:
             continue
         text = f"pair {name} {pci['value']:.3f} [{pci['low']:.3f}, {pci['high']:.3f}]"
-        (agree if pci["high"] <= tol else reach).append(text)
+        decision, _ = pair_decision(pci, tol, own)
+        (agree if decision == "agrees" else reach).append(text)
     out = ""
     if agree:
         out += ("; the pairs the reference samples well agree on their own, whole interval "
