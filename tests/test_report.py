@@ -160,6 +160,32 @@ def test_report_sections_verdicts_and_provenance(built: dict) -> None:
     assert "stderr" not in built["proc"].stdout
 
 
+def test_a_second_report_takes_every_section_from_the_cache(built: dict,
+                                                             tmp_path: Path) -> None:
+    """Every provider (errors, triage, Ramachandran, the plug-in ...), not only those the
+    cache tests below build: on unchanged runs all come back from the cache, with the same
+    verdicts and figures, and no provider is called again."""
+    calls_before = built["calls"].read_text()
+    again = tmp_path / "again"
+    proc = report(built["out"], "--quiet", "--report-dir", str(again), "--cache-dir",
+                  str(built["dir"] / ".cache"), site=built["site"],
+                  TEA_TEST_PLUGIN_CALLS=str(built["calls"]))
+    assert proc.returncode == 0, proc.stderr
+    first = json.loads((built["dir"] / "report.json").read_text())["challenges"][0]
+    second = json.loads((again / "report.json").read_text())["challenges"][0]
+    assert [s["provider"] for s in second["sections"]] == \
+        [s["provider"] for s in first["sections"]]
+    assert {"errors", "triage", "ramachandran", "rg-test"} <= \
+        {s["provider"] for s in second["sections"]}
+    assert all(s["cached"] for s in second["sections"]), second["sections"]
+    assert second["verdicts"] == first["verdicts"]
+    assert built["calls"].read_text() == calls_before  # the plug-in was not called
+    figures = re.findall(r"\]\((report_files/figure-\d+\.png)\)", (again / "report.md").read_text())
+    assert len(figures) == len(re.findall(r"\]\((report_files/figure-\d+\.png)\)",
+                                          (built["dir"] / "report.md").read_text()))
+    assert all((again / f).stat().st_size > 5000 for f in figures)
+
+
 def test_second_report_reuses_every_section_until_a_file_changes(tmp_path: Path) -> None:
     out = tmp_path / "runs"
     paths = synthesise(out, {"reference": 0.05, "close": 0.06}, n_frames=100)
