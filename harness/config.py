@@ -49,6 +49,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("dt", "time step, e.g. 0.5fs (a bare number is fs; default: the challenge's)",
            None, "time_step"),
     Option("stride", "write a frame every N steps (default: the challenge's)", None, "int"),
+    Option("flush-every", "frames per save: the trajectory is flushed and i-PI checkpoints "
+           "every N frames (or every 60 s); a kill loses at most that much", 100, "int"),
     Option("seed", "base seed; seeds depend on (seed, challenge, T, replica), not the model",
            2023, "int"),
     Option("out", "output folder", "runs", "path"),
@@ -311,6 +313,8 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
     stride = settings["stride"] if settings["stride"] is not None else base.stride
     if stride < 1:
         raise UserError(f"--stride {stride}: give at least 1")
+    if settings["flush_every"] < 1:
+        raise UserError(f"--flush-every {settings['flush_every']}: give at least 1 frame")
     if not settings["model"]:
         raise UserError("no model given: use --model NAME (one of "
                         + ", ".join(models.families()) + ")")
@@ -347,6 +351,7 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
                     start_file=str(challenge.start_for_replica(replica)),
                     seed=derive_seed(settings["seed"], challenge.name, temp, replica),
                     dt_fs=dt_fs, n_steps=n_steps, stride=stride,
+                    flush_every_frames=settings["flush_every"],
                     thermostat=base.thermostat, thermostat_tau_fs=base.thermostat_tau_fs,
                     periodic=challenge.periodic,
                     out_file=str(output_path(out_dir, challenge.name, label, temp, replica)),

@@ -20,6 +20,7 @@ CASES = {
     "zero time": (["--model", "xtb", "--time", "0ps"], "must be positive"),
     "no model": ([], "no model given"),
     "bad replicas": (["--model", "xtb", "--replicas", "0"], "at least 1"),
+    "no saves": (["--model", "xtb", "--flush-every", "0"], "--flush-every 0: give at least 1"),
 }
 
 
