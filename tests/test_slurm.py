@@ -24,11 +24,13 @@ from harness.errors import UserError
 
 CHALLENGE = "alanine-tetrapeptide"
 TINY = ("--time", "20fs")  # 40 steps, frames at 0, 20, 40
-#: Runs to preempt: 4000 steps, a flush every 1000 (100 frames), so a signal after the first
-#: flush leaves ~3000 steps (seconds) for it to arrive before the run would end on its own.
-#: (Stride 2 would flush sooner but makes every step cost more: i-PI writes every frame.)
-SHORT = ("--time", "2ps", "--stride", "10")
-SHORT_STEPS = np.arange(0, 4001, 10)
+#: Runs to preempt: 3000 steps, a save every 200 (10 frames of 20 steps), so a signal after
+#: the first save leaves ~2800 steps (seconds) for it to arrive before the run would end on
+#: its own. (A smaller stride would save sooner but make every step cost more: i-PI writes
+#: every frame.)
+SHORT = ("--time", "1.5ps", "--stride", "20", "--flush-every", "10")
+SHORT_STEPS = np.arange(0, 3001, 20)
+FIRST_SAVE = 200
 
 
 @pytest.fixture(scope="session")
@@ -184,7 +186,7 @@ def test_preempted_task_requeues_and_resumes_without_duplicates(cluster: Cluster
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
-            if path.exists() and (h5md.last_step(path) or 0) >= 1000:
+            if path.exists() and (h5md.last_step(path) or 0) >= FIRST_SAVE:
                 break
         except OSError:
             pass
@@ -206,7 +208,7 @@ def test_preempted_task_requeues_and_resumes_without_duplicates(cluster: Cluster
     assert np.all(np.diff(steps) > 0)
     segments = meta["provenance"]["segments"]
     assert [s["outcome"] for s in segments] == ["interrupted", "completed"]
-    assert signalled_at <= segments[0]["to_step"] < 4000
+    assert signalled_at <= segments[0]["to_step"] < SHORT_STEPS[-1]
     frames = h5md.read_frames(path)
     assert np.all(np.diff(frames["time"]) > 0) and np.isfinite(frames["positions"]).all()
     # the analysis waited for the requeued task's end, not for its first stop
@@ -244,7 +246,7 @@ def test_submit_batch_gives_one_array_task_per_group_that_resumes(cluster: Clust
             return 0
 
     deadline = time.monotonic() + 240
-    while min(step(p) for p in paths) < 1000:
+    while min(step(p) for p in paths) < FIRST_SAVE:
         if time.monotonic() > deadline:
             pytest.fail("the group never got going:\n" + _logs(out))
         time.sleep(0.3)
