@@ -55,8 +55,8 @@ OPTIONS: tuple[Option, ...] = (
            2023, "int"),
     Option("out", "output folder", "runs", "path"),
     Option("jobs", "runs in parallel (default: number of cores)", None, "int"),
-    Option("threads", "OpenMP threads per run (default: the cores left over by --jobs, i.e. "
-           "cores / runs side by side)", None, "int"),
+    Option("threads", "OpenMP threads per run (default: $OMP_NUM_THREADS where set, else the "
+           "cores left over by --jobs, i.e. cores / runs side by side)", None, "int"),
     Option("batch", "runs of one model served by one force client that evaluates all their "
            "structures in one model call per step (default 1: a client per run); --jobs "
            "then counts groups (default 1)", 1, "int"),
@@ -374,5 +374,13 @@ def default_jobs() -> int:
 
 
 def default_threads(side_by_side: int) -> int:
-    """Threads per run by default: the cores left over when ``side_by_side`` runs share them."""
+    """Threads per run by default: ``OMP_NUM_THREADS`` where it is set (a whole number >= 1),
+    else the cores left over when ``side_by_side`` runs share them.
+
+    The variable is the usual way to say it in a job script; before, it was overridden, so
+    ``OMP_NUM_THREADS=1 python -m harness.launch`` still gave one run every core.
+    """
+    given = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if given.isdigit() and int(given) >= 1:
+        return int(given)
     return max(1, default_jobs() // max(1, side_by_side))

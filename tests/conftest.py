@@ -49,6 +49,13 @@ def plan(out: Path, *argv: str, **settings_overrides):
     return config.build_plan(settings)
 
 
+# One OpenMP thread per run in every run the tests start (the harness takes its default
+# --threads from OMP_NUM_THREADS). Two pytest workers share two cores; a run that took both
+# for its OpenMP threads spun them against the other worker: GFN2-xTB, 40 steps, beside one
+# busy core, took 48 s at 2 threads and 8 s at 1 (alone on an idle machine 2 threads gained
+# nothing on Challenge I: 14.5-15.8 s against 15.6 s for 0.1 ps, at 60% more CPU).
+os.environ["OMP_NUM_THREADS"] = "1"
+
 # Runs started by this test session put this tag in their socket folders' names, so the leak
 # checks below see only this session's folders, not those of other work on the same machine.
 SOCKET_TAG = f"tests{os.getpid()}x"

@@ -342,13 +342,19 @@ def test_dt_with_unit_and_bad_duration_on_the_command_line(out_dir: Path, capsys
     assert err.count("\n") == 1 and "--dt 'half' is not a time step: write e.g. 0.5fs" in err
 
 
-def test_threads_default_and_demo_line() -> None:
+def test_threads_default_and_demo_line(monkeypatch: pytest.MonkeyPatch) -> None:
     from harness.launch import is_demo
 
     cores = len(os.sched_getaffinity(0))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert config.default_threads(1) == cores
     assert config.default_threads(cores) == 1
     assert config.default_threads(4 * cores) == 1
+    for unusable in ("", "0", "two", "-1"):  # not a thread count: the cores decide
+        monkeypatch.setenv("OMP_NUM_THREADS", unusable)
+        assert config.default_threads(1) == cores
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the job script's word wins over the cores
+    assert config.default_threads(1) == 3 and config.default_threads(4 * cores) == 3
     args = config.build_parser().parse_args(["--model", "harmonic"])
     assert is_demo(config.resolve_settings(args))
     args = config.build_parser().parse_args(["--model", "harmonic", "--time", "20ps"])
