@@ -246,7 +246,8 @@ def test_ctrl_c_stops_softly_and_resumes(out_dir: Path) -> None:
     assert "Traceback" not in stderr
     assert "1 interrupted" in stdout
     meta = h5md.read_meta(path)
-    assert meta["status"] == "interrupted" and meta["steps"][-1] >= 400 and meta["n_frames"] < FRAMES
+    assert meta["status"] == "interrupted"
+    assert meta["steps"][-1] >= 400 and meta["n_frames"] < FRAMES
     assert not processes_matching(str(out_dir))
     assert socket_dirs() <= before
     done = launch(*args, timeout=300)
