@@ -52,8 +52,8 @@ def plan(out: Path, *argv: str, **settings_overrides):
 # One OpenMP thread per run in every run the tests start (the harness takes its default
 # --threads from OMP_NUM_THREADS). Two pytest workers share two cores; a run that took both
 # for its OpenMP threads spun them against the other worker: GFN2-xTB, 40 steps, beside one
-# busy core, took 48 s at 2 threads and 8 s at 1 (alone on an idle machine 2 threads gained
-# nothing on Challenge I: 14.5-15.8 s against 15.6 s for 0.1 ps, at 60% more CPU).
+# busy core, took 41 s at 2 threads and 7 s at 1 (alone on the idle machine 2 threads gain
+# ~15% on Challenge I for ~45% more CPU). The suite's CPU fell from ~945 to ~750 s.
 os.environ["OMP_NUM_THREADS"] = "1"
 
 # Runs started by this test session put this tag in their socket folders' names, so the leak
