@@ -115,7 +115,7 @@ def test_mdanalysis_reads_the_trajectory(out_dir: Path) -> None:
 
 #: The fault tests' runs (1 ps, 2000 steps): a frame every 20 steps, saved every 10 frames,
 #: so a run has ten saves (H5MD flush + i-PI checkpoint) to be cut between. (Stride 2 would
-#: save as often at 100 frames per save, but i-PI writing every other step costs ~1.5 ms/step.)
+#: save as often at 100 frames per save, but i-PI writing every other step costs ~1 ms/step.)
 SAVE_OFTEN = ("--stride", "20", "--flush-every", "10")
 FRAMES = 2000 // 20 + 1
 
