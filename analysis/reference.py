@@ -189,10 +189,14 @@ def split_half_noise(ref: ReferenceSet, challenge: challenges.Challenge, setting
         random = stats.split_noise(_unit_histograms(all_units, k, settings), _js_sums,
                                    n_resamples=n_resamples, seed=seed, method=all_method,
                                    histograms=True)
+        odd = atypical_run(first, second, k, settings)
+        if odd is not None and len(ref.files) == len(first) + len(second):
+            odd["file"] = Path(ref.files[odd["index"]]).name
         out["pairs"][pair.name] = {
             "label": pair.label, "js_bits": js, "hellinger": hel, "js_ci": js_ci,
             "hellinger_ci": hel_ci, "units": method,
-            "random_halves_js": random.as_dict() if random else None}
+            "random_halves_js": random.as_dict() if random else None,
+            "most_atypical_run": odd}
     return out
 
 
@@ -211,6 +215,32 @@ def _unit_histograms(units: list[Any], column: int, settings: Any) -> Any:
     smooth = settings.smooth_deg / (360.0 / settings.bins)
     return np.array([torus.density(u[:, 2 * column:2 * column + 2].astype(float), settings.bins,
                                    smooth) * len(u) for u in units])
+
+
+def atypical_run(first: list[Any], second: list[Any], column: int, settings: Any
+                 ) -> dict[str, Any] | None:
+    """The run without which the two halves agree best on one pair (a diagnosis, not a verdict).
+
+    Each run in turn is left out of its half and the split-half JS divergence (bits) of the
+    rest recomputed; returns ``{"index", "js_without_bits", "js_bits"}`` for the run whose
+    absence lowers it most (``index`` counts the runs of ``first`` then ``second``;
+    ``js_bits``: with every run), or None when a half has fewer than 2 runs. When leaving out
+    one run brings a split-half far above the tolerance down to a fraction of it, that run
+    holds a basin the others rarely visit: a rare event, which longer runs (more transitions)
+    would settle, not more runs of the same length.
+    """
+    if len(first) < 2 or len(second) < 2:
+        return None
+    full, _ = split_half_statistic(first, second, column, settings)
+    runs = [(0, k) for k in range(len(first))] + [(1, k) for k in range(len(second))]
+    best: dict[str, Any] | None = None
+    for index, (half, k) in enumerate(runs):
+        a = [r for j, r in enumerate(first) if (half, j) != (0, k)]
+        b = [r for j, r in enumerate(second) if (half, j) != (1, k)]
+        js, _ = split_half_statistic(a, b, column, settings)
+        if best is None or js < best["js_without_bits"]:
+            best = {"index": index, "js_without_bits": float(js), "js_bits": float(full)}
+    return best
 
 
 def split_half_interval(first: list[Any], second: list[Any], column: int, settings: Any,
@@ -287,8 +317,23 @@ def format_summary(summary: dict[str, Any]) -> str:
                         if rnd else "")
             lines.append(f"- pair {name} ({item['label']}): JS {item['js_bits']:.3f}{interval} "
                          f"bits, Hellinger {item['hellinger']:.3f}{hel_text} (95% intervals "
-                         f"over {item['units']}){rnd_text}; {verdict}")
+                         f"over {item['units']}){rnd_text}; {verdict}"
+                         + _atypical_text(item, tol))
     return "\n".join(lines)
+
+
+def _atypical_text(item: dict[str, Any], tolerance: float) -> str:
+    """Why a pair cannot decide, where one run explains it: the halves differ by more than
+    the tolerance, and by less than half of it without that run."""
+    odd = item.get("most_atypical_run")
+    if not odd or "file" not in odd or item["js_bits"] < tolerance:
+        return ""
+    if odd["js_without_bits"] >= tolerance / 2:
+        return ""
+    return (f". One run explains it: without {odd['file']} the halves differ by "
+            f"{odd['js_without_bits']:.3f} bits. That run holds a basin the others rarely "
+            "visit (a rare event): longer runs, with more transitions, would settle this pair; "
+            "more runs of this length would not")
 
 
 def _noise_verdict(js: float, ci: list[float] | None, tolerance: float) -> str:

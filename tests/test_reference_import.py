@@ -514,6 +514,37 @@ def test_split_half_intervals(tmp_path: Path) -> None:
     assert "the reference can decide" in text and "copy at 500 K, 2 run(s)" in text
 
 
+def test_one_run_in_another_basin_is_named(tmp_path: Path) -> None:
+    """Halves [B, B] against [B, A], where run A holds the basin of pair A that run B never
+    visits: the split-half is far above the tolerance, and leaving out the fourth run (A)
+    makes the halves identical, so ``reference show`` names that run and says what would
+    settle the pair. With every run alike, nothing is named."""
+    from analysis import reference_import
+
+    odd, usual = SHIPPED  # replica 00 sits in the phi2 > 0 basin all along, replica 01 not
+    reference_import.import_files([usual, usual, usual, odd], ALA, "xtb", tmp_path / "four")
+    ref = reference.load(ALA, tmp_path / "four")
+    noise = reference.split_half_noise(ref, ALA, n_resamples=100)
+    a = noise["pairs"]["A"]
+    assert a["js_bits"] > SETTINGS.js_tolerance
+    named = a["most_atypical_run"]
+    assert named["index"] == 3 and named["file"] == ref.files[3].name
+    assert named["js_without_bits"] == pytest.approx(0.0, abs=1e-12)
+    assert named["js_bits"] == pytest.approx(a["js_bits"])
+    text = reference.format_summary(reference.summarize(ref, ALA, n_resamples=100))
+    line = next(row for row in text.splitlines() if row.startswith("- pair A"))
+    assert f"One run explains it: without {ref.files[3].name} the halves differ by 0.000" in line
+    assert "longer runs" in line
+    reference_import.import_files([usual] * 4, ALA, "xtb", tmp_path / "alike")
+    alike = reference.load(ALA, tmp_path / "alike")
+    assert "One run explains it" not in reference.format_summary(
+        reference.summarize(alike, ALA, n_resamples=100))
+    two = reference.split_half_noise(reference.ReferenceSet(
+        directory=tmp_path, method="xtb", temperature_K=500.0, files=SHIPPED, shipped=False),
+        ALA, n_resamples=100)
+    assert two["pairs"]["A"]["most_atypical_run"] is None  # one run per half: nothing to leave out
+
+
 def test_report_section_states_the_reference(tmp_path: Path) -> None:
     """The report's "Reference" section: which reference, its numbers, and the qualitative
     comparison of a model at another temperature."""
