@@ -445,6 +445,16 @@ def test_verdict_rules():
     assert pair_decision({"low": 0.0, "high": 0.117}, 0.15, 0.064) == ("agrees", 0.15)
     assert pair_decision({"low": 0.0, "high": 0.117}, 0.15, 0.4)[0] == "inconclusive"
     assert pair_decision({"low": 0.2, "high": None}, 0.15, 0.05)[0] == "inconclusive"
+    # the pair that decides may be the noisy one itself, beyond its own split-half: the text
+    # then says so, and does not call that pair undecided
+    study.reference_noise = {"A": 0.3, "B": 0.05}
+    study.pair_intervals["n@500K"] = {
+        "A": {"value": 0.6, "low": 0.4, "high": 0.7, "method": "runs"},
+        "B": {"value": 0.1, "low": 0.0, "high": 0.16, "method": "runs"}}
+    found = verdicts(study)[1]
+    assert found.decision == "differs" and "cannot decide" not in found.detail
+    assert "pair A alone vs the xtb 500 K reference: 0.600 [0.400, 0.700] bits, wholly beyond " \
+        "0.300 (that pair's own reference split-half" in found.detail
 
 
 def test_a_group_without_frames_gives_no_numbers():
@@ -512,3 +522,105 @@ def test_per_pair_rule_is_calibrated_against_a_partly_noisy_reference():
     assert agree_b["shifted"] <= 0.05 and agree_b["same"] >= 0.8, agree_b
     print(f"per-pair rule: differs {rates}, pair B agrees on its own {agree_b}, reference "
           f"pair A split-half median {np.median(noise_a):.3f} bits, tolerance {tol}")
+
+
+def _two_state_units(rng, n_runs, n_frames, flip, n_blocks):
+    """Basin occupancy (2 bins) of each run's time blocks, and the basin crossings: a two-state
+    chain that flips with probability ``flip`` per frame (equal populations, the known truth)."""
+    rows, crossings = [], 0
+    for _ in range(n_runs):
+        flips = rng.random(n_frames) < flip
+        flips[0] = False
+        state = (rng.integers(2) + np.cumsum(flips)) % 2
+        crossings += int(flips.sum())
+        rows += [np.bincount(b, minlength=2).astype(float) for b in np.array_split(state,
+                                                                                    n_blocks)]
+    return np.array(rows), crossings
+
+
+def _crossing_group(n_runs, crossings):
+    pair = rama.PairResult("A", "phi/psi", 100, 100.0, 5, False, [], [[0, crossings], [0, 0]],
+                           2, [], np.zeros(1), np.zeros(1))
+    return rama.GroupResult("c", "m", 500.0, False, ["r"] * n_runs, 0, [], {"A": pair})
+
+
+def test_time_blocks_decide_only_when_the_runs_cross_basins():
+    """Known truth: model and reference are the same two-state chain. Two model runs resampled
+    by 8 time blocks each against 12 reference runs. When a stay in a basin outlasts a run
+    (flip 1/2000 per frame, 800 frames), the blocks repeat the start basin and `differs` comes
+    far above the nominal rate; :func:`block_shortfall` stops every one of those. When the
+    chain crosses often (flip 1/20), the gate lets them through and `differs` stays rare."""
+    from analysis.observables import base
+    from analysis.observables.ramachandran.study import block_shortfall
+
+    rng = np.random.default_rng(3)
+    tol = 0.02
+    rates, passed = {}, {}
+    for name, flip in (("slow", 1 / 2000), ("fast", 1 / 20)):
+        differs = through = 0
+        for _ in range(100):
+            model, crossings = _two_state_units(rng, 2, 800, flip, base.N_BLOCKS)
+            ref, _ = _two_state_units(rng, 12, 800, flip, 1)
+            ci = base.interval([model, ref], lambda a, b: rama.worst_js_rows(a, b, 1),
+                               "time blocks", vectorized=True)
+            gate = block_shortfall(_crossing_group(2, crossings))
+            differs += ci.low > tol
+            through += gate is None
+            if gate is None:
+                assert ci.low <= tol or flip > 1 / 200
+        rates[name], passed[name] = differs / 100, through / 100
+    print(f"time blocks, 2 runs: differs {rates}, through the gate {passed}")
+    assert rates["slow"] >= 0.1  # the failure the gate is for: blocks are not independent
+    assert passed["slow"] == 0.0 and passed["fast"] == 1.0
+    assert rates["fast"] <= 0.05
+    # four runs or more are resampled whole and never held to it; the message says what to do
+    assert block_shortfall(_crossing_group(4, 0)) is None
+    text = block_shortfall(_crossing_group(1, 6))
+    assert "m 500 K has 1 run, resampled by time blocks, and crosses between basins 6 times " \
+        "on pair A (time blocks stand for independent samples from 7 crossings" in text
+    assert block_shortfall(_crossing_group(1, 7)) is None
+
+
+def test_short_runs_of_the_reference_method_are_not_called_different(tmp_path):
+    """Known truth on real data: 2 x 1 ps of the shipped reference's own runs (GFN2-xTB, starts
+    0-1, 2-3, ..., the reference's method and temperature) are no `differs` against it and
+    no model pair 'disagrees'. Before the basin-crossing gate, their time-block intervals lay
+    wholly beyond the bar for 4 of the 6 (JS 0.41-0.73 bits, intervals from 0.25 up)."""
+    import h5py
+
+    with h5py.File(REFERENCE[0]) as f:
+        times = f["particles/all/position/time"][:2]
+    keep = int(round(1.0 / (times[1] - times[0]))) + 1  # 1 ps of frames
+    out = tmp_path / "runs"
+    for k, src in enumerate(REFERENCE):
+        label = f"xtb-short{k // 2}"
+        dest = out / "alanine-tetrapeptide" / label / "500K" / f"replica-{k:02d}.h5"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with h5py.File(src) as a, h5py.File(dest, "w") as b:
+            n = a["particles/all/position/value"].shape[0]
+
+            def copy(name, obj, a=a, b=b, n=n):
+                if isinstance(obj, h5py.Group):
+                    b.require_group(name).attrs.update(obj.attrs)
+                    return
+                data = obj[()]
+                b.create_dataset(name, data=data[:keep] if obj.shape[:1] == (n,) else data)
+                b[name].attrs.update(obj.attrs)
+
+            a.visititems(copy)
+            b.attrs.update(a.attrs)
+            harness = b["parameters/harness"]
+            spec = json.loads(harness.attrs["run_spec"])
+            harness.attrs["run_spec"] = json.dumps(spec | {"model": label, "model_label": label})
+            del harness.attrs["reference"]
+    proc = _analysis("ramachandran", str(out), "--report-dir", str(tmp_path / "rep"))
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines()
+             if line.startswith("- xtb-short") and " 500 K: " in line]
+    assert len(lines) == len(REFERENCE) // 2
+    assert not any("differs" in line.split(";")[0] for line in lines), lines
+    assert sum("crosses between basins" in line for line in lines) >= 3, lines
+    found = json.loads((tmp_path / "rep" / "ramachandran.json").read_text())
+    pairs = found["challenges"][0]["model_pairs"]
+    assert len(pairs) == 15 and not any(p["disagree"] for p in pairs)
+    assert sum(p.get("note", "").startswith("not judged") for p in pairs) >= 3

@@ -696,7 +696,8 @@ def pairs_table(pairs: list[dict[str, Any]], measure: str, unit: str) -> str:
         value = "-" if p["value"] is None else f"{p['value']:.3g}"
         rows.append(f"| {p['model_a']} vs {p['model_b']} | {p['temperature_K']:g} | "
                     f"{value}{ci} | {noise} | "
-                    + ("**these models disagree**" if p["disagree"] else "") + " |")
+                    + ("**these models disagree**" if p["disagree"] else p.get("note", ""))
+                    + " |")
     return "\n".join(rows)
 
 
