@@ -49,8 +49,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("dt", "time step, e.g. 0.5fs (a bare number is fs; default: the challenge's)",
            None, "time_step"),
     Option("stride", "write a frame every N steps (default: the challenge's)", None, "int"),
-    Option("flush-every", "frames per save: the trajectory is flushed and i-PI checkpoints "
-           "every N frames (or every 60 s); a kill loses at most that much", 100, "int"),
+    Option("flush-every", "frames per save: the trajectory is flushed every N frames (or "
+           "every 60 s), and an i-PI run also checkpoints, so a kill loses at most that much "
+           "(a native LAMMPS run is flushed but not resumable)", 100, "int"),
     Option("seed", "base seed; seeds depend on (seed, challenge, T, replica), not the model",
            2023, "int"),
     Option("out", "output folder", "runs", "path"),
