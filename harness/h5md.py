@@ -296,7 +296,46 @@ def read_meta(path: Path) -> dict[str, Any]:
             "n_frames": int(steps.shape[0]),
             "steps": steps,
             "times_ps": times,
+            "has_final_checkpoint": FINAL_CHECKPOINT in params,
         }
+
+
+#: The i-PI checkpoint of a completed run's last step (UTF-8 XML, gzip): a longer ``--time``
+#: continues the run from it exactly (positions, velocities, thermostat and random state).
+FINAL_CHECKPOINT = "final_checkpoint"
+
+
+def store_final_checkpoint(path: Path, xml: str) -> None:
+    """Keep a completed run's last i-PI checkpoint in its file (replacing an older one)."""
+    data = np.frombuffer(xml.encode(), dtype=np.uint8)
+    with open_file(path, "a") as f:
+        params = f[PARAMS]
+        if FINAL_CHECKPOINT in params:
+            del params[FINAL_CHECKPOINT]
+        params.create_dataset(FINAL_CHECKPOINT, data=data, compression="gzip")
+
+
+def read_final_checkpoint(path: Path) -> str | None:
+    """The checkpoint :func:`store_final_checkpoint` kept, or None."""
+    with open_file(path, "r") as f:
+        params = f[PARAMS]
+        if FINAL_CHECKPOINT not in params:
+            return None
+        return params[FINAL_CHECKPOINT][()].tobytes().decode()
+
+
+def extend_run_spec(path: Path, n_steps: int) -> None:
+    """Record that a completed run goes on to ``n_steps`` (run spec, provenance)."""
+    with open_file(path, "a") as f:
+        params = f[PARAMS]
+        spec = json.loads(params.attrs["run_spec"])
+        prov = json.loads(params.attrs["provenance"])
+        prov["extended"] = [*prov.get("extended", []),
+                            {"from_steps": int(spec["n_steps"]), "to_steps": int(n_steps),
+                             "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}]
+        spec["n_steps"] = int(n_steps)
+        params.attrs["run_spec"] = json.dumps(spec)
+        params.attrs["provenance"] = json.dumps(prov, sort_keys=True)
 
 
 def write_pre_failure(path: Path, ring: dict[str, np.ndarray]) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from harness import h5md, procs, runlock
-from harness.engines.ipi_run import RESUMABLE_FAILURES, finished_status
+from harness.engines.ipi_run import RESUMABLE_FAILURES, extension, finished_status
 from harness.plan import RunSpec
 from harness.provenance import command_line
 
@@ -65,6 +65,14 @@ def existing_status(spec: RunSpec) -> str | None:
         return None
     if meta["status"] == "failed" and (meta["failure"] or {}).get("kind") in RESUMABLE_FAILURES:
         return "interrupted"
+    why = extension(spec, meta)
+    if why == "yes":  # completed, asked for more steps: it goes on from its last one
+        print(f"{spec.name}: completed at {meta['run_spec']['n_steps']} steps, extended to "
+              f"{spec.n_steps} from its final checkpoint", flush=True)
+        return "interrupted"
+    if why is not None:
+        print(f"{spec.name}: completed at {meta['run_spec']['n_steps']} steps, not extended "
+              f"to {spec.n_steps}: {why}", file=sys.stderr, flush=True)
     return meta["status"]
 
 

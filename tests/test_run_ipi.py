@@ -304,3 +304,38 @@ def test_a_reader_holding_the_file_does_not_break_the_run(out_dir: Path) -> None
     assert proc.returncode == 0
     meta = h5md.read_meta(path)
     assert meta["status"] == "completed" and meta["n_frames"] == FRAMES
+
+
+def test_longer_time_extends_a_completed_run_exactly(out_dir: Path, tmp_path: Path) -> None:
+    """0.2 ps, then the same command with --time 0.4ps: the run goes on from its kept final
+    checkpoint (thermostat and random state included), so it equals a straight 0.4 ps run."""
+    args = [*HARMONIC, "--temperatures", "300", "--replicas", "1", "--stride", "20",
+            "--quiet"]
+    first = launch(*args, "--time", "0.2ps", "--out", str(out_dir), timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    path = _h5(out_dir, "harmonic", "300K", 0)
+    meta = h5md.read_meta(path)
+    assert meta["status"] == "completed" and meta["has_final_checkpoint"]
+    assert ipi_input.checkpoint_step(h5md.read_final_checkpoint(path)) == 400
+    again = launch(*args, "--time", "0.2ps", "--out", str(out_dir), timeout=300)
+    assert "1 already done" in again.stdout  # the same length: nothing to do
+    longer = launch(*args, "--time", "0.4ps", "--out", str(out_dir), timeout=300)
+    assert longer.returncode == 0, longer.stdout + longer.stderr
+    assert "completed at 400 steps, extended to 800 from its final checkpoint" in longer.stdout
+    meta = h5md.read_meta(path)
+    assert meta["status"] == "completed" and meta["run_spec"]["n_steps"] == 800
+    np.testing.assert_array_equal(meta["steps"], np.arange(0, 801, 20))  # no gap, no repeat
+    assert meta["provenance"]["extended"][0] | {"at": ""} == {"from_steps": 400,
+                                                              "to_steps": 800, "at": ""}
+    assert ipi_input.checkpoint_step(h5md.read_final_checkpoint(path)) == 800
+    straight = tmp_path / "straight"
+    launch(*args, "--time", "0.4ps", "--out", str(straight), check=True, timeout=300)
+    a = h5md.read_frames(path)
+    b = h5md.read_frames(_h5(straight, "harmonic", "300K", 0))
+    np.testing.assert_allclose(a["positions"], b["positions"], atol=1e-6)
+    np.testing.assert_allclose(a["velocities"], b["velocities"], rtol=1e-6, atol=1e-8)
+    # another protocol is not continued: one line says why, the file stays as it is
+    other = launch(*HARMONIC, "--temperatures", "300", "--replicas", "1", "--stride", "10",
+                   "--time", "0.6ps", "--out", str(out_dir), "--quiet", timeout=300)
+    assert "not extended to 1200: its stride differ" in other.stderr
+    assert h5md.read_meta(path)["run_spec"]["n_steps"] == 800

@@ -121,6 +121,7 @@ def make_restart_input(checkpoint_xml: str, socket_address: str,
     _set(root, "ffsocket/address", socket_address)
     if spec is not None:
         _set(root, "ffsocket/timeout", f"{socket_timeout_s(spec)!r}")
+        _set(root, "total_steps", str(spec.n_steps))  # a longer --time extends the run
     return ET.tostring(root, encoding="unicode")
 
 

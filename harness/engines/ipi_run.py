@@ -140,6 +140,7 @@ class Supervisor:
         except (OSError, KeyError):
             last = self._set_aside("unreadable")
         if last is not None:
+            self._extend_if_asked()
             usable = [(s, p) for s, p in _checkpoints(self.work) if s <= last]
             if usable:
                 step, path = usable[-1]
@@ -163,6 +164,21 @@ class Supervisor:
             stale.unlink()
         (self.work / "RESTART").unlink(missing_ok=True)
         return ipi_input.make_input(self.spec, address, Path(self.spec.start_file))
+
+    def _extend_if_asked(self) -> None:
+        """A completed run asked for more steps: its kept final checkpoint goes back into the
+        work folder, and the resume below continues from it (:func:`extension`)."""
+        meta = h5md.read_meta(self.out)
+        if extension(self.spec, meta) is None:
+            return
+        xml = h5md.read_final_checkpoint(self.out)
+        if xml is None:
+            return
+        step = ipi_input.checkpoint_step(xml)
+        (self.work / f"{ipi_input.CHECKPOINT_PREFIX}_final_{step}").write_text(xml)
+        h5md.extend_run_spec(self.out, self.spec.n_steps)
+        print(f"{self.spec.name}: extending the completed run from step {step} to "
+              f"{self.spec.n_steps}", file=sys.stderr, flush=True)
 
     def _set_aside(self, why: str) -> None:
         """Keep a trajectory that cannot be resumed under another name; never overwrite data."""
@@ -498,12 +514,25 @@ class Supervisor:
         seg_info.update(end=provenance.now(), to_step=max(last, 0), outcome=status)
         self._record_safely(status, seg_info)
         if status == "completed":
+            self._keep_final_checkpoint(last)
             shutil.rmtree(self.work, ignore_errors=True)
         elif status == "failed" and not self._resumable():
             self._keep_logs()
             shutil.rmtree(self.work, ignore_errors=True)  # a failure is final: no resume
         return Outcome(status=status, frames=self.frames_on_disk, last_step=max(last, 0),
                        failure=self.failure, wall_s=time.monotonic() - started)
+
+    def _keep_final_checkpoint(self, last: int) -> None:
+        """Store the checkpoint of the last step in the file, so a longer ``--time`` can
+        continue the run exactly; without one (or on a write error) the run stays complete."""
+        final = [p for s, p in _checkpoints(self.work) if s == last]
+        if not final:
+            return
+        try:
+            h5md.store_final_checkpoint(self.out, final[-1].read_text())
+        except (OSError, KeyError) as exc:
+            print(f"{self.out}: could not keep the final checkpoint ({exc}); the run is "
+                  "complete but cannot be extended", file=sys.stderr, flush=True)
 
     def _status(self) -> str:
         if self.failure is not None:
@@ -560,6 +589,30 @@ class Supervisor:
             print(f"{log}: could not keep the logs ({exc})", file=sys.stderr, flush=True)
 
 
+#: Run-spec fields that must be the same for a completed run to be extended by ``--time``.
+SAME_PROTOCOL = ("challenge", "model_label", "temperature_K", "replica", "seed", "dt_fs",
+                 "stride", "thermostat", "thermostat_tau_fs")
+
+
+def extension(spec: RunSpec, meta: dict[str, Any]) -> str | None:
+    """Whether a completed run's file can go on to ``spec.n_steps``.
+
+    None when nothing is asked (not completed, or no more steps); ``"yes"`` when the file
+    keeps its final i-PI checkpoint and the protocol is the same; otherwise the reason it
+    cannot (said once by the launcher; the run then stays as it is).
+    """
+    old = meta["run_spec"]
+    if meta["status"] != "completed" or spec.n_steps <= int(old.get("n_steps", 0)):
+        return None
+    changed = [k for k in SAME_PROTOCOL if k in old and old[k] != getattr(spec, k, old[k])]
+    if changed:
+        return f"its {', '.join(changed)} differ from this launch's"
+    if not meta.get("has_final_checkpoint"):
+        return ("it keeps no final checkpoint (a native LAMMPS run, or one completed before "
+                "checkpoints were kept)")
+    return "yes"
+
+
 def finished_status(spec: RunSpec) -> str | None:
     """'completed' or 'failed' when the run's file says it ended for good, else None."""
     try:
@@ -567,5 +620,7 @@ def finished_status(spec: RunSpec) -> str | None:
     except (OSError, KeyError):
         return None
     if meta["status"] == "failed" and (meta["failure"] or {}).get("kind") in RESUMABLE_FAILURES:
+        return None
+    if extension(spec, meta) == "yes":
         return None
     return meta["status"] if meta["status"] in ("completed", "failed") else None
