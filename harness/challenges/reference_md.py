@@ -90,6 +90,9 @@ def compact(src: Path, dst: Path, note: dict, every: int = 1,
             frames = min(frames, int(obs["step"].shape[0]))
         for name in ("h5md", "parameters"):
             fin.copy(fin[name], fout, name=name)
+        params = fout[h5md.PARAMS]
+        if h5md.FINAL_CHECKPOINT in params:  # the state to extend the run, not the compact copy
+            del params[h5md.FINAL_CHECKPOINT]
         obs_out = fout.create_group("observables")
         _copy_attrs(fin["observables"], obs_out)
         for name, item in fin["observables"].items():
