@@ -27,7 +27,7 @@ REFERENCE = reference.load(ALA).files
 def test_reference_ships_and_is_compact():
     assert len(REFERENCE) >= 1
     total = sum(p.stat().st_size for p in REFERENCE)
-    assert total < 5e6
+    assert total < 6e6  # 12 x 20 ps, a frame every 20 fs: 5.6 MB (issue 15: a few MB at most)
     meta = h5md.read_meta(REFERENCE[0])
     assert meta["run_spec"]["model"] == "xtb"
     assert meta["run_spec"]["temperature_K"] == 500.0
@@ -585,7 +585,7 @@ def test_short_runs_of_the_reference_method_are_not_called_different(tmp_path):
     """Known truth on real data: 2 x 1 ps of the shipped reference's own runs (GFN2-xTB, starts
     0-1, 2-3, ..., the reference's method and temperature) are no `differs` against it and
     no model pair 'disagrees'. Before the basin-crossing gate, their time-block intervals lay
-    wholly beyond the bar for 4 of the 6 (JS 0.41-0.73 bits, intervals from 0.25 up)."""
+    wholly beyond the bar for 4 of the 6 (JS 0.44-0.74 bits, intervals from 0.29 up)."""
     import h5py
 
     with h5py.File(REFERENCE[0]) as f:
@@ -623,4 +623,9 @@ def test_short_runs_of_the_reference_method_are_not_called_different(tmp_path):
     found = json.loads((tmp_path / "rep" / "ramachandran.json").read_text())
     pairs = found["challenges"][0]["model_pairs"]
     assert len(pairs) == 15 and not any(p["disagree"] for p in pairs)
+    study = found["challenges"][0]
+    assert len(study["time_blocks_held_back"]) >= 3
+    assert not any(pci["decision"] == "differs"
+                   for key in study["time_blocks_held_back"]
+                   for pci in study["pair_intervals_vs_reference"].get(key, {}).values())
     assert sum(p.get("note", "").startswith("not judged") for p in pairs) >= 3

@@ -261,12 +261,23 @@ def to_json(studies: list[ChallengeStudy]) -> dict[str, Any]:
                 "reference": s.reference_text,
                 "intervals_vs_reference": s.intervals,
                 "pair_intervals_vs_reference": {
-                    key: {name: {**pci, "decision": pair_decision(
-                        pci, s.settings.js_tolerance, s.reference_noise.get(name))[0]}
+                    key: {name: {**pci, "decision": "inconclusive" if _shortfall(s, key) else
+                                 pair_decision(pci, s.settings.js_tolerance,
+                                               s.reference_noise.get(name))[0]}
                           for name, pci in pairs.items()}
                     for key, pairs in s.pair_intervals.items()},
+                "time_blocks_held_back": {g.key: _shortfall(s, g.key) for g in s.groups
+                                          if not g.is_reference and _shortfall(s, g.key)},
                 "model_pairs": s.model_pairs,
             } for s in studies]}
+
+
+def _shortfall(study: ChallengeStudy, key: str) -> str | None:
+    """:func:`block_shortfall` of a model group or of the reference it is compared with."""
+    group = next((g for g in study.groups if g.key == key), None)
+    ref = study.reference
+    return ((block_shortfall(group) if group is not None else None)
+            or (block_shortfall(ref) if ref is not None else None))
 
 
 def verdicts(study: ChallengeStudy) -> list[Verdict]:
@@ -310,7 +321,7 @@ def verdicts(study: ChallengeStudy) -> list[Verdict]:
             out.append(verdict("no_reference", numbers.replace(f": {decision}", "")
                                + "; the reference is at another temperature: compared "
                                "qualitatively only", ci, ci.method))
-        elif shortfall := (block_shortfall(group) or block_shortfall(ref)):
+        elif shortfall := _shortfall(study, group.key):
             out.append(verdict("inconclusive", numbers.replace(f": {decision}", "")
                                + "; inconclusive: " + shortfall, ci, ci.method))
         elif noisy:
