@@ -297,6 +297,7 @@ def read_meta(path: Path) -> dict[str, Any]:
             "steps": steps,
             "times_ps": times,
             "has_final_checkpoint": FINAL_CHECKPOINT in params,
+            "has_velocities": f"{PARTICLES}/velocity" in f,
         }
 
 
@@ -324,7 +325,7 @@ def read_final_checkpoint(path: Path) -> str | None:
         return params[FINAL_CHECKPOINT][()].tobytes().decode()
 
 
-def extend_run_spec(path: Path, n_steps: int) -> None:
+def extend_run_spec(path: Path, n_steps: int, source: str = "final checkpoint") -> None:
     """Record that a completed run goes on to ``n_steps`` (run spec, provenance)."""
     with open_file(path, "a") as f:
         params = f[PARAMS]
@@ -332,7 +333,7 @@ def extend_run_spec(path: Path, n_steps: int) -> None:
         prov = json.loads(params.attrs["provenance"])
         prov["extended"] = [*prov.get("extended", []),
                             {"from_steps": int(spec["n_steps"]), "to_steps": int(n_steps),
-                             "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}]
+                             "from": source, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}]
         spec["n_steps"] = int(n_steps)
         params.attrs["run_spec"] = json.dumps(spec)
         params.attrs["provenance"] = json.dumps(prov, sort_keys=True)

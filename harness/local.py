@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import TextIO
 
 from harness import h5md, procs, runlock
-from harness.engines.ipi_run import RESUMABLE_FAILURES, extension, finished_status
+from harness.engines.ipi_run import (
+    LAST_FRAME,
+    RESUMABLE_FAILURES,
+    extension,
+    finished_status,
+)
 from harness.plan import RunSpec
 from harness.provenance import command_line
 
@@ -66,9 +71,11 @@ def existing_status(spec: RunSpec) -> str | None:
     if meta["status"] == "failed" and (meta["failure"] or {}).get("kind") in RESUMABLE_FAILURES:
         return "interrupted"
     why = extension(spec, meta)
-    if why == "yes":  # completed, asked for more steps: it goes on from its last one
+    if why in ("yes", LAST_FRAME):  # completed, asked for more steps: it goes on
+        how = ("from its final checkpoint" if why == "yes" else "from its last frame "
+               "(positions, velocities; the thermostat's random numbers start afresh)")
         print(f"{spec.name}: completed at {meta['run_spec']['n_steps']} steps, extended to "
-              f"{spec.n_steps} from its final checkpoint", flush=True)
+              f"{spec.n_steps} {how}", flush=True)
         return "interrupted"
     if why is not None:
         print(f"{spec.name}: completed at {meta['run_spec']['n_steps']} steps, not extended "

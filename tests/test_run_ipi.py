@@ -325,8 +325,8 @@ def test_longer_time_extends_a_completed_run_exactly(out_dir: Path, tmp_path: Pa
     meta = h5md.read_meta(path)
     assert meta["status"] == "completed" and meta["run_spec"]["n_steps"] == 800
     np.testing.assert_array_equal(meta["steps"], np.arange(0, 801, 20))  # no gap, no repeat
-    assert meta["provenance"]["extended"][0] | {"at": ""} == {"from_steps": 400,
-                                                              "to_steps": 800, "at": ""}
+    assert meta["provenance"]["extended"][0] | {"at": ""} == {
+        "from_steps": 400, "to_steps": 800, "from": "final checkpoint", "at": ""}
     assert ipi_input.checkpoint_step(h5md.read_final_checkpoint(path)) == 800
     straight = tmp_path / "straight"
     launch(*args, "--time", "0.4ps", "--out", str(straight), check=True, timeout=300)
@@ -339,3 +339,34 @@ def test_longer_time_extends_a_completed_run_exactly(out_dir: Path, tmp_path: Pa
                    "--time", "0.6ps", "--out", str(out_dir), "--quiet", timeout=300)
     assert "not extended to 1200: its stride differ" in other.stderr
     assert h5md.read_meta(path)["run_spec"]["n_steps"] == 800
+
+
+def test_a_file_without_checkpoint_goes_on_from_its_last_frame(out_dir: Path) -> None:
+    """A completed run whose file keeps no checkpoint (written before they were kept) is
+    extended from its last frame: no gap, no repeat, and positions, temperature and conserved
+    energy go on without a jump (only the thermostat's random numbers start afresh)."""
+    import h5py
+
+    args = [*HARMONIC, "--temperatures", "300", "--replicas", "1", "--stride", "20",
+            "--quiet", "--out", str(out_dir)]
+    launch(*args, "--time", "0.4ps", check=True, timeout=300)
+    path = _h5(out_dir, "harmonic", "300K", 0)
+    with h5py.File(path, "a") as f:
+        del f["parameters/harness"][h5md.FINAL_CHECKPOINT]
+    longer = launch(*args, "--time", "0.8ps", timeout=300)
+    assert longer.returncode == 0, longer.stdout + longer.stderr
+    assert "completed at 800 steps, extended to 1600 from its last frame" in longer.stdout
+    meta = h5md.read_meta(path)
+    assert meta["status"] == "completed" and meta["has_final_checkpoint"]
+    np.testing.assert_array_equal(meta["steps"], np.arange(0, 1601, 20))
+    assert meta["provenance"]["extended"][0]["from"] == "last frame"
+    frames = h5md.read_frames(path)
+    join = 40  # frame index of step 800, the last frame before the extension
+    around = slice(join - 10, join + 11)  # the frames on either side of the join
+    moves = np.abs(np.diff(frames["positions"], axis=0)).max(axis=(1, 2))
+    assert moves[join] < 2 * np.median(moves[around]), moves[around]  # 20 steps on, no leap
+    obs = h5md.read_observables(path, ("conserved_energy", "temperature"))
+    jumps = np.abs(np.diff(obs["conserved_energy"]))
+    assert jumps[join] < 5 * np.median(jumps[around]), jumps[around]  # ethermo carried over
+    temps = obs["temperature"]
+    assert temps[join + 1] < 2 * temps[join - 10:join + 1].max(), temps[around]

@@ -125,6 +125,41 @@ def make_restart_input(checkpoint_xml: str, socket_address: str,
     return ET.tostring(root, encoding="unicode")
 
 
+#: CODATA 2018: eV per Hartree, and atomic units of time per femtosecond.
+HARTREE_EV = 27.211386245988
+AU_TIME_PER_FS = 41.341373335
+#: The atomic unit of velocity in Angstrom/ps (2.18769126364e6 m/s).
+AU_VELOCITY_ANGSTROM_PS = 21876.9126364
+
+
+def make_last_frame_input(spec: RunSpec, structure: Path, velocities: list[float], step: int,
+                          ethermo_ev: float, seed: int) -> str:
+    """An i-PI input that goes on from a stored frame, for a run without a checkpoint to extend.
+
+    Positions come from ``structure`` (extxyz), velocities (Angstrom/ps, flat) are given
+    explicitly, the step counter and the simulation time start at ``step``, and the
+    thermostat's accumulated energy at ``ethermo_ev`` (conserved - potential - kinetic of that
+    frame), so the conserved energy goes on without a jump. Only the thermostat's random
+    numbers start afresh, from ``seed``.
+    """
+    root = ET.fromstring(make_input(spec, "placeholder", structure))
+    node = root.find("system/initialize/velocities")
+    assert node is not None
+    node.set("mode", "manual")
+    node.set("units", "atomic_unit")  # i-PI applies no unit conversion to manual vectors
+    node.text = " [ " + ", ".join(repr(float(v) / AU_VELOCITY_ANGSTROM_PS)
+                                  for v in velocities) + " ] "
+    _set(root, "prng/seed", str(seed))
+    ET.SubElement(root, "step").text = f" {step} "
+    ensemble = root.find("system/ensemble")
+    assert ensemble is not None
+    ET.SubElement(ensemble, "time").text = f" {step * spec.dt_fs * AU_TIME_PER_FS!r} "
+    thermostat = root.find("system/motion/dynamics/thermostat")
+    if thermostat is not None:
+        ET.SubElement(thermostat, "ethermo").text = f" {ethermo_ev / HARTREE_EV!r} "
+    return ET.tostring(root, encoding="unicode")
+
+
 def checkpoint_step(checkpoint_xml: str) -> int:
     """The step an i-PI checkpoint was written at (0 when the tag is absent)."""
     match = re.search(r"<step>\s*(\d+)\s*</step>", checkpoint_xml)

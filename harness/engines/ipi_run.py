@@ -169,16 +169,44 @@ class Supervisor:
         """A completed run asked for more steps: its kept final checkpoint goes back into the
         work folder, and the resume below continues from it (:func:`extension`)."""
         meta = h5md.read_meta(self.out)
-        if extension(self.spec, meta) is None:
+        how = extension(self.spec, meta)
+        if how == "yes":
+            xml = h5md.read_final_checkpoint(self.out)
+            source = "final checkpoint"
+        elif how == LAST_FRAME:
+            xml = self._last_frame_input(meta)
+            source = "last frame"
+        else:
             return
-        xml = h5md.read_final_checkpoint(self.out)
         if xml is None:
             return
         step = ipi_input.checkpoint_step(xml)
         (self.work / f"{ipi_input.CHECKPOINT_PREFIX}_final_{step}").write_text(xml)
-        h5md.extend_run_spec(self.out, self.spec.n_steps)
+        h5md.extend_run_spec(self.out, self.spec.n_steps, source)
         print(f"{self.spec.name}: extending the completed run from step {step} to "
-              f"{self.spec.n_steps}", file=sys.stderr, flush=True)
+              f"{self.spec.n_steps} ({source})", file=sys.stderr, flush=True)
+
+    def _last_frame_input(self, meta: dict[str, Any]) -> str:
+        """i-PI input from the file's last frame (positions, velocities, conserved energy)."""
+        from ase import Atoms
+        from ase.io import write
+
+        last = meta["n_frames"] - 1
+        frame = h5md.read_frames(self.out, last, last + 1)
+        energies = h5md.read_observables(self.out, ("conserved_energy", "potential_energy",
+                                                    "kinetic_energy"))
+        atoms = Atoms(numbers=meta["species"], positions=frame["positions"][0])
+        structure = self.work / "last-frame.extxyz"
+        write(structure, atoms, format="extxyz")
+        ethermo = float(energies["conserved_energy"][last] - energies["potential_energy"][last]
+                        - energies["kinetic_energy"][last])
+        if not math.isfinite(ethermo):
+            ethermo = 0.0
+        step = int(meta["steps"][last])
+        seed = (int(self.spec.seed) * 1_000_003 + step) % (2**31 - 1)  # afresh, reproducible
+        return ipi_input.make_last_frame_input(self.spec, structure,
+                                               frame["velocities"][0].ravel().tolist(), step,
+                                               ethermo, seed)
 
     def _set_aside(self, why: str) -> None:
         """Keep a trajectory that cannot be resumed under another name; never overwrite data."""
@@ -594,12 +622,19 @@ SAME_PROTOCOL = ("challenge", "model_label", "temperature_K", "replica", "seed",
                  "stride", "thermostat", "thermostat_tau_fs")
 
 
+#: :func:`extension`'s answer for a run that goes on from its last frame (no checkpoint kept).
+LAST_FRAME = "last frame"
+
+
 def extension(spec: RunSpec, meta: dict[str, Any]) -> str | None:
     """Whether a completed run's file can go on to ``spec.n_steps``.
 
     None when nothing is asked (not completed, or no more steps); ``"yes"`` when the file
-    keeps its final i-PI checkpoint and the protocol is the same; otherwise the reason it
-    cannot (said once by the launcher; the run then stays as it is).
+    keeps its final i-PI checkpoint and the protocol is the same (an exact continuation);
+    :data:`LAST_FRAME` when it keeps none but has velocities (files written before checkpoints
+    were kept): the run goes on from its last frame's positions, velocities and conserved
+    energy, with fresh thermostat random numbers; otherwise the reason it cannot (said once by
+    the launcher; the run then stays as it is).
     """
     old = meta["run_spec"]
     if meta["status"] != "completed" or spec.n_steps <= int(old.get("n_steps", 0)):
@@ -607,10 +642,13 @@ def extension(spec: RunSpec, meta: dict[str, Any]) -> str | None:
     changed = [k for k in SAME_PROTOCOL if k in old and old[k] != getattr(spec, k, old[k])]
     if changed:
         return f"its {', '.join(changed)} differ from this launch's"
-    if not meta.get("has_final_checkpoint"):
-        return ("it keeps no final checkpoint (a native LAMMPS run, or one completed before "
-                "checkpoints were kept)")
-    return "yes"
+    if meta.get("has_final_checkpoint"):
+        return "yes"
+    if spec.engine != "ipi" or old.get("engine", "ipi") != "ipi":
+        return "a native LAMMPS run cannot be extended"
+    if not meta.get("has_velocities"):
+        return "its file keeps neither a final checkpoint nor velocities to go on from"
+    return LAST_FRAME
 
 
 def finished_status(spec: RunSpec) -> str | None:
@@ -621,6 +659,6 @@ def finished_status(spec: RunSpec) -> str | None:
         return None
     if meta["status"] == "failed" and (meta["failure"] or {}).get("kind") in RESUMABLE_FAILURES:
         return None
-    if extension(spec, meta) == "yes":
+    if extension(spec, meta) in ("yes", LAST_FRAME):
         return None
     return meta["status"] if meta["status"] in ("completed", "failed") else None
