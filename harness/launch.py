@@ -102,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  skipped: {name}: {reason}")
     print(f"trajectories: {out}/<challenge>/<model>/<T>K/replica-NN.h5  "
           f"(inspect one with: analysis info FILE.h5)")
+    if summary.completed or summary.failed:
+        print(f"results: analysis report {out}  (stability, observables, and verdicts with "
+              "their intervals against the reference, as HTML)")
     if summary.interrupted:
         print("interrupted runs resume where they stopped when you run the same command again")
     if is_demo(settings):

@@ -104,6 +104,7 @@ def test_two_launches_on_one_folder_give_each_run_one_writer(out_dir: Path) -> N
     assert "[skipped] alanine-tetrapeptide/harmonic/300K/replica-00" in err2
     assert "0 completed" not in summaries[0] and "0 completed" not in summaries[1]
     assert "short demo" not in out1  # a custom run is not the demo
+    assert f"results: analysis report {out_dir}" in out1  # the next step, named
     assert not list((out_dir / ".launches").iterdir())  # each launch removed its folder
 
 
