@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -334,11 +335,29 @@ def test_longer_time_extends_a_completed_run_exactly(out_dir: Path, tmp_path: Pa
     b = h5md.read_frames(_h5(straight, "harmonic", "300K", 0))
     np.testing.assert_allclose(a["positions"], b["positions"], atol=1e-6)
     np.testing.assert_allclose(a["velocities"], b["velocities"], rtol=1e-6, atol=1e-8)
+    # an extension whose work folder is lost (scratch wiped) goes on from the checkpoint the
+    # file kept, cutting the frames after it, and still equals the straight run (1000 steps:
+    # i-PI leaves <total_steps> out of that checkpoint, its default, and it must be added)
+    launch(*args, "--time", "0.5ps", "--out", str(out_dir), check=True, timeout=300)
+    h5md.set_status(path, "interrupted")  # as if killed, then its work folder deleted
+    with h5md.open_file(path, "a") as f:
+        spec = json.loads(f["parameters/harness"].attrs["run_spec"])
+        f["parameters/harness"].attrs["run_spec"] = json.dumps(spec | {"n_steps": 1200})
+    assert not (path.parent / ".replica-00.work").exists()
+    launch(*args, "--time", "0.6ps", "--out", str(out_dir), check=True, timeout=300)
+    meta = h5md.read_meta(path)
+    np.testing.assert_array_equal(meta["steps"], np.arange(0, 1201, 20))
+    assert 1000 in meta["provenance"]["resumed_at_steps"]  # from the kept checkpoint
+    assert not list(path.parent.glob("replica-00.*.h5"))  # nothing set aside
+    launch(*args, "--time", "0.6ps", "--out", str(tmp_path / "straight6"), check=True,
+           timeout=300)
+    c = h5md.read_frames(_h5(tmp_path / "straight6", "harmonic", "300K", 0))
+    np.testing.assert_allclose(h5md.read_frames(path)["positions"], c["positions"], atol=1e-6)
     # another protocol is not continued: one line says why, the file stays as it is
     other = launch(*HARMONIC, "--temperatures", "300", "--replicas", "1", "--stride", "10",
-                   "--time", "0.6ps", "--out", str(out_dir), "--quiet", timeout=300)
-    assert "not extended to 1200: its stride differ" in other.stderr
-    assert h5md.read_meta(path)["run_spec"]["n_steps"] == 800
+                   "--time", "0.7ps", "--out", str(out_dir), "--quiet", timeout=300)
+    assert "not extended to 1400: its stride differ" in other.stderr
+    assert h5md.read_meta(path)["run_spec"]["n_steps"] == 1200
 
 
 def test_a_file_without_checkpoint_goes_on_from_its_last_frame(out_dir: Path) -> None:

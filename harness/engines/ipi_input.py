@@ -121,7 +121,11 @@ def make_restart_input(checkpoint_xml: str, socket_address: str,
     _set(root, "ffsocket/address", socket_address)
     if spec is not None:
         _set(root, "ffsocket/timeout", f"{socket_timeout_s(spec)!r}")
-        _set(root, "total_steps", str(spec.n_steps))  # a longer --time extends the run
+        # a longer --time extends the run; i-PI leaves the tag out of a checkpoint when it
+        # holds its default (1000 steps), so it may have to be added
+        if root.find("total_steps") is None:
+            ET.SubElement(root, "total_steps")
+        _set(root, "total_steps", str(spec.n_steps))
     return ET.tostring(root, encoding="unicode")
 
 

@@ -142,6 +142,8 @@ class Supervisor:
         if last is not None:
             self._extend_if_asked()
             usable = [(s, p) for s, p in _checkpoints(self.work) if s <= last]
+            if not usable:  # the work folder is gone (scratch wiped) during an extension
+                usable = self._kept_checkpoint(last)
             if usable:
                 step, path = usable[-1]
                 self.frames_on_disk = h5md.truncate_after(self.out, step)
@@ -185,6 +187,20 @@ class Supervisor:
         h5md.extend_run_spec(self.out, self.spec.n_steps, source)
         print(f"{self.spec.name}: extending the completed run from step {step} to "
               f"{self.spec.n_steps} ({source})", file=sys.stderr, flush=True)
+
+    def _kept_checkpoint(self, last: int) -> list[tuple[int, Path]]:
+        """The final checkpoint the file kept from an earlier completion, back in the work
+        folder, when the trajectory covers it (then the run goes on from there, exactly)."""
+        try:
+            xml = h5md.read_final_checkpoint(self.out)
+        except (OSError, KeyError):
+            return []
+        if xml is None or ipi_input.checkpoint_step(xml) > last:
+            return []
+        step = ipi_input.checkpoint_step(xml)
+        path = self.work / f"{ipi_input.CHECKPOINT_PREFIX}_kept_{step}"
+        path.write_text(xml)
+        return [(step, path)]
 
     def _last_frame_input(self, meta: dict[str, Any]) -> str:
         """i-PI input from the file's last frame (positions, velocities, conserved energy)."""
