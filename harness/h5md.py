@@ -325,8 +325,9 @@ def read_final_checkpoint(path: Path) -> str | None:
         return params[FINAL_CHECKPOINT][()].tobytes().decode()
 
 
-def extend_run_spec(path: Path, n_steps: int, source: str = "final checkpoint") -> None:
-    """Record that a completed run goes on to ``n_steps`` (run spec, provenance)."""
+def extend_run_spec(path: Path, n_steps: int, source: str) -> None:
+    """Record that a completed run goes on to ``n_steps`` from ``source`` (run spec and
+    provenance ``extended``: ``"final checkpoint"`` or ``"last frame"``)."""
     with open_file(path, "a") as f:
         params = f[PARAMS]
         spec = json.loads(params.attrs["run_spec"])

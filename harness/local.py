@@ -18,7 +18,8 @@ from typing import TextIO
 
 from harness import h5md, procs, runlock
 from harness.engines.ipi_run import (
-    LAST_FRAME,
+    EXTENDABLE,
+    FROM_CHECKPOINT,
     RESUMABLE_FAILURES,
     extension,
     finished_status,
@@ -71,9 +72,9 @@ def existing_status(spec: RunSpec) -> str | None:
     if meta["status"] == "failed" and (meta["failure"] or {}).get("kind") in RESUMABLE_FAILURES:
         return "interrupted"
     why = extension(spec, meta)
-    if why in ("yes", LAST_FRAME):  # completed, asked for more steps: it goes on
-        how = ("from its final checkpoint" if why == "yes" else "from its last frame "
-               "(positions, velocities; the thermostat's random numbers start afresh)")
+    if why in EXTENDABLE:  # completed, asked for more steps: it goes on
+        how = ("from its final checkpoint" if why == FROM_CHECKPOINT else "from its last "
+               "frame (positions, velocities; the thermostat's random numbers start afresh)")
         print(f"{spec.name}: completed at {meta['run_spec']['n_steps']} steps, extended to "
               f"{spec.n_steps} {how}", flush=True)
         return "interrupted"

@@ -356,7 +356,7 @@ def test_longer_time_extends_a_completed_run_exactly(out_dir: Path, tmp_path: Pa
     # another protocol is not continued: one line says why, the file stays as it is
     other = launch(*HARMONIC, "--temperatures", "300", "--replicas", "1", "--stride", "10",
                    "--time", "0.7ps", "--out", str(out_dir), "--quiet", timeout=300)
-    assert "not extended to 1400: its stride differ" in other.stderr
+    assert "not extended to 1400: this launch changes its stride" in other.stderr
     assert h5md.read_meta(path)["run_spec"]["n_steps"] == 1200
 
 
@@ -378,6 +378,7 @@ def test_a_file_without_checkpoint_goes_on_from_its_last_frame(out_dir: Path) ->
     meta = h5md.read_meta(path)
     assert meta["status"] == "completed" and meta["has_final_checkpoint"]
     np.testing.assert_array_equal(meta["steps"], np.arange(0, 1601, 20))
+    np.testing.assert_allclose(meta["times_ps"], meta["steps"] * 0.5e-3, rtol=0, atol=1e-11)
     assert meta["provenance"]["extended"][0]["from"] == "last frame"
     frames = h5md.read_frames(path)
     join = 40  # frame index of step 800, the last frame before the extension

@@ -129,13 +129,6 @@ def make_restart_input(checkpoint_xml: str, socket_address: str,
     return ET.tostring(root, encoding="unicode")
 
 
-#: CODATA 2018: eV per Hartree, and atomic units of time per femtosecond.
-HARTREE_EV = 27.211386245988
-AU_TIME_PER_FS = 41.341373335
-#: The atomic unit of velocity in Angstrom/ps (2.18769126364e6 m/s).
-AU_VELOCITY_ANGSTROM_PS = 21876.9126364
-
-
 def make_last_frame_input(spec: RunSpec, structure: Path, velocities: list[float], step: int,
                           ethermo_ev: float, seed: int) -> str:
     """An i-PI input that goes on from a stored frame, for a run without a checkpoint to extend.
@@ -146,21 +139,25 @@ def make_last_frame_input(spec: RunSpec, structure: Path, velocities: list[float
     frame), so the conserved energy goes on without a jump. Only the thermostat's random
     numbers start afresh, from ``seed``.
     """
+    from ipi.utils.units import unit_to_internal  # i-PI's own constants: times line up
+
     root = ET.fromstring(make_input(spec, "placeholder", structure))
     node = root.find("system/initialize/velocities")
     assert node is not None
     node.set("mode", "manual")
     node.set("units", "atomic_unit")  # i-PI applies no unit conversion to manual vectors
-    node.text = " [ " + ", ".join(repr(float(v) / AU_VELOCITY_ANGSTROM_PS)
-                                  for v in velocities) + " ] "
+    node.text = " [ " + ", ".join(repr(unit_to_internal("velocity", "m/s", 100.0 * float(v)))
+                                  for v in velocities) + " ] "  # Angstrom/ps = 100 m/s
     _set(root, "prng/seed", str(seed))
     ET.SubElement(root, "step").text = f" {step} "
     ensemble = root.find("system/ensemble")
     assert ensemble is not None
-    ET.SubElement(ensemble, "time").text = f" {step * spec.dt_fs * AU_TIME_PER_FS!r} "
+    start = unit_to_internal("time", "femtosecond", step * spec.dt_fs)
+    ET.SubElement(ensemble, "time").text = f" {start!r} "
     thermostat = root.find("system/motion/dynamics/thermostat")
     if thermostat is not None:
-        ET.SubElement(thermostat, "ethermo").text = f" {ethermo_ev / HARTREE_EV!r} "
+        ethermo = unit_to_internal("energy", "electronvolt", ethermo_ev)
+        ET.SubElement(thermostat, "ethermo").text = f" {ethermo!r} "
     return ET.tostring(root, encoding="unicode")
 
 

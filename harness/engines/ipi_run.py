@@ -172,21 +172,19 @@ class Supervisor:
         work folder, and the resume below continues from it (:func:`extension`)."""
         meta = h5md.read_meta(self.out)
         how = extension(self.spec, meta)
-        if how == "yes":
+        if how == FROM_CHECKPOINT:
             xml = h5md.read_final_checkpoint(self.out)
-            source = "final checkpoint"
-        elif how == LAST_FRAME:
+        elif how == FROM_LAST_FRAME:
             xml = self._last_frame_input(meta)
-            source = "last frame"
         else:
             return
         if xml is None:
             return
         step = ipi_input.checkpoint_step(xml)
         (self.work / f"{ipi_input.CHECKPOINT_PREFIX}_final_{step}").write_text(xml)
-        h5md.extend_run_spec(self.out, self.spec.n_steps, source)
+        h5md.extend_run_spec(self.out, self.spec.n_steps, how)
         print(f"{self.spec.name}: extending the completed run from step {step} to "
-              f"{self.spec.n_steps} ({source})", file=sys.stderr, flush=True)
+              f"{self.spec.n_steps} ({how})", file=sys.stderr, flush=True)
 
     def _kept_checkpoint(self, last: int) -> list[tuple[int, Path]]:
         """The final checkpoint the file kept from an earlier completion, back in the work
@@ -638,16 +636,19 @@ SAME_PROTOCOL = ("challenge", "model_label", "temperature_K", "replica", "seed",
                  "stride", "thermostat", "thermostat_tau_fs")
 
 
-#: :func:`extension`'s answer for a run that goes on from its last frame (no checkpoint kept).
-LAST_FRAME = "last frame"
+#: :func:`extension`'s answers for a run that can go on: exactly, from the checkpoint its file
+#: kept; or from its last frame (no checkpoint kept). Also recorded as ``extended[].from``.
+FROM_CHECKPOINT = "final checkpoint"
+FROM_LAST_FRAME = "last frame"
+EXTENDABLE = (FROM_CHECKPOINT, FROM_LAST_FRAME)
 
 
 def extension(spec: RunSpec, meta: dict[str, Any]) -> str | None:
     """Whether a completed run's file can go on to ``spec.n_steps``.
 
-    None when nothing is asked (not completed, or no more steps); ``"yes"`` when the file
-    keeps its final i-PI checkpoint and the protocol is the same (an exact continuation);
-    :data:`LAST_FRAME` when it keeps none but has velocities (files written before checkpoints
+    None when nothing is asked (not completed, or no more steps); :data:`FROM_CHECKPOINT`
+    when the file keeps its final i-PI checkpoint and the protocol is the same (exact);
+    :data:`FROM_LAST_FRAME` when it keeps none but has velocities (files written before checkpoints
     were kept): the run goes on from its last frame's positions, velocities and conserved
     energy, with fresh thermostat random numbers; otherwise the reason it cannot (said once by
     the launcher; the run then stays as it is).
@@ -657,14 +658,14 @@ def extension(spec: RunSpec, meta: dict[str, Any]) -> str | None:
         return None
     changed = [k for k in SAME_PROTOCOL if k in old and old[k] != getattr(spec, k, old[k])]
     if changed:
-        return f"its {', '.join(changed)} differ from this launch's"
+        return f"this launch changes its {', '.join(changed)}"
     if meta.get("has_final_checkpoint"):
-        return "yes"
+        return FROM_CHECKPOINT
     if spec.engine != "ipi" or old.get("engine", "ipi") != "ipi":
         return "a native LAMMPS run cannot be extended"
     if not meta.get("has_velocities"):
         return "its file keeps neither a final checkpoint nor velocities to go on from"
-    return LAST_FRAME
+    return FROM_LAST_FRAME
 
 
 def finished_status(spec: RunSpec) -> str | None:
@@ -675,6 +676,6 @@ def finished_status(spec: RunSpec) -> str | None:
         return None
     if meta["status"] == "failed" and (meta["failure"] or {}).get("kind") in RESUMABLE_FAILURES:
         return None
-    if extension(spec, meta) in ("yes", LAST_FRAME):
+    if extension(spec, meta) in EXTENDABLE:
         return None
     return meta["status"] if meta["status"] in ("completed", "failed") else None
