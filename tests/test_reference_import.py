@@ -593,3 +593,30 @@ def test_compaction_takes_the_longer_set_aside_copy_of_the_same_run_only(tmp_pat
     assert [p.name for p in picked] == ["replica-00.no-checkpoint.1795808432.h5",
                                         "replica-01.h5"]
     assert h5md.read_meta(picked[0])["n_frames"] == 50
+
+
+def test_compaction_cuts_every_run_at_one_length(tmp_path, capsys):
+    """``reference_md --from OUT --until T``: runs stopped at different points are shipped cut
+    at one time, so every start weighs the same; a run shorter than T is one line, exit 2,
+    and nothing is written."""
+    from report_data import DT_FS, STRIDE, synthesise
+
+    from harness.challenges.reference_md import main
+
+    frame_ps = DT_FS * STRIDE * 1e-3
+    synthesise(tmp_path / "out", {"xtb": 0.05}, temperatures=(500.0,), replicas=2,
+               n_frames=60, failing=frozenset({("xtb", 500.0, 1)}))  # replica 01: 30 frames
+    base = ["--from", str(tmp_path / "out"), "--temperature", "500", "--every", "1"]
+    assert main([*base, "--dest", str(tmp_path / "ref"), "--until", f"{25 * frame_ps}ps"]) == 0
+    for name in ("xtb-500K-replica-00.h5", "xtb-500K-replica-01.h5"):
+        with h5py.File(tmp_path / "ref" / name) as f:
+            times = f["particles/all/position/time"][:]
+            meta = json.loads(f["parameters/harness"].attrs["reference"])
+        assert len(times) == 26 and times[-1] == pytest.approx(25 * frame_ps, abs=1e-9)
+        assert meta["cut_at_ps"] == pytest.approx(25 * frame_ps)
+        assert meta["length_ps"] == pytest.approx(25 * frame_ps, abs=1e-9)
+    capsys.readouterr()
+    assert main([*base, "--dest", str(tmp_path / "none"), "--until", f"{40 * frame_ps}ps"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "replica-01.h5 holds only" in err[0] and "shorter --until" in err[0]
+    assert not (tmp_path / "none").exists()

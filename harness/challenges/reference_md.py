@@ -18,7 +18,9 @@ the result, as below)::
         --stall-timeout 3600 --out refrun   # rerun the same command to resume
     python -m harness.challenges.reference_md --from refrun --every 2
 
-``--from OUT`` compacts an existing output folder of such a launch instead of running one.
+``--from OUT`` compacts an existing output folder of such a launch instead of running one;
+``--until 30ps`` cuts its runs at one length when they stopped at different points (an
+extension to a longer time, interrupted).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from harness import challenges, h5md
+from harness import challenges, h5md, units
 
 DROPPED = ("velocity", "force", "pre_failure")
 #: Decimal digits (A) kept in compacted positions (HDF5 scale-offset filter).
@@ -72,7 +74,7 @@ def _copy_series(src, dst_parent, name: str, every: int, frames: int, position: 
 
 
 def compact(src: Path, dst: Path, note: dict, every: int = 1,
-            reference: dict | None = None) -> dict:
+            reference: dict | None = None, until_ps: float | None = None) -> dict:
     """Write a compact copy of an H5MD trajectory for the repository; return what was kept.
 
     Positions (float32, 1e-4 A, shuffle+gzip) and observables every ``every``-th frame; velocities
@@ -80,6 +82,8 @@ def compact(src: Path, dst: Path, note: dict, every: int = 1,
     A run still going or interrupted is cut to the frames all its series hold. ``reference``
     (method, temperature_K, ...) is stored as the ``reference`` attribute that
     :mod:`analysis.reference` reads, with the frame interval of the compacted file.
+    ``until_ps`` cuts the run after its frame at that time (all runs of a reference cut at one
+    length weigh the same; :func:`frames_until`).
     """
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_suffix(".h5.tmp")
@@ -88,6 +92,8 @@ def compact(src: Path, dst: Path, note: dict, every: int = 1,
         frames = int(part_in["position/step"].shape[0])
         for obs in fin["observables"].values():
             frames = min(frames, int(obs["step"].shape[0]))
+        if until_ps is not None:
+            frames = min(frames, frames_until(part_in["position/time"][:frames], until_ps))
         for name in ("h5md", "parameters"):
             fin.copy(fin[name], fout, name=name)
         params = fout[h5md.PARAMS]
@@ -120,6 +126,19 @@ def compact(src: Path, dst: Path, note: dict, every: int = 1,
                  "length_ps": kept["simulated_ps"]}, sort_keys=True)
     tmp.replace(dst)
     return kept
+
+
+def _last_time(path: Path) -> float | None:
+    """The time (ps) of a run's last frame, None without frames."""
+    with h5md.open_file(path, "r") as f:
+        times = f[f"{h5md.PARTICLES}/position/time"]
+        return float(times[-1]) if times.shape[0] else None
+
+
+def frames_until(times: np.ndarray, until_ps: float) -> int:
+    """How many frames of a run lie at or before ``until_ps`` (a frame within 1e-6 ps of it
+    counts: the stored times of a resumed run may carry a rounding of that size)."""
+    return int(np.searchsorted(np.asarray(times, dtype=float), until_ps + 1e-6, side="right"))
 
 
 #: Run-spec fields that decide the trajectory (others are bookkeeping: file, timeouts, flushes).
@@ -179,6 +198,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--from", dest="source", type=Path,
                    help="compact the runs in this launch output folder instead of running "
                    "(runs still going or interrupted are shipped up to their last frame)")
+    p.add_argument("--until", metavar="TIME",
+                   help="cut every run after this time (e.g. 30ps), so that runs still going "
+                   "or interrupted at slightly different points weigh the same; a run "
+                   "shorter than that is an error")
     return p.parse_args(argv)
 
 
@@ -201,6 +224,16 @@ def main(argv: list[str] | None = None) -> int:
         if not runs:
             print(f"no xtb runs at {args.temperature:g} K under {out}", file=sys.stderr)
             return 2
+        until_ps = None
+        if args.until is not None:
+            until_ps = units.parse_time_ps(args.until, "--until")
+            short = [(run.name, t) for run in runs
+                     if (t := _last_time(run)) is None or t < until_ps - 1e-6]
+            if short:
+                print("error: --until " + args.until + ": " + ", ".join(
+                      f"{name} holds only {0.0 if t is None else t:.3f} ps" for name, t in short)
+                      + "; give a shorter --until or let those runs go on", file=sys.stderr)
+                return 2
         folder = args.dest or challenge.path / "reference"
         folder.mkdir(parents=True, exist_ok=True)
         written = []
@@ -216,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
                    "made_by": "python -m harness.challenges.reference_md",
                    "source_status": meta["status"]}
             dst = folder / f"xtb-{args.temperature:g}K-{run.name.split('.')[0]}.h5"
-            kept = compact(run, dst, note, every=args.every, reference=ref)
+            if until_ps is not None:
+                note["cut_at_ps"] = ref["cut_at_ps"] = until_ps
+            kept = compact(run, dst, note, every=args.every, reference=ref, until_ps=until_ps)
             written.append(dst)
             print(f"{dst}: {kept['frames']} frames every {kept['frame_interval_fs']:g} fs, "
                   f"{kept['simulated_ps']:.3f} ps, run {meta['status']}, "
