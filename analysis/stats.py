@@ -122,6 +122,14 @@ def _counts(idx: np.ndarray) -> np.ndarray:
     return np.bincount(flat, minlength=r * n).reshape(r, n).astype(float)
 
 
+def paired_sizes(sizes: Sequence[int]) -> int:
+    """The number of pairs of a paired bootstrap: every group must hold one unit per pair."""
+    if len(set(sizes)) != 1:
+        raise ValueError(f"a paired bootstrap needs one unit per pair in every group, got "
+                         f"{list(sizes)} units")
+    return int(sizes[0])
+
+
 def _check_groups(groups: Sequence[Sequence[Any]]) -> list[list[Any]]:
     out = [list(g) for g in groups]
     if not out or any(len(g) == 0 for g in out):
@@ -190,7 +198,7 @@ def bootstrap_histograms(groups_of_hists: Sequence[Sequence[np.ndarray] | np.nda
                          fn: Callable[..., float], *, n_resamples: int = 1000, seed: int = 0,
                          level: float = 0.95, method: str = "runs",
                          interval: str = "percentile", vectorized: bool = False,
-                         expand: bool = True) -> Interval:
+                         expand: bool = True, paired: bool = False) -> Interval:
     """Fast bootstrap of ``fn(sum of group 1's histograms, sum of group 2's, ...)``.
 
     Each unit is a histogram (any shape, the same within a group). A resample of a group is a
@@ -207,11 +215,17 @@ def bootstrap_histograms(groups_of_hists: Sequence[Sequence[np.ndarray] | np.nda
         arrays with a leading resample axis and returns one value per resample.
     n_resamples, seed, level, method, interval, expand
         As in :func:`bootstrap` (``interval="basic"`` for divergences).
+    paired : bool
+        Unit i of each group is one pair (the same start run by a model and by the reference):
+        resample pairs, one draw for all groups, so what the pairs share (which start) cancels
+        and only how they differ spreads the interval. Not with ``interval="bca"``.
 
     Returns
     -------
     Interval
     """
+    if paired and interval == "bca":
+        raise ValueError("a paired bootstrap_histograms does not do BCa intervals")
     flats, shapes = _stacks(groups_of_hists)
     totals = [f.sum(axis=0) for f in flats]
 
@@ -222,7 +236,7 @@ def bootstrap_histograms(groups_of_hists: Sequence[Sequence[np.ndarray] | np.nda
 
     value = one([t.reshape(s) for t, s in zip(totals, shapes, strict=True)])
     boot = np.empty(n_resamples)
-    for part, sums in _resampled_sums(flats, shapes, n_resamples, seed):
+    for part, sums in _resampled_sums(flats, shapes, n_resamples, seed, paired):
         if vectorized:
             boot[part] = np.asarray(fn(*sums), dtype=float)
         else:
@@ -261,13 +275,19 @@ def _stacks(groups_of_hists: Sequence[Sequence[np.ndarray] | np.ndarray]
 
 
 def _resampled_sums(flats: list[np.ndarray], shapes: list[tuple[int, ...]], n_resamples: int,
-                    seed: int):
+                    seed: int, paired: bool = False):
     """Yield ``(slice of resamples, [resampled sums of each group])``, in chunks.
 
     1000 resamples of 4 x 72 x 72 densities at once would be 166 MB a group; chunks of
-    :data:`RESAMPLE_CHUNK` bound the memory without changing any number.
+    :data:`RESAMPLE_CHUNK` bound the memory without changing any number. ``paired``: unit i of
+    every group belongs to the same pair (e.g. runs from the same start), and one draw of
+    pairs resamples all groups (:func:`paired_sizes`).
     """
-    idx = resample_indices([len(f) for f in flats], n_resamples, seed)
+    sizes = [len(f) for f in flats]
+    if paired:
+        idx = resample_indices([paired_sizes(sizes)], n_resamples, seed) * len(flats)
+    else:
+        idx = resample_indices(sizes, n_resamples, seed)
     counts = [_counts(ix) for ix in idx]
     for start in range(0, n_resamples, RESAMPLE_CHUNK):
         part = slice(start, min(start + RESAMPLE_CHUNK, n_resamples))
@@ -278,8 +298,8 @@ def _resampled_sums(flats: list[np.ndarray], shapes: list[tuple[int, ...]], n_re
 def bootstrap_histograms_columns(groups_of_hists: Sequence[Sequence[np.ndarray] | np.ndarray],
                                  fn: Callable[..., np.ndarray], *, n_resamples: int = 1000,
                                  seed: int = 0, level: float = 0.95, method: str = "runs",
-                                 interval: str = "basic", expand: bool = True
-                                 ) -> list[Interval]:
+                                 interval: str = "basic", expand: bool = True,
+                                 paired: bool = False) -> list[Interval]:
     """:func:`bootstrap_histograms` for several statistics of the same resamples at once.
 
     ``fn(sums_1, sums_2, ...)`` gets the resampled sums with a leading resample axis (as with
@@ -287,6 +307,7 @@ def bootstrap_histograms_columns(groups_of_hists: Sequence[Sequence[np.ndarray] 
     divergence of each dihedral pair and their maximum. One interval per column, each equal
     to what :func:`bootstrap_histograms` gives for that column alone (same seed, same draws),
     for a fraction of the cost. Not for ``interval="bca"`` (it needs a jackknife per column).
+    ``paired`` as in :func:`bootstrap_histograms`.
     """
     if interval == "bca":
         raise ValueError("bootstrap_histograms_columns does not do BCa intervals")
@@ -294,7 +315,7 @@ def bootstrap_histograms_columns(groups_of_hists: Sequence[Sequence[np.ndarray] 
     totals = [f.sum(axis=0).reshape((1, *s)) for f, s in zip(flats, shapes, strict=True)]
     values = np.asarray(fn(*totals), dtype=float)[0]
     boot = np.empty((n_resamples, len(values)))
-    for part, sums in _resampled_sums(flats, shapes, n_resamples, seed):
+    for part, sums in _resampled_sums(flats, shapes, n_resamples, seed, paired):
         boot[part] = np.asarray(fn(*sums), dtype=float)
     n_units = sum(len(f) for f in flats)
     out = []

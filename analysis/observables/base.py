@@ -200,11 +200,12 @@ def bootstrap_enabled() -> bool:
 
 
 def interval(groups: Sequence[np.ndarray], distance: Callable[..., Any], method: str,
-             vectorized: bool = False):
+             vectorized: bool = False, paired: bool = False):
     """95% bootstrap interval of ``distance(sum of group 1's units, sum of group 2's, ...)`` >= 0.
 
     Each group is an array of summable units (runs or time blocks), resampled independently
-    (:func:`analysis.stats.bootstrap_histograms`, basic interval: distances are biased upward).
+    (:func:`analysis.stats.bootstrap_histograms`, basic interval: distances are biased upward),
+    or with ``paired`` unit i of every group together (runs from the same start).
     With ``vectorized=True``, ``distance`` takes sums with a leading resample axis and returns
     one value per resample (much faster for histogram divergences).
     Returns ``analysis.stats.Interval``; without the bootstrap (:data:`NO_BOOTSTRAP_ENV`) or
@@ -219,7 +220,7 @@ def interval(groups: Sequence[np.ndarray], distance: Callable[..., Any], method:
         return stats.Interval(value, None, None, sum(len(g) for g in groups), method)
     result = stats.bootstrap_histograms(list(groups), distance, n_resamples=N_RESAMPLES,
                                         seed=SEED, method=method, interval="basic",
-                                        vectorized=vectorized)
+                                        vectorized=vectorized, paired=paired)
     return _clipped(result)
 
 
@@ -233,7 +234,7 @@ def _clipped(result):
 
 
 def interval_columns(groups: Sequence[np.ndarray], distances: Callable[..., np.ndarray],
-                     method: str) -> list:
+                     method: str, paired: bool = False) -> list:
     """:func:`interval` for several distances of the same resamples (one pass).
 
     ``distances(sums_1, sums_2)`` takes sums with a leading resample axis and returns a
@@ -248,7 +249,8 @@ def interval_columns(groups: Sequence[np.ndarray], distances: Callable[..., np.n
         return [stats.Interval(float(v), None, None, n, method)
                 for v in np.asarray(distances(*sums), dtype=float)[0]]
     found = stats.bootstrap_histograms_columns(list(groups), distances, n_resamples=N_RESAMPLES,
-                                               seed=SEED, method=method, interval="basic")
+                                               seed=SEED, method=method, interval="basic",
+                                               paired=paired)
     return [_clipped(result) for result in found]
 
 

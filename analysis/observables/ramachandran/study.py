@@ -157,6 +157,101 @@ def _units(study: ChallengeStudy, group: rama.GroupResult) -> tuple[np.ndarray, 
     return units, "runs" if n_blocks == 1 else "time blocks"
 
 
+@dataclass
+class Pairing:
+    """A model group's runs matched with the reference's runs from the same starts."""
+
+    model_runs: list[int]  # indices into the model group's files
+    reference_runs: list[int]  # the reference run from the same start, for each
+    cut_ps: list[float]  # each reference run cut at its model run's last frame
+
+
+def pairing(study: ChallengeStudy, group: rama.GroupResult) -> Pairing | None:
+    """The model's runs paired with the reference's runs from the same starts, if they can be.
+
+    TEA runs every model from the same starts, and so does the harness's reference. Paired by
+    start, with each reference run cut to its model run's length, the comparison asks whether
+    the model does from these starts, over this time, what the reference method does; what
+    the starts make the two share (a start in a basin that no run leaves in that time) then
+    cancels, where resampling the groups apart counts it as noise. Pairs need: at least
+    :data:`MIN_RUNS` model runs with frames, each started from the stored start positions of
+    exactly one reference run (1e-6 A), no reference run used twice, and every reference run at
+    least as long as its model run (within one reference frame). Anything else (fewer runs,
+    other starts such as an imported MD22 trajectory, model runs longer than the reference's)
+    returns None: the groups are compared unpaired.
+    """
+    from analysis.observables.base import MIN_RUNS
+
+    ref = study.reference
+    if ref is None or group.temperature_K != ref.temperature_K:
+        return None
+    dm, dr = study.data[group.key], study.data[ref.key]
+    if len(dm.files) < MIN_RUNS:
+        return None
+    ref_starts = [h5md.read_start(p)[0] for p in dr.files]
+    ref_times = dr.split(dr.times_ps)
+    out = Pairing([], [], [])
+    for i, (path, times) in enumerate(zip(dm.files, dm.split(dm.times_ps), strict=True)):
+        if not len(times):
+            continue
+        start = h5md.read_start(path)[0]
+        same = [j for j, r in enumerate(ref_starts)
+                if r.shape == start.shape and np.allclose(r, start, rtol=0, atol=1e-6)]
+        if len(same) != 1 or same[0] in out.reference_runs:
+            return None
+        j = same[0]
+        rt = ref_times[j]
+        frame = float(np.median(np.diff(rt))) if len(rt) > 1 else 0.0
+        if not len(rt) or rt[-1] < times[-1] - frame - 1e-6:
+            return None
+        out.model_runs.append(i)
+        out.reference_runs.append(j)
+        out.cut_ps.append(float(times[-1]))
+    return out if len(out.model_runs) >= MIN_RUNS else None
+
+
+def _run_histograms(study: ChallengeStudy, data: rama.Trajectories, runs: list[int],
+                    cut_ps: list[float] | None = None) -> np.ndarray:
+    """One unit histogram per chosen run (:func:`rama.unit_histograms`), each run cut after
+    ``cut_ps`` when given."""
+    times, angles = data.split(data.times_ps), data.split(data.angles)
+    chosen = []
+    for k, i in enumerate(runs):
+        a = angles[i]
+        chosen.append(a if cut_ps is None else a[times[i] <= cut_ps[k] + 1e-6])
+    offsets = np.cumsum([0] + [len(a) for a in chosen])
+    width = data.angles.shape[1]
+    sub = rama.Trajectories([data.files[i] for i in runs], offsets, np.zeros(offsets[-1]),
+                            np.concatenate(chosen) if chosen else np.zeros((0, width)))
+    return rama.unit_histograms(sub, len(study.pairs), study.settings, 1)
+
+
+#: ``method`` of an interval from runs paired by start (:func:`pairing`).
+PAIRED = "runs paired by start"
+
+
+def _paired_interval(study: ChallengeStudy, group: rama.GroupResult, pairs: Pairing) -> None:
+    """Largest-JS and per-pair intervals of a model against the reference, paired by start."""
+    from analysis.observables import base
+
+    n_pairs = len(study.pairs)
+    ug = _run_histograms(study, study.data[group.key], pairs.model_runs)
+    ur = _run_histograms(study, study.data[study.reference.key], pairs.reference_runs,
+                         pairs.cut_ps)
+    ci, *per_pair = base.interval_columns(
+        [ug, ur], lambda a, b: rama.pair_js_columns(a, b, n_pairs), PAIRED, paired=True)
+    values = {pair.name: pci.value for pair, pci in zip(study.pairs, per_pair, strict=True)}
+    study.intervals[group.key] = {
+        "value": ci.value, "low": ci.low, "high": ci.high, "method": PAIRED,
+        "n_units": [len(ug), len(ur)], "worst_pair": max(values, key=values.get),
+        "paired": {"starts": len(ug), "reference_cut_ps": [min(pairs.cut_ps),
+                                                            max(pairs.cut_ps)]}}
+    study.pair_intervals[group.key] = {
+        pair.name: {"value": pci.value, "low": pci.low, "high": pci.high, "method": PAIRED,
+                    "paired": True}
+        for pair, pci in zip(study.pairs, per_pair, strict=True)}
+
+
 def _intervals(study: ChallengeStudy) -> None:
     """Bootstrap intervals of the worst-pair JS divergence: vs the reference, model vs model."""
     from analysis import stats
@@ -174,6 +269,9 @@ def _intervals(study: ChallengeStudy) -> None:
         for g in models:
             (ug, mg), (ur, mr) = units[g.key], units[ref.key]
             if not len(ug):
+                continue
+            if (pairs := pairing(study, g)) is not None:
+                _paired_interval(study, g, pairs)
                 continue
             method = "runs" if mg == mr == "runs" else "time blocks"
             if any(v > study.settings.js_tolerance for v in study.reference_noise.values()):
@@ -263,6 +361,7 @@ def to_json(studies: list[ChallengeStudy]) -> dict[str, Any]:
                 "pair_intervals_vs_reference": {
                     key: {name: {**pci, "decision": "inconclusive" if _shortfall(s, key) else
                                  pair_decision(pci, s.settings.js_tolerance,
+                                               None if pci.get("paired") else
                                                s.reference_noise.get(name))[0]}
                           for name, pci in pairs.items()}
                     for key, pairs in s.pair_intervals.items()},
@@ -308,6 +407,9 @@ def verdicts(study: ChallengeStudy) -> list[Verdict]:
             continue
         worst = max(comp, key=lambda name: comp[name]["js_divergence_bits"])
         found = study.intervals.get(group.key) or {}
+        if found.get("paired"):
+            out.append(_paired_verdict(study, group, found))
+            continue
         ci = stats.Interval(comp[worst]["js_divergence_bits"], found.get("low"),
                             found.get("high"), len(group.files), found.get("method", ""))
         decision = decide(ci, tol)
@@ -366,6 +468,35 @@ def verdicts(study: ChallengeStudy) -> list[Verdict]:
             out.append(text)
             text.detail = numbers
     return out
+
+
+def _paired_verdict(study: ChallengeStudy, group: rama.GroupResult,
+                    found: dict[str, Any]) -> Verdict:
+    """The verdict of a model compared with the reference run by run from the same starts
+    (:func:`pairing`): the tolerance alone decides, as the reference's spread between starts
+    cancels; the text says what was compared and what it cannot say."""
+    from analysis import stats
+    from analysis.observables.base import decide
+
+    ref, tol = study.reference, study.settings.js_tolerance
+    ci = stats.Interval(found["value"], found.get("low"), found.get("high"),
+                        found["paired"]["starts"], PAIRED)
+    decision = decide(ci, tol)
+    text = _verdict(group, tol, decision, "", ci, PAIRED)
+    low, high = found["paired"]["reference_cut_ps"]
+    span = f"{high:g} ps" if abs(high - low) < 1e-6 else f"{low:g}-{high:g} ps"
+    detail = (f"largest JS divergence (pair {found['worst_pair']}) vs the {ref.model} "
+              f"{ref.temperature_K:g} K reference, paired by start ({found['paired']['starts']} "
+              f"starts, the reference's runs cut to the model's {span}): "
+              f"{text.interval_text()}")
+    noisy = {k: v for k, v in study.reference_noise.items() if v > tol}
+    if noisy:
+        split = ", ".join(f"{v:.3f} bits on pair {k}" for k, v in noisy.items())
+        detail += (f". Paired, the reference's spread between starts (its split-half, {split})"
+                   " cancels; the verdict is about these starts over this time, not about "
+                   "longer runs")
+    text.detail = detail
+    return text
 
 
 def pair_decision(pci: dict[str, Any], tol: float, noise: float | None) -> tuple[str, float]:
