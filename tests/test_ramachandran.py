@@ -690,8 +690,9 @@ def test_pairing_by_start_only_where_it_holds(tmp_path):
     """Runs pair with the reference's by start only when every model run has exactly one
     reference run from the same stored start positions, at least as long, and there are 4 or
     more: 4 runs of 2 ps from the challenge's starts pair with the shipped 20 ps reference;
-    3 runs, runs longer than the reference's, or a reference whose starts differ (as an
-    imported trajectory's) are compared unpaired, with the split-half rule as before."""
+    3 runs, runs shorter than 0.1 ps, runs longer than the reference's, or a reference whose
+    starts differ (as an imported trajectory's) are compared unpaired, with the split-half
+    rule as before; a run that stopped before half the longest is left out of the pairs."""
     from report_data import synthesise
 
     from analysis.observables.ramachandran.study import pairing, run_study, verdicts
@@ -707,14 +708,27 @@ def test_pairing_by_start_only_where_it_holds(tmp_path):
     found = pairing(study, group)
     assert found is not None and found.reference_runs == [0, 1, 2, 3]
     assert found.cut_ps == pytest.approx([1.99] * 4)
-    assert study.intervals[group.key]["paired"] == {"starts": 4,
-                                                    "reference_cut_ps": [1.99, 1.99]}
+    assert study.intervals[group.key]["paired"] == {
+        "starts": 4, "reference_cut_ps": [1.99, 1.99], "left_out": 0}
     [verdict] = verdicts(study)
     assert verdict.method == "runs paired by start" and "paired by start (4 starts" in \
         verdict.detail and "cut to the model's 1.99 ps" in verdict.detail
     three = tmp_path / "three"
     synthesise(three, {"m": 2.0}, temperatures=(500.0,), replicas=3, n_frames=200)
     assert pairing(*study_of(three)) is None
+    # a run that failed before half the longest is left out of the pairs, and said so
+    failed = tmp_path / "failed"
+    synthesise(failed, {"m": 2.0}, temperatures=(500.0,), replicas=5, n_frames=200,
+               failing=frozenset({("m", 500.0, 0)}))
+    study, group = study_of(failed)
+    found = pairing(study, group)
+    assert found.left_out == [0] and found.reference_runs == [1, 2, 3, 4]
+    assert "1 run that stopped before half the longest left out" in verdicts(study)[0].detail
+    # runs that stop at their start are never paired: both sides would sit at the same start
+    # and agree trivially
+    stub = tmp_path / "stub"
+    synthesise(stub, {"m": 2.0}, temperatures=(500.0,), replicas=4, n_frames=5)
+    assert pairing(*study_of(stub)) is None
     longer = tmp_path / "longer"
     synthesise(longer, {"m": 2.0}, temperatures=(500.0,), replicas=4, n_frames=2200)
     study, group = study_of(longer)

@@ -154,14 +154,13 @@ def test_default_template_runs_demo_gap_array_and_analysis(cluster: Cluster,
     planner = res.stdout.strip()
     cluster.wait([planner], 120)
     text = (tmp_path / f"planner-{planner}.out").read_text()
-    assert "4 runs, 4 to do" in text, text  # demo: 300, 500 K x 2 replicas
+    assert "12 runs, 12 to do" in text, text  # demo: 500 K x 12 replicas
     analysis_job, array_job = _job_ids(text)
     states = cluster.wait([array_job, analysis_job], 600)
     assert set(states.values()) == {"COMPLETED"}, (states, _logs(out))
-    assert len([k for k in states if k.startswith(f"{array_job}_")]) == 4
+    assert len([k for k in states if k.startswith(f"{array_job}_")]) == 12
     runs = _completed(out)
-    assert sorted(runs) == [f"{CHALLENGE}/gap/{t}K/replica-0{r}.h5"
-                            for t in (300, 500) for r in (0, 1)]
+    assert sorted(runs) == [f"{CHALLENGE}/gap/500K/replica-{r:02d}.h5" for r in range(12)]
     for meta in runs.values():
         assert meta["status"] == "completed"
         np.testing.assert_array_equal(meta["steps"], [0, 20, 40])
@@ -171,7 +170,7 @@ def test_default_template_runs_demo_gap_array_and_analysis(cluster: Cluster,
     import json
 
     summary = json.loads((out / "reports" / "stability.json").read_text())
-    assert len(summary["runs"]) == 4 and all(r["survived"] for r in summary["runs"])
+    assert len(summary["runs"]) == 12 and all(r["survived"] for r in summary["runs"])
     assert not processes_matching(str(out))
 
 

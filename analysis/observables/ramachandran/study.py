@@ -164,6 +164,14 @@ class Pairing:
     model_runs: list[int]  # indices into the model group's files
     reference_runs: list[int]  # the reference run from the same start, for each
     cut_ps: list[float]  # each reference run cut at its model run's last frame
+    left_out: list[int] = field(default_factory=list)  # model runs too short to pair
+
+
+#: A model run pairs only if it covers this much time and half its group's longest run: a run
+#: that failed or stopped at its start would be "compared" over a window in which both sides
+#: sit at the same start and agree trivially (measured: 12 runs failing at step 0 gave
+#: JS 0 [0, 0]).
+MIN_PAIRED_PS = 0.1
 
 
 def pairing(study: ChallengeStudy, group: rama.GroupResult) -> Pairing | None:
@@ -176,9 +184,11 @@ def pairing(study: ChallengeStudy, group: rama.GroupResult) -> Pairing | None:
     cancels, where resampling the groups apart counts it as noise. Pairs need: at least
     :data:`MIN_RUNS` model runs with frames, each started from the stored start positions of
     exactly one reference run (1e-6 A), no reference run used twice, and every reference run at
-    least as long as its model run (within one reference frame). Anything else (fewer runs,
-    other starts such as an imported MD22 trajectory, model runs longer than the reference's)
-    returns None: the groups are compared unpaired.
+    least as long as its model run (within one reference frame). Model runs that stopped
+    (failed, or cut) before half the group's longest run or before :data:`MIN_PAIRED_PS` are
+    left out of the pairs (``left_out``; the stability verdict counts their failures). Anything
+    else (fewer than 4 pairs, other starts such as an imported MD22 trajectory, model runs
+    longer than the reference's) returns None: the groups are compared unpaired.
     """
     from analysis.observables.base import MIN_RUNS
 
@@ -191,8 +201,11 @@ def pairing(study: ChallengeStudy, group: rama.GroupResult) -> Pairing | None:
     ref_starts = [h5md.read_start(p)[0] for p in dr.files]
     ref_times = dr.split(dr.times_ps)
     out = Pairing([], [], [])
+    lengths = [float(t[-1]) if len(t) else 0.0 for t in dm.split(dm.times_ps)]
+    shortest = max(MIN_PAIRED_PS, 0.5 * max(lengths, default=0.0))
     for i, (path, times) in enumerate(zip(dm.files, dm.split(dm.times_ps), strict=True)):
-        if not len(times):
+        if lengths[i] < shortest - 1e-9:
+            out.left_out.append(i)
             continue
         start = h5md.read_start(path)[0]
         same = [j for j, r in enumerate(ref_starts)
@@ -245,7 +258,8 @@ def _paired_interval(study: ChallengeStudy, group: rama.GroupResult, pairs: Pair
         "value": ci.value, "low": ci.low, "high": ci.high, "method": PAIRED,
         "n_units": [len(ug), len(ur)], "worst_pair": max(values, key=values.get),
         "paired": {"starts": len(ug), "reference_cut_ps": [min(pairs.cut_ps),
-                                                            max(pairs.cut_ps)]}}
+                                                            max(pairs.cut_ps)],
+                   "left_out": len(pairs.left_out)}}
     study.pair_intervals[group.key] = {
         pair.name: {"value": pci.value, "low": pci.low, "high": pci.high, "method": PAIRED,
                     "paired": True}
@@ -487,8 +501,10 @@ def _paired_verdict(study: ChallengeStudy, group: rama.GroupResult,
     span = f"{high:g} ps" if abs(high - low) < 1e-6 else f"{low:g}-{high:g} ps"
     detail = (f"largest JS divergence (pair {found['worst_pair']}) vs the {ref.model} "
               f"{ref.temperature_K:g} K reference, paired by start ({found['paired']['starts']} "
-              f"starts, the reference's runs cut to the model's {span}): "
-              f"{text.interval_text()}")
+              f"starts, the reference's runs cut to the model's {span}"
+              + (f"; {n} run{'s' if n > 1 else ''} that stopped before half the longest "
+                 "left out" if (n := found["paired"].get("left_out", 0)) else "")
+              + f"): {text.interval_text()}")
     noisy = {k: v for k, v in study.reference_noise.items() if v > tol}
     if noisy:
         split = ", ".join(f"{v:.3f} bits on pair {k}" for k, v in noisy.items())
