@@ -456,6 +456,25 @@ def test_verdict_rules():
     assert found.decision == "differs" and "cannot decide" not in found.detail
     assert "pair A alone vs the xtb 500 K reference: 0.600 [0.400, 0.700] bits, wholly beyond " \
         "0.300 (that pair's own reference split-half" in found.detail
+    # paired by start: the tolerance alone decides, whatever the reference's split-half, and
+    # 'agrees' needs every pair within it (the interval of a maximum can end below one pair's)
+    study.intervals["m@500K"] = {"value": 0.05, "low": 0.0, "high": 0.08, "method": "runs paired "
+                                 "by start", "worst_pair": "A",
+                                 "paired": {"starts": 12, "reference_cut_ps": [0.5, 0.5]}}
+    study.pair_intervals["m@500K"] = {
+        "A": {"value": 0.05, "low": 0.0, "high": 0.08, "paired": True},
+        "B": {"value": 0.04, "low": 0.0, "high": 0.09, "paired": True}}
+    found = verdicts(study)[0]
+    assert found.decision == "agrees" and found.method == "runs paired by start"
+    assert "paired by start (12 starts, the reference's runs cut to the model's 0.5 ps): 0.05 " \
+        "[0, 0.08] bits, tolerance 0.1: agrees. Paired, the reference's spread between starts " \
+        "(its split-half, 0.300 bits on pair A) cancels" in found.detail
+    study.pair_intervals["m@500K"]["B"]["high"] = 0.14
+    found = verdicts(study)[0]
+    assert found.decision == "inconclusive" and "pair B alone reaches 0.140" in found.detail
+    pairs_json = to_json([study])["challenges"][0]["pair_intervals_vs_reference"]["m@500K"]
+    assert (pairs_json["A"]["decision"], pairs_json["B"]["decision"]) == ("agrees",
+                                                                          "inconclusive")
 
 
 def test_a_group_without_frames_gives_no_numbers():

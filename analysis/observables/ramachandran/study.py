@@ -496,6 +496,12 @@ def _paired_verdict(study: ChallengeStudy, group: rama.GroupResult,
     ci = stats.Interval(found["value"], found.get("low"), found.get("high"),
                         found["paired"]["starts"], PAIRED)
     decision = decide(ci, tol)
+    # the largest JS is within the tolerance only if every pair's is (an intersection-union
+    # test): the basic interval of a maximum can end below a single pair's upper bound
+    reach = {name: pci["high"] for name, pci in study.pair_intervals.get(group.key, {}).items()
+             if pci.get("high") is None or pci["high"] > tol}
+    if decision == "agrees" and reach:
+        decision = "inconclusive"
     text = _verdict(group, tol, decision, "", ci, PAIRED)
     low, high = found["paired"]["reference_cut_ps"]
     span = f"{high:g} ps" if abs(high - low) < 1e-6 else f"{low:g}-{high:g} ps"
@@ -505,6 +511,11 @@ def _paired_verdict(study: ChallengeStudy, group: rama.GroupResult,
               + (f"; {n} run{'s' if n > 1 else ''} that stopped before half the longest "
                  "left out" if (n := found["paired"].get("left_out", 0)) else "")
               + f"): {text.interval_text()}")
+    if reach:
+        detail += "; " + ", ".join(
+            f"pair {name} alone reaches {'?' if high is None else f'{high:.3f}'}"
+            for name, high in reach.items()) + (
+            ", beyond the tolerance" if decision != "differs" else "")
     noisy = {k: v for k, v in study.reference_noise.items() if v > tol}
     if noisy:
         split = ", ".join(f"{v:.3f} bits on pair {k}" for k, v in noisy.items())
