@@ -14,12 +14,15 @@ import h5py
 
 
 def short_groups(reference: list[Path], out: Path, length_ps: float, per_group: int,
-                 label: str = "xtb-short") -> list[Path]:
+                 label: str = "xtb-short", unpaired: bool = False) -> list[Path]:
     """Copy the first ``length_ps`` of each reference run into ``out`` as model runs.
 
     Consecutive runs form a group of ``per_group`` (model ``{label}0``, ``{label}1``, ...;
     a remainder smaller than ``per_group`` is left out). Every time series is cut, the run spec
-    names the group as the model, and the ``reference`` attribute is dropped.
+    names the group as the model, and the ``reference`` attribute is dropped. A group of 4 or
+    more runs would pair with the very runs it was cut from (identical frames: JS 0); with
+    ``unpaired`` the stored start positions move by 1e-4 A, so that the analysis compares the
+    groups unpaired, the rules a benchmark of them is about.
     """
     written = []
     usable = len(reference) - len(reference) % per_group
@@ -49,5 +52,7 @@ def short_groups(reference: list[Path], out: Path, length_ps: float, per_group: 
                                                                "model_label": model})
                 if "reference" in harness.attrs:
                     del harness.attrs["reference"]
+                if unpaired:
+                    harness["start_positions"][0, 0] += 1e-4
         written.append(dest)
     return written
