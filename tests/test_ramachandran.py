@@ -396,6 +396,15 @@ def test_verdict_rules():
     study.reference_noise = {"A": 0.02}
     assert [v.decision for v in verdicts(study)] == ["agrees", "differs", "no_reference"]
     assert [v.agrees for v in verdicts(study)] == [True, False, None]
+    # 'agrees' needs every pair within the tolerance: the interval of the largest JS can end
+    # below one pair's own upper bound
+    study.pair_intervals = {"m@500K": {"A": {"value": 0.05, "low": 0.03, "high": 0.08},
+                                       "B": {"value": 0.04, "low": 0.0, "high": 0.12}}}
+    found = verdicts(study)[0]
+    assert found.decision == "inconclusive"
+    assert "tolerance 0.1: inconclusive (runs resampled); pair B alone reaches 0.120, beyond " \
+        "the tolerance" in found.detail
+    study.pair_intervals = {}
     # an interval straddling the tolerance decides nothing
     study.intervals["m@500K"] = {"low": 0.03, "high": 0.12, "method": "runs"}
     assert verdicts(study)[0].decision == "inconclusive"

@@ -288,17 +288,15 @@ def _intervals(study: ChallengeStudy) -> None:
                 _paired_interval(study, g, pairs)
                 continue
             method = "runs" if mg == mr == "runs" else "time blocks"
-            if any(v > study.settings.js_tolerance for v in study.reference_noise.values()):
-                # a noisy pair cannot decide, the others may: each pair's own interval too,
-                # from the same resamples as the largest JS (one pass)
-                ci, *per_pair = base.interval_columns(
-                    [ug, ur], lambda a, b: rama.pair_js_columns(a, b, n_pairs), method)
-                study.pair_intervals[g.key] = {
-                    pair.name: {"value": pci.value, "low": pci.low, "high": pci.high,
-                                "method": method}
-                    for pair, pci in zip(study.pairs, per_pair, strict=True)}
-            else:
-                ci = base.interval([ug, ur], distance, method, vectorized=True)
+            # each pair's own interval too, from the same resamples as the largest JS (one
+            # pass): a noisy pair cannot decide while the others may, and 'agrees' needs
+            # every pair within the tolerance
+            ci, *per_pair = base.interval_columns(
+                [ug, ur], lambda a, b: rama.pair_js_columns(a, b, n_pairs), method)
+            study.pair_intervals[g.key] = {
+                pair.name: {"value": pci.value, "low": pci.low, "high": pci.high,
+                            "method": method}
+                for pair, pci in zip(study.pairs, per_pair, strict=True)}
             study.intervals[g.key] = {"value": ci.value, "low": ci.low, "high": ci.high,
                                       "method": method, "n_units": [len(ug), len(ur)]}
     if not base.bootstrap_enabled():
@@ -479,9 +477,29 @@ def verdicts(study: ChallengeStudy) -> list[Verdict]:
                                    f"{worst_noise}), more than the tolerance"
                                    + _undecided_pairs(study, group.key, tol), ci, ci.method))
         else:
+            reach = _reaching(study, group.key, tol)
+            if decision == "agrees" and reach:
+                text = verdict("inconclusive", "", ci, ci.method)
+                numbers = numbers.replace(": agrees", ": inconclusive") + _reach_text(
+                    reach, "inconclusive")
             out.append(text)
             text.detail = numbers
     return out
+
+
+def _reaching(study: ChallengeStudy, key: str, tol: float) -> dict[str, float | None]:
+    """The pairs whose own interval reaches beyond the tolerance (upper bound; None: none).
+
+    ``agrees`` needs every pair within the tolerance (an intersection-union test): the basic
+    interval of the largest JS can end below a single pair's upper bound."""
+    return {name: pci["high"] for name, pci in study.pair_intervals.get(key, {}).items()
+            if pci.get("high") is None or pci["high"] > tol}
+
+
+def _reach_text(reach: dict[str, float | None], decision: str) -> str:
+    return "; " + ", ".join(f"pair {name} alone reaches {'?' if high is None else f'{high:.3f}'}"
+                            for name, high in reach.items()) + (
+        ", beyond the tolerance" if decision != "differs" else "")
 
 
 def _paired_verdict(study: ChallengeStudy, group: rama.GroupResult,
@@ -498,8 +516,7 @@ def _paired_verdict(study: ChallengeStudy, group: rama.GroupResult,
     decision = decide(ci, tol)
     # the largest JS is within the tolerance only if every pair's is (an intersection-union
     # test): the basic interval of a maximum can end below a single pair's upper bound
-    reach = {name: pci["high"] for name, pci in study.pair_intervals.get(group.key, {}).items()
-             if pci.get("high") is None or pci["high"] > tol}
+    reach = _reaching(study, group.key, tol)
     if decision == "agrees" and reach:
         decision = "inconclusive"
     text = _verdict(group, tol, decision, "", ci, PAIRED)
@@ -512,10 +529,7 @@ def _paired_verdict(study: ChallengeStudy, group: rama.GroupResult,
                  "left out" if (n := found["paired"].get("left_out", 0)) else "")
               + f"): {text.interval_text()}")
     if reach:
-        detail += "; " + ", ".join(
-            f"pair {name} alone reaches {'?' if high is None else f'{high:.3f}'}"
-            for name, high in reach.items()) + (
-            ", beyond the tolerance" if decision != "differs" else "")
+        detail += _reach_text(reach, decision)
     noisy = {k: v for k, v in study.reference_noise.items() if v > tol}
     if noisy:
         split = ", ".join(f"{v:.3f} bits on pair {k}" for k, v in noisy.items())
