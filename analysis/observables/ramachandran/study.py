@@ -487,17 +487,18 @@ def verdicts(study: ChallengeStudy) -> list[Verdict]:
     return out
 
 
-def _reaching(study: ChallengeStudy, key: str, tol: float) -> dict[str, float | None]:
-    """The pairs whose own interval reaches beyond the tolerance (upper bound; None: none).
+def _reaching(study: ChallengeStudy, key: str, tol: float) -> dict[str, float]:
+    """The pairs whose own interval reaches beyond the tolerance (their upper bounds).
 
     ``agrees`` needs every pair within the tolerance (an intersection-union test): the basic
-    interval of the largest JS can end below a single pair's upper bound."""
+    interval of the largest JS can end below a single pair's upper bound. Pairs without bounds
+    (the bootstrap switched off for timings) are not counted: the point values decide then."""
     return {name: pci["high"] for name, pci in study.pair_intervals.get(key, {}).items()
-            if pci.get("high") is None or pci["high"] > tol}
+            if pci.get("high") is not None and pci["high"] > tol}
 
 
-def _reach_text(reach: dict[str, float | None], decision: str) -> str:
-    return "; " + ", ".join(f"pair {name} alone reaches {'?' if high is None else f'{high:.3f}'}"
+def _reach_text(reach: dict[str, float], decision: str) -> str:
+    return "; " + ", ".join(f"pair {name} alone reaches {high:.3f}"
                             for name, high in reach.items()) + (
         ", beyond the tolerance" if decision != "differs" else "")
 
