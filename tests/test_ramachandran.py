@@ -741,6 +741,14 @@ def test_pairing_by_start_only_where_it_holds(tmp_path):
     [verdict] = verdicts(study)
     assert verdict.method == "runs paired by start" and "paired by start (4 starts" in \
         verdict.detail and "cut to the model's 1.99 ps" in verdict.detail
+    # --unpaired: the same runs compared unpaired, judged against the split-half
+    proc = _analysis("ramachandran", str(four), "--unpaired", "--report-dir",
+                     str(tmp_path / "unpaired"))
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads((tmp_path / "unpaired" / "ramachandran.json").read_text())
+    found = found["challenges"][0]
+    assert found["settings"]["pair_by_start"] is False
+    assert "paired" not in found["intervals_vs_reference"]["m@500K"]
     three = tmp_path / "three"
     synthesise(three, {"m": 2.0}, temperatures=(500.0,), replicas=3, n_frames=200)
     assert pairing(*study_of(three)) is None

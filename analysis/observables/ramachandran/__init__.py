@@ -18,7 +18,7 @@ from analysis.observables import base
 from analysis.sections import Figure, Section
 
 _OVERRIDES = ("eps_deg", "min_samples", "min_fraction", "merge_transitions", "max_points",
-              "bins", "js_tolerance")
+              "bins", "js_tolerance", "pair_by_start")
 CAPTIONS = ("Backbone dihedral densities on the torus (log grey scale) with DBSCAN clusters and "
             "their populations in percent; grey number: percent of frames in any cluster.",
             "Transitions between clusters: arrows labelled with the number of jumps.")
@@ -52,6 +52,11 @@ class Ramachandran(base.Observable):
         parser.add_argument("--js-tolerance", type=float, metavar="BITS",
                             help="largest Jensen-Shannon divergence vs the reference that "
                             "counts as agreement (default 0.15)")
+        parser.add_argument("--unpaired", dest="pair_by_start", action="store_const",
+                            const=False, help="compare with the reference unpaired even where "
+                            "the runs come from its starts (default: paired by start there, "
+                            "a statement about those starts over that time; unpaired, about "
+                            "the distribution, judged against the reference's split-half)")
         parser.add_argument("--export-angles", metavar="FILE.csv",
                             help="write per-frame angles: file,frame,time_ps,pair,phi_deg,"
                             "psi_deg")

@@ -46,6 +46,9 @@ class Settings:
     smooth_deg: float = 10.0
     match_deg: float = 45.0
     js_tolerance: float = 0.15
+    #: Compare runs from the reference's own starts with the reference run by run
+    #: (:func:`analysis.observables.ramachandran.study.pairing`); False: always unpaired.
+    pair_by_start: bool = True
     skip_ps: float = 0.0
 
 

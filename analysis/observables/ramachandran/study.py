@@ -188,12 +188,14 @@ def pairing(study: ChallengeStudy, group: rama.GroupResult) -> Pairing | None:
     (failed, or cut) before half the group's longest run or before :data:`MIN_PAIRED_PS` are
     left out of the pairs (``left_out``; the stability verdict counts their failures). Anything
     else (fewer than 4 pairs, other starts such as an imported MD22 trajectory, model runs
-    longer than the reference's) returns None: the groups are compared unpaired.
+    longer than the reference's) returns None: the groups are compared unpaired, as they are
+    with ``--unpaired`` (``Settings.pair_by_start``).
     """
     from analysis.observables.base import MIN_RUNS
 
     ref = study.reference
-    if ref is None or group.temperature_K != ref.temperature_K:
+    if ref is None or group.temperature_K != ref.temperature_K or not \
+            study.settings.pair_by_start:
         return None
     dm, dr = study.data[group.key], study.data[ref.key]
     if len(dm.files) < MIN_RUNS:
