@@ -345,6 +345,8 @@ def _noise_verdict(js: float, ci: list[float] | None, tolerance: float) -> str:
         return "below half the tolerance, but its interval reaches above"
     if js < tolerance:
         return "below the tolerance, above half of it"
-    return ("above the tolerance: this pair cannot decide (no model can be shown to agree "
-            "with this reference; on this pair a model differs only beyond this split-half "
-            "divergence); pairs below the tolerance still decide alone")
+    return ("above the tolerance: compared unpaired, this pair cannot decide (no model can "
+            "be shown to agree with this reference; on this pair a model differs only beyond "
+            "this split-half divergence); pairs below the tolerance still decide alone. Model "
+            "runs from the reference's own starts, no longer than its runs, are compared "
+            "paired by start and are not held to it")
