@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -481,6 +482,11 @@ def test_verdict_rules():
     study.pair_intervals["m@500K"]["B"]["high"] = 0.14
     found = verdicts(study)[0]
     assert found.decision == "inconclusive" and "pair B alone reaches 0.140" in found.detail
+    # ... and says what would narrow it: the reference's runs (12, to 20 ps) allow longer ones
+    study.data["ref:xtb@500K"] = rama.Trajectories([Path("r")] * 12, np.arange(0, 25, 2),
+                                               np.tile([0.0, 20.0], 12), np.zeros((24, 4)))
+    assert "; longer runs (the reference's go to 20 ps) would narrow it" in \
+        verdicts(study)[0].detail
     pairs_json = to_json([study])["challenges"][0]["pair_intervals_vs_reference"]["m@500K"]
     assert (pairs_json["A"]["decision"], pairs_json["B"]["decision"]) == ("agrees",
                                                                           "inconclusive")

@@ -531,8 +531,16 @@ def _paired_verdict(study: ChallengeStudy, group: rama.GroupResult,
               + (f"; {n} run{'s' if n > 1 else ''} that stopped before half the longest "
                  "left out" if (n := found["paired"].get("left_out", 0)) else "")
               + f"): {text.interval_text()}")
-    if reach:
+    if reach and decision != "differs":
         detail += _reach_text(reach, decision)
+    if decision == "inconclusive" and (data := study.data.get(ref.key)) is not None:
+        spare = len(data.files) - found["paired"]["starts"]
+        longest = max((float(t[-1]) for t in data.split(data.times_ps) if len(t)), default=0.0)
+        more = ([f"runs from the other {spare} starts"] if spare > 0 else []) + (
+            [f"longer runs (the reference's go to {longest:g} ps)"] if longest > high + 1e-6
+            else [])
+        if more:
+            detail += "; " + " or ".join(more) + " would narrow it"
     noisy = {k: v for k, v in study.reference_noise.items() if v > tol}
     if noisy:
         split = ", ".join(f"{v:.3f} bits on pair {k}" for k, v in noisy.items())
