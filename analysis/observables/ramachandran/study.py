@@ -523,8 +523,9 @@ def _paired_verdict(study: ChallengeStudy, group: rama.GroupResult,
     if decision == "agrees" and reach:
         decision = "inconclusive"
     text = _verdict(group, tol, decision, "", ci, PAIRED)
-    low, high = found["paired"]["reference_cut_ps"]
-    span = f"{high:g} ps" if abs(high - low) < 1e-6 else f"{low:g}-{high:g} ps"
+    cut_low, cut_high = found["paired"]["reference_cut_ps"]
+    span = (f"{cut_high:g} ps" if abs(cut_high - cut_low) < 1e-6
+            else f"{cut_low:g}-{cut_high:g} ps")
     detail = (f"largest JS divergence (pair {found['worst_pair']}) vs the {ref.model} "
               f"{ref.temperature_K:g} K reference, paired by start ({found['paired']['starts']} "
               f"starts, the reference's runs cut to the model's {span}"
@@ -537,7 +538,7 @@ def _paired_verdict(study: ChallengeStudy, group: rama.GroupResult,
         spare = len(data.files) - found["paired"]["starts"]
         longest = max((float(t[-1]) for t in data.split(data.times_ps) if len(t)), default=0.0)
         more = ([f"runs from the other {spare} starts"] if spare > 0 else []) + (
-            [f"longer runs (the reference's go to {longest:g} ps)"] if longest > high + 1e-6
+            [f"longer runs (the reference's go to {longest:g} ps)"] if longest > cut_high + 1e-6
             else [])
         if more:
             detail += "; " + " or ".join(more) + " would narrow it"
