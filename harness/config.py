@@ -78,6 +78,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("mpi-ranks", "MPI ranks of each LAMMPS process (domain decomposition)", 1, "int"),
     Option("mpi-launcher", "auto (srun inside a Slurm job, else mpirun), mpirun, srun or a "
            "command such as 'mpiexec -n'", "auto"),
+    Option("protocol", "kind of run: md (default: the TEA runs, one per temperature and "
+           "replica) or remd (replica exchange over a temperature ladder, one i-PI simulation; "
+           "see docs/replica-exchange.md)", "md"),
+    Option("ladder", "remd: temperature ladder LOW:HIGH:N, geometric (e.g. 500K:900K:8); or "
+           "give the temperatures with --temperatures", None),
+    Option("exchange-stride", "remd: MD steps between exchange attempts of neighbouring "
+           "temperatures (default 100)", None, "int"),
+    Option("ladder-id", "remd: which independent ladder (1, 2, ...): its seed and which start "
+           "each walker begins from (default 1)", None, "int"),
     Option("retry-failed", "rerun runs that ended as failed", False, "bool"),
     Option("dry-run", "print the plan and exit", False, "bool"),
     Option("quiet", "no live progress display", False, "bool"),
@@ -230,7 +239,7 @@ def model_files(items: list[str] | None, names: list[str]) -> dict[str, str | No
     return files
 
 
-def _check_elements(family: models.ModelFamily, model_file: Path | None,
+def check_elements(family: models.ModelFamily, model_file: Path | None,
                     challenge: challenges.Challenge) -> None:
     covered = family.model_elements(model_file)
     if covered is None:
@@ -256,7 +265,7 @@ def model_calculator(name: str, model_file: str | None, options: dict[str, Any],
                         "that call the model directly cannot use it; run it with "
                         "python -m harness.launch instead")
     resolved = models.resolve_model_file(family, model_file, challenge.name)
-    _check_elements(family, resolved, challenge)
+    check_elements(family, resolved, challenge)
     return family.ase_calculator(resolved, options), resolved
 
 
@@ -331,7 +340,7 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
     for name in names:
         family = models.get_family(name)
         model_file = models.resolve_model_file(family, files[name], challenge.name)
-        _check_elements(family, model_file, challenge)
+        check_elements(family, model_file, challenge)
         for start in sorted({challenge.start_for_replica(r) for r in range(replicas)}):
             atoms = read_structure(start)
             atoms.info["source"] = Path(start).name

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from harness import challenges, config, slurm, storage
+from harness import challenges, config, protocols, slurm, storage
 from harness.batch import check_batch, pending_tasks, task_runs
 from harness.errors import UserError
 from harness.local import LocalLauncher, pending
@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         return _submit(sys.argv[1:] if argv is None else argv, args)
     try:
         settings = config.resolve_settings(args)
+        if protocols.protocol_of(settings).name == "remd":
+            from harness.protocols import remd
+
+            if not settings["dry_run"]:
+                storage.check_writable(Path(settings["out"]).expanduser().resolve())
+            return remd.launch(settings)
         plan = config.build_plan(settings)
         if not settings["dry_run"]:  # before any run starts (and before --task's run)
             storage.check_writable(Path(settings["out"]).expanduser().resolve())

@@ -47,6 +47,10 @@ class RunSpec:
     mpi_launcher: str = "auto"
     #: ``nvt`` (the challenge's thermostat) or ``nve`` (no thermostat: constant-energy check)
     ensemble: str = "nvt"
+    #: the run protocol that made the file (``md``; ``remd``: the frames of one temperature
+    #: of a replica-exchange ladder, :mod:`harness.protocols.remd`) and its settings
+    protocol: str = "md"
+    protocol_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def length_ps(self) -> float:

@@ -86,7 +86,7 @@ def _ipi_command() -> list[str]:
     return [sys.executable, "-m", "harness.engines.ipi_server"]
 
 
-def _checkpoints(work: Path) -> list[tuple[int, Path]]:
+def checkpoints(work: Path) -> list[tuple[int, Path]]:
     """(step, file) of i-PI checkpoints in the work folder, newest step last."""
     found = []
     for path in list(work.glob(f"{ipi_input.CHECKPOINT_PREFIX}_*")) + [work / "RESTART"]:
@@ -141,7 +141,7 @@ class Supervisor:
             last = self._set_aside("unreadable")
         if last is not None:
             self._extend_if_asked()
-            usable = [(s, p) for s, p in _checkpoints(self.work) if s <= last]
+            usable = [(s, p) for s, p in checkpoints(self.work) if s <= last]
             if not usable:  # the work folder is gone (scratch wiped) during an extension
                 usable = self._kept_checkpoint(last)
             if usable:
@@ -400,7 +400,7 @@ class Supervisor:
     def _prune_checkpoints(self) -> None:
         """Keep the newest checkpoint the trajectory covers, and any newer ones."""
         last = self.assembler.last_emitted
-        covered = [(s, p) for s, p in _checkpoints(self.work) if s <= last and p.name != "RESTART"]
+        covered = [(s, p) for s, p in checkpoints(self.work) if s <= last and p.name != "RESTART"]
         for _, path in covered[:-1]:
             path.unlink(missing_ok=True)
 
@@ -567,7 +567,7 @@ class Supervisor:
     def _keep_final_checkpoint(self, last: int) -> None:
         """Store the checkpoint of the last step in the file, so a longer ``--time`` can
         continue the run exactly; without one (or on a write error) the run stays complete."""
-        final = [p for s, p in _checkpoints(self.work) if s == last]
+        final = [p for s, p in checkpoints(self.work) if s == last]
         if not final:
             return
         try:

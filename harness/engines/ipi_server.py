@@ -5,7 +5,9 @@ on a pipe) and numpy's ``tofile`` in the ``bin`` writer (needs a seekable file).
 makes fsync tolerate pipes and writes the very same bytes with ``write(array.tobytes())``,
 then runs the installed ``i-pi`` script unchanged.
 
-Run as ``python -m harness.engines.ipi_server input.xml``.
+Run as ``python -m harness.engines.ipi_server input.xml``. With ``--exchange-log FILE``
+before the input, i-PI's replica exchange tries neighbouring temperatures and logs every
+attempt (:mod:`harness.protocols.exchange`).
 """
 
 from __future__ import annotations
@@ -61,8 +63,14 @@ def main() -> None:
 
     os.fsync = _fsync_tolerating_pipes
     io_binary.print_binary = _print_binary_to_stream
+    args = sys.argv[1:]
+    if args[:1] == ["--exchange-log"]:
+        from harness.protocols import exchange
+
+        exchange.install(Path(args[1]))
+        args = args[2:]
     script = ipi_script()
-    sys.argv = [script, *sys.argv[1:]]
+    sys.argv = [script, *args]
     runpy.run_path(script, run_name="__main__")
 
 

@@ -80,35 +80,50 @@ class BinFrameStream(FifoStream):
 
     def __init__(self, path: Path, key: str, units: str, cell_units: str, factor: float = 1.0):
         super().__init__(path)
-        self.title_len = _TITLE_HEAD_LEN + len(f"{key}{{{units}}}  cell{{{cell_units}}}")
+        self.title_len = bin_title_length(key, units, cell_units)
         self.factor = factor
 
     def frames(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
         """Complete frames in the buffer as (step, cell rows (3, 3) A, values (n, 3))."""
-        out = []
-        buf = bytes(self.buffer)  # numpy views of a bytearray would pin it
-        pos = 0
-        while len(buf) - pos >= 80:
-            natoms = int(np.frombuffer(buf, np.int64, 1, pos + 72)[0])
-            names_at = pos + 80 + 24 * natoms
-            if len(buf) < names_at + 8:
-                break
-            nlen = int(np.frombuffer(buf, np.int64, 1, names_at)[0])
-            title_at = names_at + 8 + 4 * nlen
-            end = title_at + 4 * self.title_len
-            if len(buf) < end:
-                break
-            title = bytes(buf[title_at:end]).decode("utf-32-le", errors="replace")
-            if not title.startswith("Step:") or not title.endswith("}"):
-                raise StreamFormatError(f"{self.path.name}: unexpected i-PI bin frame title "
-                                        f"{title[:60]!r}")
-            step = int(title.split()[1])
-            cell = np.frombuffer(buf, np.float64, 9, pos).reshape(3, 3).T.copy()
-            values = np.frombuffer(buf, np.float64, 3 * natoms, pos + 80).reshape(natoms, 3)
-            out.append((step, cell, values * self.factor))
-            pos = end
-        del self.buffer[:pos]
+        out, used = parse_bin_frames(bytes(self.buffer), self.title_len, self.factor,
+                                     self.path.name)
+        del self.buffer[:used]
         return out
+
+
+def bin_title_length(key: str, units: str, cell_units: str) -> int:
+    """Characters of the title of one frame of an i-PI ``bin`` trajectory of ``key``."""
+    return _TITLE_HEAD_LEN + len(f"{key}{{{units}}}  cell{{{cell_units}}}")
+
+
+def parse_bin_frames(buf: bytes, title_len: int, factor: float = 1.0, name: str = "stream"
+                     ) -> tuple[list[tuple[int, np.ndarray, np.ndarray]], int]:
+    """The complete frames at the head of i-PI ``bin`` bytes and how many bytes they take.
+
+    Returns ``[(step, cell rows (3, 3), values (n, 3) * factor), ...]`` and the bytes used;
+    a frame cut short at the end (still being written) is left for the next read.
+    """
+    out = []
+    pos = 0
+    while len(buf) - pos >= 80:
+        natoms = int(np.frombuffer(buf, np.int64, 1, pos + 72)[0])
+        names_at = pos + 80 + 24 * natoms
+        if len(buf) < names_at + 8:
+            break
+        nlen = int(np.frombuffer(buf, np.int64, 1, names_at)[0])
+        title_at = names_at + 8 + 4 * nlen
+        end = title_at + 4 * title_len
+        if len(buf) < end:
+            break
+        title = bytes(buf[title_at:end]).decode("utf-32-le", errors="replace")
+        if not title.startswith("Step:") or not title.endswith("}"):
+            raise StreamFormatError(f"{name}: unexpected i-PI bin frame title {title[:60]!r}")
+        step = int(title.split()[1])
+        cell = np.frombuffer(buf, np.float64, 9, pos).reshape(3, 3).T.copy()
+        values = np.frombuffer(buf, np.float64, 3 * natoms, pos + 80).reshape(natoms, 3)
+        out.append((step, cell, values * factor))
+        pos = end
+    return out, pos
 
 
 class PropertiesStream(FifoStream):

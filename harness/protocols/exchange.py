@@ -1,0 +1,121 @@
+"""Replica exchange between neighbouring temperatures, inside i-PI, with every attempt logged.
+
+i-PI's own ``<smotion mode='remd'>`` tries every pair of systems, each with probability
+1/stride per step, and writes only the temperature index of each system after a step with an
+accepted swap: the attempts cannot be counted afterwards, and pairs far apart on the ladder
+(which almost never swap) take their share of the random numbers. This replaces its ``step``
+(installed by :mod:`harness.engines.ipi_server` when the server gets ``--exchange-log``) by
+the usual scheme: every ``stride`` steps, neighbouring temperatures are tried, the even pairs
+(0-1, 2-3, ...) and the odd pairs (1-2, 3-4, ...) in turn (deterministic even-odd; Okabe et al.
+2001, Syed et al. 2022 for its round trips). The acceptance test is i-PI's own: swap the
+ensembles, rescale the momenta by sqrt(T_new/T_old) so that only the potential energies
+decide, and accept with probability min(1, exp(log p_new - log p_old)) from i-PI's random
+stream, which i-PI's checkpoints keep, so a resumed run repeats the same exchanges.
+
+Each attempt is one line of the log, written and flushed at the step it happens::
+
+    step pair system_low system_high accepted probability
+
+``step`` is the label i-PI gives the frames written after the step (its ``step`` property),
+``pair`` k tries the k-th and (k+1)-th temperatures of the ladder, ``system_*`` are i-PI's
+system indices (walkers) that held them before the attempt.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+#: Columns of the exchange log.
+LOG_COLUMNS = ("step", "pair", "system_low", "system_high", "accepted", "probability")
+
+
+def _swap_momenta(sys_a: Any, sys_b: Any, t_a: float, t_b: float) -> None:
+    """Rescale the momenta of two systems that trade temperatures t_a <-> t_b."""
+    sys_a.beads.p *= math.sqrt(t_b / t_a)
+    sys_b.beads.p *= math.sqrt(t_a / t_b)
+
+
+def attempt(sys_i: Any, sys_j: Any, prng: Any, rescale: bool) -> tuple[bool, float]:
+    """Try to swap the ensembles (temperatures) of two i-PI systems; i-PI's acceptance rule.
+
+    Returns (accepted, acceptance probability min(1, exp(...))).
+    """
+    from ipi.engine.ensembles import ensemble_swap
+
+    t_i, t_j = sys_i.ensemble.temp, sys_j.ensemble.temp
+    econs_i, econs_j = sys_i.ensemble.econs, sys_j.ensemble.econs
+    before = sys_i.ensemble.lpens + sys_j.ensemble.lpens
+    ensemble_swap(sys_i.ensemble, sys_j.ensemble)
+    if rescale:
+        _swap_momenta(sys_i, sys_j, t_i, t_j)
+    after = sys_i.ensemble.lpens + sys_j.ensemble.lpens
+    log_ratio = after - before
+    probability = 1.0 if log_ratio >= 0 else math.exp(log_ratio)
+    if probability > prng.u:
+        # carry the jump of the conserved quantity in each ensemble's energy account (i-PI)
+        sys_i.ensemble.eens += econs_i - sys_i.ensemble.econs
+        sys_j.ensemble.eens += econs_j - sys_j.ensemble.econs
+        return True, probability
+    ensemble_swap(sys_i.ensemble, sys_j.ensemble)
+    if rescale:
+        _swap_momenta(sys_i, sys_j, t_j, t_i)
+    return False, probability
+
+
+def neighbour_step(self: Any, step: int | None = None) -> None:
+    """``ReplicaExchange.step`` replaced: even-odd neighbour attempts every ``stride`` steps."""
+    stride = int(round(self.stride))
+    if stride <= 0 or step is None or (step + 1) % stride:
+        return
+    systems = self.syslist
+    order = sorted(range(len(systems)), key=lambda s: systems[s].ensemble.temp)
+    parity = ((step + 1) // stride) % 2
+    lines = []
+    swapped = False
+    for pair in range(parity, len(order) - 1, 2):
+        low, high = order[pair], order[pair + 1]
+        accepted, probability = attempt(systems[low], systems[high], self.prng, self.rescalekin)
+        if accepted:
+            self.repindex[low], self.repindex[high] = self.repindex[high], self.repindex[low]
+            swapped = True
+        lines.append(f"{step + 1} {pair} {low} {high} {int(accepted)} {probability:.6g}\n")
+    log = getattr(self, "_tea_log", None)
+    if log is not None:
+        log.write("".join(lines))
+        log.flush()
+    if swapped:  # i-PI's own record: each system's temperature index after the step
+        self.sf.write("% 10d" % (step + 1) + "".join(" % 5d" % i for i in self.repindex) + "\n")
+        self.sf.force_flush()
+
+
+def install(log_path: Path) -> None:
+    """Make i-PI's replica exchange use :func:`neighbour_step`, logging to ``log_path``."""
+    from ipi.engine.smotion import remd
+
+    original_bind = remd.ReplicaExchange.bind
+
+    def bind(self: Any, syslist: Any, prng: Any, omaker: Any) -> None:
+        original_bind(self, syslist, prng, omaker)
+        self._tea_log = open(log_path, "a", encoding="ascii")  # noqa: SIM115 (lives with i-PI)
+
+    remd.ReplicaExchange.bind = bind
+    remd.ReplicaExchange.step = neighbour_step
+
+
+def read_log(path: Path) -> list[tuple[int, int, int, int, int, float]]:
+    """The complete lines of an exchange log (a line cut short by a kill is left out)."""
+    rows = []
+    if not path.exists():
+        return rows
+    for line in path.read_text(encoding="ascii").splitlines():
+        parts = line.split()
+        if len(parts) != len(LOG_COLUMNS):
+            continue
+        try:
+            rows.append((int(parts[0]), int(parts[1]), int(parts[2]), int(parts[3]),
+                         int(parts[4]), float(parts[5])))
+        except ValueError:
+            continue
+    return rows
