@@ -86,7 +86,7 @@ def neighbour_step(self: Any, step: int | None = None) -> None:
         log.write("".join(lines))
         log.flush()
     if swapped:  # i-PI's own record: each system's temperature index after the step
-        self.sf.write("% 10d" % (step + 1) + "".join(" % 5d" % i for i in self.repindex) + "\n")
+        self.sf.write(f"{step + 1: 10d}" + "".join(f" {i: 5d}" for i in self.repindex) + "\n")
         self.sf.force_flush()
 
 

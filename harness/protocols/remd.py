@@ -613,7 +613,7 @@ def collect(plan: RemdPlan, final_status: str = "running", note: str = "") -> di
     last_step = per_temp[0][-1]["step"] if n_frames else 0
     status = final_status if final_status in h5md.STATUSES else "interrupted"
     failure = {"kind": "remd", "message": note} if status == "failed" else None
-    for index, temp in enumerate(plan.temperatures_K):
+    for index in range(len(plan.temperatures_K)):
         spec = plan.spec_at(index)
         _write_temperature(spec, per_temp[index], status, failure)
     summary = exchange_summary(plan, rows)
