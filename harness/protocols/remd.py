@@ -28,6 +28,7 @@ import math
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -406,6 +407,7 @@ class RemdRun:
                       end="", file=sys.stderr, flush=True)
             code = self.ipi.poll()
             if code is not None:
+                last_step = max(last_step, _last_step(probe) or 0)
                 if self.progress:
                     print(file=sys.stderr)
                 if self.stop_requested:
@@ -419,8 +421,12 @@ class RemdRun:
                 continue
             dead = [c for c in self.clients if c.poll() is not None]
             if dead and len(dead) == len(self.clients):
-                return "failed", ("the force client stopped at step "
-                                  f"{last_step}: {procs.tail(seg / 'driver-0.log')}")
+                try:  # i-PI said EXIT to the clients at the end: it is about to exit too
+                    self.ipi.wait(timeout=30.0)
+                    continue
+                except subprocess.TimeoutExpired:
+                    return "failed", ("the force client stopped at step "
+                                      f"{last_step}: {procs.tail(seg / 'driver-0.log')}")
             if now - last_change > limit:
                 return "failed", f"no new frame for {limit:g} s (stalled at step {last_step})"
 
