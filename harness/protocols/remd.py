@@ -58,6 +58,9 @@ TRAJECTORIES = (("positions", "angstrom", "positions", 1.0),
 EXCHANGE_LOG = "exchanges.log"
 RECORD = "exchange.h5"
 PROGRESS_INTERVAL_S = 5.0
+#: While a run goes, its frames are collected into the H5MD files this often (status running),
+#: so a long ladder's results can be looked at (and shipped) before it ends.
+COLLECT_INTERVAL_S = 600.0
 #: A temperature is matched to the ladder within this (K): i-PI prints 16 digits.
 TEMPERATURE_MATCH_K = 1e-6
 
@@ -389,11 +392,14 @@ class RemdRun:
         last_step, last_change = first, time.monotonic()
         limit = self.plan.startup_timeout_s
         last_print = 0.0
-        t0 = time.monotonic()
+        t0 = last_collect = time.monotonic()
         while True:
             time.sleep(0.5)
             step = _last_step(probe)
             now = time.monotonic()
+            if now - last_collect >= COLLECT_INTERVAL_S:
+                collect(self.plan, final_status="running")
+                last_collect = time.monotonic()
             if step is not None and step > last_step:
                 last_step, last_change = step, now
                 limit = self.plan.stall_timeout_s
