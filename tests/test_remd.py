@@ -208,3 +208,23 @@ def test_suggested_ladder_gives_the_target_acceptance() -> None:
     # and no more temperatures than needed: one fewer would fall below the target
     fewer = remd.geometric_ladder(500, 900, len(temps) - 1)
     assert erfc(np.expm1(np.diff(np.log(fewer))).max() * np.sqrt(20.0) / 2) < 0.25
+
+
+def test_analysis_remd_reports_the_exchange_record(ladder_run: Path) -> None:
+    import json
+
+    from conftest import analysis
+
+    proc = analysis("remd", str(ladder_run.parent.parent), "--json")
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(proc.stdout)
+    summary = remd.read_record(ladder_run / remd.RECORD)
+    assert row["attempted"] == summary["attempted"] == [80, 80, 80]
+    assert row["accepted"] == summary["accepted"]
+    for observed, predicted in zip(row["acceptance"], row["predicted_acceptance"],
+                                   strict=True):
+        assert abs(observed - predicted) < 0.15
+    assert row["low"] == [False] * 3
+    assert row["suggested_ladder_K"][0] == 300 and row["suggested_ladder_K"][-1] == 900
+    table = analysis("remd", str(ladder_run.parent.parent))
+    assert "| 300-432.7 K | 80 |" in table.stdout
