@@ -69,7 +69,10 @@ def load(challenge: challenges.Challenge, directory: Path | str | None = None
     if directory is not None and str(directory) == NONE:
         return None
     folder = challenge.path / "reference" if shipped else Path(directory)
-    files = sorted(folder.rglob("*.h5")) if folder.is_dir() else []
+    # the shipped straight runs lie in reference/ itself; reference/equilibrium/ holds the
+    # replica-exchange ensemble (load_equilibrium), another kind of reference
+    files = sorted(folder.glob("*.h5") if shipped else folder.rglob("*.h5")) \
+        if folder.is_dir() else []
     if not files:
         if shipped:
             return None
@@ -85,6 +88,26 @@ def load(challenge: challenges.Challenge, directory: Path | str | None = None
     method = ref.get("method") or challenge.raw.get("reference_method", "reference")
     return ReferenceSet(directory=folder, method=str(method), temperature_K=temps.pop(),
                         files=files, shipped=shipped, info=ref)
+
+
+EQUILIBRIUM_FOLDER = "equilibrium"
+
+
+def load_equilibrium(challenge: challenges.Challenge) -> ReferenceSet | None:
+    """The challenge's shipped equilibrium ensemble (``reference/equilibrium/``: replica
+    exchange, :mod:`harness.challenges.reference_remd`), None when it ships none."""
+    folder = challenge.path / "reference" / EQUILIBRIUM_FOLDER
+    if not folder.is_dir() or not any(folder.glob("*.h5")):
+        return None
+    found = load(challenge, folder)
+    if found is not None:
+        found.shipped = True
+    return found
+
+
+def kind_of(ref: ReferenceSet) -> str:
+    """``equilibrium`` (replica-exchange ensemble) or ``straight`` (runs from the starts)."""
+    return "equilibrium" if ref.info.get("kind") == "equilibrium" else "straight"
 
 
 # --- describing a reference for reports -----------------------------------------------------

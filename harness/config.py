@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import challenges, models
+from harness.engines import get_engine
 from harness.errors import UserError
 from harness.plan import RunSpec, derive_seed, n_steps_for, output_path
 from harness.stability.watchdog import WatchdogSettings, expand
@@ -348,8 +349,8 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
         label = name.replace(":", "-")
         if files[name]:
             label = f"{label}-{Path(model_file).stem}"
-        if settings["engine"] == "lammps":
-            label = f"{label}-lammps"  # LAMMPS's own thermostat: not the same conditions
+        label += get_engine(settings["engine"]).label_suffix  # another thermostat: not the
+        # same conditions
         if ensemble != "nvt":
             label = f"{label}-{ensemble}"  # no thermostat: not the challenge's conditions
         for temp in temps:
