@@ -730,6 +730,9 @@ def plan_from_settings(settings: dict[str, Any]) -> RemdPlan:
     name = names[0]
     family = models.get_family(name)
     family.check_installed()
+    if family.ase_calculator is None:
+        raise UserError(f"model {name!r} is served by LAMMPS only; --protocol remd needs a "
+                        "model with an ASE calculator (the python force client)")
     model_file = models.resolve_model_file(
         family, config.model_files(settings["model_file"], names)[name], challenge.name)
     config.check_elements(family, model_file, challenge)
