@@ -20,6 +20,8 @@ from harness.errors import UserError
 
 #: What ``--reference`` takes to mean "compare with nothing".
 NONE = "none"
+#: What ``--reference`` takes to mean "the shipped equilibrium ensemble" (replica exchange).
+EQUILIBRIUM = "equilibrium"
 
 
 @dataclass
@@ -39,8 +41,12 @@ class ReferenceSet:
         return len(self.files)
 
     def describe(self) -> str:
-        """One line for reports: method, temperature, runs and where it comes from."""
+        """One line for reports: method, temperature, runs, what kind, where it comes from."""
         where = "shipped with the challenge" if self.shipped else str(self.directory)
+        if self.info.get("kind") == "equilibrium":
+            return (f"{self.method} at {self.temperature_K:g} K, equilibrium ensemble from "
+                    f"replica exchange, {self.n_runs} independent ladder"
+                    f"{'s' if self.n_runs != 1 else ''} ({where})")
         return (f"{self.method} at {self.temperature_K:g} K, {self.n_runs} trajectories "
                 f"({where})")
 
@@ -68,6 +74,13 @@ def load(challenge: challenges.Challenge, directory: Path | str | None = None
     shipped = directory is None
     if directory is not None and str(directory) == NONE:
         return None
+    if directory is not None and str(directory) == EQUILIBRIUM:
+        found = load_equilibrium(challenge)
+        if found is None:
+            raise UserError(f"--reference equilibrium: challenge {challenge.name} ships no "
+                            "equilibrium ensemble (reference/equilibrium/); make one with "
+                            "python -m harness.challenges.reference_remd")
+        return found
     folder = challenge.path / "reference" if shipped else Path(directory)
     # the shipped straight runs lie in reference/ itself; reference/equilibrium/ holds the
     # replica-exchange ensemble (load_equilibrium), another kind of reference
