@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from analysis import survival
+from analysis.observables.stability import rule
 from analysis.trajectories import RunRecord
 
 
@@ -82,6 +83,7 @@ def summarize(records: list[RunRecord]) -> dict[str, Any]:
             "kaplan_meier": km.as_dict(),
             "median_time_to_failure": km.median().as_dict(),
             "failures_per_ns": survival.failure_rate(*survival.from_records(recs)).as_dict(),
+            "judgement": judge_records(recs).as_dict(),
         })
         for rec in failed:
             pair = element_pair(rec.failure)
@@ -89,6 +91,12 @@ def summarize(records: list[RunRecord]) -> dict[str, Any]:
                 bonds[pair][f"{model} {temp:g} K"] += 1
     return {"runs": rows, "groups": groups, "log_rank": log_ranks(grouped),
             "broken_bonds": {pair: dict(counts) for pair, counts in sorted(bonds.items())}}
+
+
+def judge_records(records: list[RunRecord]) -> rule.Judgement:
+    """The stability rule (:func:`rule.judge`) on one group's run records."""
+    times, failed = survival.from_records(records)
+    return rule.judge(times, failed, [r.target_ps for r in records])
 
 
 def log_ranks(grouped: dict[tuple, list[RunRecord]]) -> list[dict[str, Any]]:
