@@ -126,18 +126,21 @@ def test_report_sections_verdicts_and_provenance(built: dict) -> None:
     assert chal["name"] == "alanine-tetrapeptide" and chal["runs"] == 12
     assert [s["provider"] for s in chal["sections"]][0] == "stability"
     verdicts = {(v["observable"], v["model"], v["temperature_K"]): v for v in chal["verdicts"]}
-    # stability: only wobbly at 500 K lost a run
-    # stability: only wobbly at 500 K lost a run; with 2 runs per group no share of failures is
-    # pinned down to within 30%: every decision is inconclusive, with its interval
+    # stability: only wobbly at 500 K lost a run. Failures per ns of simulated time: one
+    # failure in 2.98 ps (runs of 1.99 ps, the failed one up to 0.99 ps) is far above 0.5 per
+    # ns; 2 runs of 2 ps without a failure are never evidence of stability (under 500 ps)
     stab = {k[1:]: v for k, v in verdicts.items() if k[0] == "stability"}
     assert set(stab) == {(m, t) for m in NOISE for t in (300.0, 500.0)}
-    assert all(v["decision"] == "inconclusive" and v["agrees"] is None for v in stab.values())
-    assert {k: v["value"] for k, v in stab.items()} == {
-        (m, t): 0.5 if (m == "wobbly" and t == 500.0) else 0.0 for m in NOISE
-        for t in (300.0, 500.0)}
+    wobbly = stab.pop(("wobbly", 500.0))
+    assert (wobbly["decision"], wobbly["reason"]) == ("differs", "rate_above_tolerance")
+    assert wobbly["value"] == pytest.approx(1000 / 2.98) and wobbly["ci_low"] > 0.5
+    assert all((v["decision"], v["reason"], v["agrees"], v["value"])
+               == ("inconclusive", "runs_too_short", None, 0.0) for v in stab.values())
     assert all(v["ci_low"] <= v["value"] <= v["ci_high"] and v["n_runs"] == 2
-               and v["tolerance"] == 0.3 for v in stab.values())
-    assert "1 of 2 runs failed (bond_break x1" in verdicts[("stability", "wobbly", 500.0)]["detail"]
+               and v["tolerance"] == 0.5 and v["unit"] == "failures/ns"
+               and v["scope"]["label"] == "2 runs x 1.99 ps, failures per ns"
+               for v in [wobbly, *stab.values()])
+    assert "1 of 2 runs failed (bond_break x1" in wobbly["detail"]
     # the plug-in's observable: noise 0.4 A shifts the mean Rg beyond 0.02 A, 0.06 A does not
     rg = {k[1:]: v["agrees"] for k, v in verdicts.items() if k[0] == "radius of gyration"}
     assert rg == {("close", 300.0): True, ("close", 500.0): True,
@@ -151,7 +154,8 @@ def test_report_sections_verdicts_and_provenance(built: dict) -> None:
     figures = re.findall(r"\]\((report_files/figure-\d+\.png)\)", md)
     assert len(figures) >= 3 and all((built["dir"] / f).stat().st_size > 5000 for f in figures)
     assert "| wobbly | 500 | 1 / 2 | 1 | 0 |" in md
-    assert "tolerance: at most 30% of runs failing" in md and "tolerance 0.02 A" in md
+    assert "runs fail at most 0.5 times per ns of simulated time" in md
+    assert "tolerance 0.02 A" in md and "| 2 runs x 1.99 ps, failures per ns |" in md
     # provenance appendix: every run, with its content digest
     runs = md.split("### Runs")[1]
     digests = [hashlib.sha256(p.read_bytes()).hexdigest()[:12]
@@ -206,7 +210,8 @@ def test_second_report_reuses_every_section_until_a_file_changes(tmp_path: Path)
     assert not any(s["cached"] for s in summary["challenges"][0]["sections"])
     assert "report: stability: alanine-tetrapeptide" in proc.stderr  # progress, one line per step
     stab = [v for v in summary["challenges"][0]["verdicts"] if v["observable"] == "stability"]
-    assert [v["value"] for v in stab if v["model"] == "close"] == [0.5]
+    # one failure at 0.5 ps beside a run of 0.99 ps: 1 per 1.49 ps of simulated time
+    assert [v["value"] for v in stab if v["model"] == "close"] == [pytest.approx(1000 / 1.49)]
     assert "1 of 2 runs failed" in next(v["detail"] for v in stab if v["model"] == "close")
     # one cache entry per (provider, challenge): the superseded ones are gone
     assert len(list((out / "reports" / ".cache" / "stability").glob("*/*"))) == 1

@@ -217,7 +217,9 @@ def _verdict_detail(group: dict[str, Any], judgement: dict[str, Any]) -> str:
     reason = REASON_TEXT[judgement["reason"]].format(
         min_run=f"{scope['min_run_ps']:g}", needed="-" if needed is None else f"{needed:.3g}")
     share, intact = judgement["failed_share"], judgement["survival_at_planned"]
-    return (f"scope: {scope['label']} ({scope['exposure_ns'] * 1000:.4g} ps simulated); "
+    simulated = (f"{scope['exposure_ns']:.4g} ns" if scope["exposure_ns"] >= 1
+                 else f"{scope['exposure_ns'] * 1000:.4g} ps")
+    return (f"scope: {scope['label']} ({simulated} simulated); "
             f"{counts}; failures per ns {_ci(judgement['failures_per_ns'])} (tolerance: at "
             f"most {judgement['tolerance_per_ns']:g} per ns with 95% confidence): {reason}; "
             f"described: failed share {_ci(share)} (Wilson), fraction intact at "

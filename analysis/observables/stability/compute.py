@@ -127,6 +127,7 @@ def to_markdown(summary: dict[str, Any]) -> str:
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(g["failure_kinds"].items())) or "-"
         out.append(f"| {g['challenge']} | {g['model']} | {g['temperature_K']:g} | "
                    f"{g['stable']} / {g['runs']} | {g['failed']} | {mttf} | {kinds} |")
+    out += _verdict_lines(summary.get("verdicts") or [])
     columns = sorted({c for counts in summary["broken_bonds"].values() for c in counts})
     out += ["", "## Broken bonds (first broken bond of each failed run)", ""]
     if columns:
@@ -143,6 +144,18 @@ def to_markdown(summary: dict[str, Any]) -> str:
                    f"{r['reached_ps']:.4g} / {r['target_ps']:.4g} | {r['failure_kind'] or '-'} | "
                    f"{r['broken'] or '-'} |")
     return "\n".join(out) + "\n"
+
+
+def _verdict_lines(verdicts: list[dict[str, Any]]) -> list[str]:
+    """The verdicts (as dicts) as a Markdown table: decision, rate, scope, the words."""
+    if not verdicts:
+        return []
+    out = ["", "## Verdicts (failures per ns of simulated time)", "",
+           "| model | T (K) | decision | scope | numbers |", "|---|---|---|---|---|"]
+    for v in verdicts:
+        out.append(f"| {v['model']} | {v['temperature_K']:g} | {v['decision']} | "
+                   f"{(v.get('scope') or {}).get('label', '-')} | {v['detail']} |")
+    return out
 
 
 def plot_survival(summary: dict[str, Any], ax=None):
