@@ -254,14 +254,15 @@ def test_challenge_one_runs_then_report(tmp_path: Path) -> None:
     # files (test_ramachandran, test_triage), the whole report on richer data above
     proc = report(out, "--quiet", "--sections", "stability,speed")
     assert proc.returncode == 0, proc.stderr
-    # 2 intact runs and 1 failed run: too few to pin the failed share down, both inconclusive,
-    # each with its interval
-    assert "verdicts: 0 within tolerance, 0 outside, 2 inconclusive" in proc.stdout
+    # failures per ns of simulated time: 2 intact runs of 50 fs are no evidence of stability
+    # (inconclusive, with their interval); 1 failure within 0.5 ps is far above 0.5 per ns
+    assert "verdicts: 0 within tolerance, 1 outside, 1 inconclusive" in proc.stdout
     md = (out / "reports" / "report.md").read_text()
-    assert "| harmonic | 300 | – inconclusive | 0 [0, 0.658], tolerance 0.3: inconclusive | 2 |" \
-        in md
-    assert "| ase-breaking_models-make | 300 | – inconclusive | 1 [0.207, 1], tolerance 0.3: " \
-        "inconclusive | 1 |" in md
+    assert "| harmonic | 300 | – inconclusive | 0 [0, 3.69e+04] failures/ns, tolerance 0.5: " \
+        "inconclusive | 2 | scope: 2 runs x 50 fs, failures per ns (0.1 ps simulated)" in md
+    assert re.search(r"\| ase-breaking_models-make \| 300 \| \S+ no \| [\d.e+]+ \[[\d.e+]+, "
+                     r"[\d.e+]+\] failures/ns, tolerance 0.5: differs \| 1 \| scope: 1 run x "
+                     r"0.5 ps, failures per ns", md)
     # the failed run is listed with its event (bond_break N-C (3-4) when nothing else intervenes)
     assert re.search(r"- ase-breaking_models-make, 300 K, replica 0: \w+.* at [\d.]+ ps", md)
     assert "python -m harness.launch --quiet --model harmonic" in md

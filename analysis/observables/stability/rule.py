@@ -74,7 +74,8 @@ class Scope:
         """``12 runs x 0.5 ps, failures per ns`` (a range when the planned lengths differ)."""
         lo, hi = _length(self.planned_ps_min), _length(self.planned_ps_max)
         length = lo if lo == hi else f"{lo} to {hi}"
-        return f"{self.n_runs} runs x {length}, {self.statistic}"
+        runs = "1 run" if self.n_runs == 1 else f"{self.n_runs} runs"
+        return f"{runs} x {length}, {self.statistic}"
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for JSON, with the label."""
