@@ -101,7 +101,8 @@ def test_code_that_can_change_a_section_is_in_its_key_presentation_is_not() -> N
              for p in code_files(stability)}
     assert {"analysis/observables/stability/__init__.py",
             "analysis/observables/stability/compute.py", "analysis/observables/base.py",
-            "harness/h5md.py", "analysis/sections.py"} <= names
+            "analysis/observables/stability/rule.py", "harness/h5md.py",
+            "analysis/sections.py"} <= names
     assert not names & {"analysis/render.py", "analysis/report_layout.py"}
 
 
@@ -363,7 +364,8 @@ def test_report_page_in_headless_chromium(built: dict, tmp_path: Path) -> None:
         assert ok and bad
         # every verdict table shows the number with its interval and tolerance
         text = browser.run("return document.body.innerText")
-        assert re.search(r"0\.5 \[[\d.]+, [\d.]+\], tolerance 0\.3: inconclusive", text)
+        assert re.search(r"0 \[0, [\d.e+]+\] failures/ns, tolerance 0\.5: inconclusive", text)
+        assert "scope: 2 runs x 1.99 ps, failures per ns" in text
         assert re.search(r"\d \[[\d.e-]+, [\d.e-]+\] bits, tolerance 0\.15: \w+", text)
         assert "failures per ns [95%]" in text and "fail" in text
         red = [tuple(map(int, re.findall(r"\d+", c)[:3])) for c in bad]
