@@ -248,6 +248,12 @@ def test_short_runs_are_never_evidence_of_stability() -> None:
     many = rule.judge([10.0] * 1000, [False] * 1000, [10.0] * 1000)
     assert many.rate.high < rule.MAX_FAILURES_PER_NS
     assert (many.decision, many.reason) == ("inconclusive", "runs_too_short")
+    # runs still going at 600 ps of 1000 count (past 500 ps): 7.2 ns, 0.18 ns short of 7.38;
+    # the intact fraction is described where the runs are
+    running = rule.judge([600.0] * 12, [False] * 12, [1000.0] * 12)
+    assert (running.decision, running.reason) == ("inconclusive", "too_little_time")
+    assert running.survival_at_ps == 600.0 and running.needed_ns == pytest.approx(0.1778,
+                                                                                  abs=1e-3)
 
 
 def test_long_runs_without_failure_agree_and_a_late_failure_weighs_less() -> None:

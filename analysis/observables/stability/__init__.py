@@ -223,7 +223,7 @@ def _verdict_detail(group: dict[str, Any], judgement: dict[str, Any]) -> str:
             f"{counts}; failures per ns {_ci(judgement['failures_per_ns'])} (tolerance: at "
             f"most {judgement['tolerance_per_ns']:g} per ns with 95% confidence): {reason}; "
             f"described: failed share {_ci(share)} (Wilson), fraction intact at "
-            f"{scope['planned_ps_max']:.4g} ps {_ci(intact)} (Kaplan-Meier)")
+            f"{judgement['survival_at_ps']:.4g} ps {_ci(intact)} (Kaplan-Meier)")
 
 
 def _groups_table(summary: dict[str, Any]) -> str:

@@ -94,8 +94,9 @@ class Judgement:
     ``rate`` (failures per ns on all simulated time) is the verdict's value and interval;
     ``evidence_high`` the upper bound on the evidence runs only (decides ``agrees``);
     ``needed_ns`` the further simulated time, in runs of at least ``min_run_ps`` and without a
-    failure, after which ``agrees`` would follow (None when decided, or when failures alone
-    rule it out); ``failed_share`` and ``survival_at_planned`` are descriptions.
+    failure, after which ``agrees`` would follow (None when decided); ``failed_share`` and
+    ``survival_at_planned`` (Kaplan-Meier at ``survival_at_ps``: the planned length, or the
+    last time observed when no run got that far) are descriptions.
     """
 
     decision: str
@@ -108,6 +109,7 @@ class Judgement:
     needed_ns: float | None
     failed_share: stats.Interval
     survival_at_planned: stats.Interval
+    survival_at_ps: float
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
@@ -116,7 +118,8 @@ class Judgement:
                 "evidence_ci_high": _finite(self.evidence_high), "failures": self.failures,
                 "tolerance_per_ns": self.tolerance_per_ns, "scope": self.scope.as_dict(),
                 "needed_ns": self.needed_ns, "failed_share": self.failed_share.as_dict(),
-                "survival_at_planned": self.survival_at_planned.as_dict()}
+                "survival_at_planned": self.survival_at_planned.as_dict(),
+                "survival_at_ps": self.survival_at_ps}
 
 
 def _finite(x: float) -> float | None:
@@ -151,9 +154,10 @@ def judge(times_ps: Any, failed: Any, planned_ps: Any, *,
     decision, reason = _decide(rate, upper, t, f, tolerance_per_ns, min_run_ps)
     needed = (_needed_ns(int(f.sum()), scope.evidence_ns, tolerance_per_ns)
               if decision == "inconclusive" else None)
+    at_ps = min(scope.planned_ps_max, float(t.max(initial=0.0)))
     return Judgement(decision, reason, rate, upper, int(f.sum()), tolerance_per_ns, scope,
                      needed, stats.proportion_interval(int(f.sum()), len(t)),
-                     _survival_at(t, f, scope.planned_ps_max))
+                     _survival_at(t, f, at_ps), at_ps)
 
 
 def _upper(k: int, exposure_ns: float) -> float:
@@ -184,13 +188,12 @@ def _needed_ns(k: int, evidence_ns: float, tolerance: float) -> float | None:
     return float(total - evidence_ns) if total > evidence_ns else None
 
 
-def _survival_at(t: np.ndarray, f: np.ndarray, planned_ps: float) -> stats.Interval:
-    """Kaplan-Meier fraction intact at the planned length (or the last time observed), with
-    its pointwise 95% band."""
+def _survival_at(t: np.ndarray, f: np.ndarray, at_ps: float) -> stats.Interval:
+    """Kaplan-Meier fraction intact at ``at_ps`` (the planned length, or the last time
+    observed when no run got that far), with its pointwise 95% band."""
     if not len(t):
         return stats.Interval(math.nan, math.nan, math.nan, 0, "log-log band")
     km = survival.kaplan_meier(t, f)
-    at = min(planned_ps, km.end_ps)
-    i = int(np.searchsorted(km.time_ps, at, side="right") - 1)
+    i = int(np.searchsorted(km.time_ps, at_ps, side="right") - 1)
     return stats.Interval(float(km.survival[i]), float(km.low[i]), float(km.high[i]),
                           len(t), "log-log band")
