@@ -44,6 +44,9 @@ class Verdict:
     (True/False/None) is kept for older readers: True for ``agrees``, False for ``differs``.
     A provider that gives only ``agrees`` gets the matching ``decision``. ``detail`` states the
     numbers in words, e.g. ``"JS divergence 0.36 [0.31, 0.42] bits, tolerance 0.15"``.
+    ``scope`` says as data what the verdict rests on (for stability: runs, their planned
+    length, simulated time, the statistic, and a ``label`` such as ``"12 runs x 0.5 ps,
+    failures per ns"``); ``reason`` why the decision came out as it did, as a key.
     """
 
     observable: str
@@ -59,6 +62,8 @@ class Verdict:
     n_runs: int | None = None
     unit: str = ""
     method: str = ""
+    scope: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
 
     def __post_init__(self) -> None:
         if self.decision is None:

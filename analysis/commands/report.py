@@ -127,7 +127,8 @@ def verdict_json(v: Any) -> dict[str, Any]:
     return {"observable": v.observable, "model": v.model, "temperature_K": v.temperature_K,
             "decision": v.decision, "value": v.value, "ci_low": v.ci_low, "ci_high": v.ci_high,
             "tolerance": v.tolerance, "n_runs": v.n_runs, "unit": v.unit,
-            "interval_method": v.method, "agrees": v.agrees, "detail": v.detail}
+            "interval_method": v.method, "agrees": v.agrees, "detail": v.detail,
+            "scope": getattr(v, "scope", None) or None, "reason": getattr(v, "reason", "")}
 
 
 def _summary(report: Any, written: dict[str, Path]) -> None:

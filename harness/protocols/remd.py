@@ -750,9 +750,7 @@ def plan_from_settings(settings: dict[str, Any]) -> RemdPlan:
     if stride < 1:
         raise UserError(f"--stride {stride}: give at least 1")
     n_steps = n_steps_for(length_ps, dt_fs)
-    if n_steps < stride:
-        raise UserError(f"--time {settings['time']}: shorter than one frame interval "
-                        f"({stride} steps of {dt_fs:g} fs); give a longer --time")
+    config.check_frame_interval(settings, n_steps, stride, dt_fs)
     label = name.replace(":", "-")
     if model_file and settings["model_file"]:
         label = f"{label}-{Path(model_file).stem}"
