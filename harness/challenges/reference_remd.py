@@ -59,6 +59,15 @@ def _plan(folder: Path) -> remd.RemdPlan:
     return remd.RemdPlan.from_json(path.read_text())
 
 
+def challenge_of(plan: remd.RemdPlan) -> challenges.Challenge:
+    """The ladder's challenge: by name, else the folder its starts came from (an own
+    challenge outside the search path, e.g. made with ``challenges new --dir mine``)."""
+    try:
+        return challenges.load(plan.challenge)
+    except UserError:
+        return challenges.load(str(Path(plan.start_files[0]).resolve().parent.parent))
+
+
 def _angles(files: list[Path], challenge: challenges.Challenge, skip_ps: float = 0.0):
     from analysis.observables.ramachandran import compute as rama
 
@@ -93,7 +102,7 @@ def longest_bond(path: Path) -> float:
 def pilot(folder: Path) -> dict[str, Any]:
     """The pilot's numbers for one ladder (see the module docstring)."""
     plan = _plan(folder)
-    challenge = challenges.load(plan.challenge)
+    challenge = challenge_of(plan)
     record = remd.read_record(folder / remd.RECORD)
     rows = []
     heat = []
@@ -137,7 +146,7 @@ def converge(folder_a: Path, folder_b: Path, temperature_K: float, skip_ps: floa
     from analysis import divergence, stats
 
     plan = _plan(folder_a)
-    challenge = challenges.load(plan.challenge)
+    challenge = challenge_of(plan)
     if tolerance_bits is None:
         tolerance_bits = float(challenge.raw.get("ramachandran", {}).get("tolerance_js_bits",
                                                                          0.15))
@@ -180,7 +189,7 @@ def ship(folders: list[Path], temperature_K: float, dest: Path | None = None,
     written = []
     for folder in folders:
         plan = _plan(folder)
-        challenge = challenges.load(plan.challenge)
+        challenge = challenge_of(plan)
         target = dest or challenge.path / "reference" / "equilibrium"
         src = remd.temperature_file(folder, temperature_K)
         record = remd.read_record(folder / remd.RECORD)
