@@ -219,7 +219,7 @@ def test_breaking_temperatures_analysis_and_report(ramp_runs: Path) -> None:
     assert "Heating ramps" in (ramp_runs / "reports" / "report.md").read_text()
 
 
-@pytest.mark.parametrize("nu_per_ps", [1e3, 100.0])  # no run censored; about a quarter
+@pytest.mark.parametrize("nu_per_ps", [1e3, 60.0])  # no run censored; about a quarter
 def test_median_breaking_temperature_interval_covers_a_known_truth(nu_per_ps: float) -> None:
     """Arrhenius escape (1 eV) under 300 -> 3000 K at 500 K/ps, exact median; 300 seeded
     experiments of 12 runs (benchmarks/ramp_calibration.py has the 1000-experiment table)."""
