@@ -208,7 +208,10 @@ def plot(sweeps: list[ModelSweep], axes: Any = None) -> Any:
     axes[1].set_xlabel("time step (fs)")
     axes[1].set_ylabel("|drift| (meV/atom/ps)")
     axes[1].set_title("drift (dashed verticals: a run broke)", fontsize=9)
+    steps = sorted({r.dt_fs for s in sweeps for r in s.rows})
     for ax in axes:
+        ax.set_xticks(steps, [f"{dt:g}" for dt in steps])
+        ax.minorticks_off()
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     return axes

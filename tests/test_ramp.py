@@ -108,6 +108,22 @@ def test_ipi_reads_the_ramp_motion_first_then_the_dynamics(tmp_path: Path) -> No
     assert root.find("system/motion").get("mode") == "dynamics"  # TEA runs unchanged
 
 
+def test_a_run_continued_from_a_stored_frame_heats_on_from_its_step(tmp_path: Path) -> None:
+    """Without a checkpoint, a run goes on from its last frame: the ramp's counter starts at
+    that frame's step, and the thermostat's energy is found inside the multi motion."""
+    from harness.engines import ipi_input
+
+    spec = _plan(tmp_path, "--model", "harmonic", "--protocol", "ramp", "--ramp",
+                 "300K:3000K:500K/ps", "--replicas", "1")[0]
+    start = Path(spec.start_file)
+    n_atoms = int(start.read_text().split()[0])
+    xml = ipi_input.make_last_frame_input(spec, start, [0.0] * (3 * n_atoms), 400, 0.5, 11)
+    root = ET.fromstring(xml)
+    assert int(root.find(".//t_ramp/current_step").text) == 400
+    assert int(root.find("step").text) == 400
+    assert root.find("system/motion/motion/dynamics/thermostat/ethermo") is not None
+
+
 def _launch_args(challenge: Path, out: Path) -> list[str]:
     return ["--model", f"{MORSE},doublewell", "--model-option", f"{MORSE}:epsilon=0.5",
             "--model-option", "doublewell:h=1.0", "--criteria", "bond_break", "--challenge",
