@@ -23,8 +23,10 @@ def _print_plan(plan, todo) -> None:
     models = sorted({s.model_label for s in plan})
     temps = sorted({s.temperature_K for s in plan})
     dts = ", ".join(f"{dt:g}" for dt in sorted({s.dt_fs for s in plan}))
+    heat = first.protocol_options.get("end_K")  # a heating ramp: where it ends
+    heated = f" heated to {heat:g} K" if heat is not None else ""
     print(f"plan: challenge {first.challenge}, models {', '.join(models)}, "
-          f"T = {', '.join(f'{t:g}' for t in temps)} K, "
+          f"T = {', '.join(f'{t:g}' for t in temps)} K{heated}, "
           f"{len({s.replica for s in plan})} replicas, {format_time_ps(first.length_ps)} each "
           f"(dt {dts} fs, {first.n_steps} steps, frame every {first.stride} steps): "
           f"{len(plan)} runs, {len(todo)} to do")
