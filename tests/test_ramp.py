@@ -252,3 +252,27 @@ def test_median_breaking_temperature_interval_covers_a_known_truth(nu_per_ps: fl
         med = median_breaking_temperature(*model.sample(rng, 12))
         hits += med.low <= model.median_K <= med.high
     assert 0.91 <= hits / 300 <= 0.995, hits
+
+
+def test_batched_ramp_breaks_at_the_same_temperatures(ramp_runs: Path,
+                                                      tmp_path: Path) -> None:
+    """The Morse runs again, three served by one force client (--batch 3): the same seeds and
+    forces give the same breaking temperatures, run for run."""
+    from ramp_toy import make_challenge
+
+    env_path = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS), env_path) if p)
+    try:
+        from conftest import launch
+
+        launch("--model", MORSE, "--model-option", "epsilon=0.5", "--criteria", "bond_break",
+               "--challenge", str(make_challenge(tmp_path)), "--protocol", "ramp", "--ramp",
+               RAMP, "--batch", "3", "--out", str(tmp_path / "runs"), "--stall-timeout", "600",
+               timeout=600, check=True)
+    finally:
+        os.environ["PYTHONPATH"] = env_path
+    rows = [json.loads(analysis("ramp", str(out), "--json").stdout)["breaking_temperature"]
+            for out in (ramp_runs, tmp_path / "runs")]
+    alone = {r["model"]: r for r in rows[0]}["ase-ase.calculators.morse-MorsePotential"]
+    (batched,) = rows[1]
+    assert batched["breaking_temperatures_K"] == alone["breaking_temperatures_K"]
