@@ -11,6 +11,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -124,6 +125,33 @@ def test_a_run_continued_from_a_stored_frame_heats_on_from_its_step(tmp_path: Pa
     assert root.find("system/motion/motion/dynamics/thermostat/ethermo") is not None
 
 
+def _runs(temperatures: list[float], failed: list[bool]) -> list[SimpleNamespace]:
+    return [SimpleNamespace(path=Path(f"r{k:02d}"), temperature_K=t, failed=f)
+            for k, (t, f) in enumerate(zip(temperatures, failed, strict=True))]
+
+
+def test_intact_to_verdict_can_agree_differ_and_refuses_a_control() -> None:
+    """12 runs on a 300 -> 3000 K ramp, required to stay intact to 700 K."""
+    from analysis.commands.ramp import decide
+    from analysis.ramp import model_ramp
+
+    def decision(temps: list[float], failed: list[bool], need: float = 700.0) -> str:
+        group = model_ramp("m", _runs(temps, failed))
+        return decide(group.median, group.runs, need, 300.0)
+
+    rng = np.random.default_rng(3)
+    hot = list(rng.uniform(1500, 2500, 12))
+    assert decision(hot, [True] * 12) == "agrees"
+    assert decision([3000.0] * 12, [False] * 12) == "agrees"  # none broke: Wilson decides
+    assert decision([3000.0] * 2, [False] * 2) == "inconclusive"  # 2 runs cannot say it
+    assert decision(list(rng.uniform(350, 600, 12)), [True] * 12) == "differs"
+    assert decision([300.0] * 12, [True] * 12) == "differs"  # the control: broken at start
+    assert decision(hot, [True] * 12, need=300.0) == "inconclusive"  # control would agree
+    assert decision(hot[:6] + list(rng.uniform(400, 650, 6)), [True] * 12) == "inconclusive"
+    # a run still going at 500 K says nothing about 700 K: left out, not counted intact
+    assert decision(hot[:11] + [500.0], [True] * 11 + [False]) == "agrees"
+
+
 def _launch_args(challenge: Path, out: Path) -> list[str]:
     return ["--model", f"{MORSE},doublewell", "--model-option", f"{MORSE}:epsilon=0.5",
             "--model-option", "doublewell:h=1.0", "--criteria", "bond_break", "--challenge",
@@ -219,13 +247,9 @@ def test_breaking_temperatures_analysis_and_report(ramp_runs: Path) -> None:
     (pair,) = tables["breaking_temperature_log_rank"]
     assert 0 < pair["p_value"] < 0.05  # 3 breaks against none
     decisions = {v["model"]: v["decision"] for v in tables["breaking_temperature_verdicts"]}
-    assert decisions[f"doublewell-{LABEL}"] == "agrees"  # band never reaches 0.5
-    assert decisions[f"ase-ase.calculators.morse-MorsePotential-{LABEL}"] in (
-        "agrees", "inconclusive")  # all broke above 1000 K, but 3 runs
-    strict = json.loads(analysis("ramp", str(ramp_runs), "--json", "--intact-to",
-                                 "6000").stdout)
-    decisions = {v["model"]: v["decision"] for v in strict["breaking_temperature_verdicts"]}
-    assert decisions[f"ase-ase.calculators.morse-MorsePotential-{LABEL}"] == "differs"
+    # 3 of 3 intact at 1000 K is not 95% confidence that most runs are (Wilson [0.44, 1])
+    assert decisions[f"doublewell-{LABEL}"] == "inconclusive"
+    assert decisions[f"ase-ase.calculators.morse-MorsePotential-{LABEL}"] == "inconclusive"
     report = analysis("report", str(ramp_runs), "--sections", "ramp", "--no-cache")
     assert report.returncode == 0, report.stdout + report.stderr
     data = json.loads((ramp_runs / "reports" / "report.json").read_text())

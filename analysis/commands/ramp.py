@@ -90,34 +90,55 @@ def required_temperature(challenge: str) -> float | None:
         return None
 
 
+def intact_at(runs: list[Any], temperature_K: float) -> tuple[int, int]:
+    """(runs known intact at ``temperature_K``, runs whose state there is known): a run
+    censored below it (still running, stopped by the machinery) says nothing about it."""
+    known = [r for r in runs if r.failed or r.temperature_K >= temperature_K]
+    return sum(r.temperature_K > temperature_K for r in known), len(known)
+
+
+def decide(median: Any, runs: list[Any], need: float | None, start_K: float) -> str:
+    """Intact to at least ``need`` with 95% confidence (see :func:`verdicts_of`)."""
+    if need is None:
+        return "no_reference"
+    from analysis.stats import proportion_interval
+
+    intact, known = intact_at(runs, need)
+    share = proportion_interval(intact, known) if known else None
+    if share is not None and median.low >= need and share.low > 0.5:
+        decision = "agrees"  # median.low inf: the band never fell to 0.5 within the ramp
+    elif share is not None and median.high < need and share.high < 0.5:
+        decision = "differs"
+    else:
+        decision = "inconclusive"
+    if decision == "agrees" and start_K >= need:
+        decision = "inconclusive"  # the control (every run broken at the start) would agree
+    return decision
+
+
 def verdicts_of(result: Any, intact_to_K: float | None = None) -> list[Verdict]:
     """Per model: intact to at least ``intact_to_K`` with 95% confidence?
 
     ``agrees``: the median breaking temperature's interval lies wholly above the required
-    temperature (more than half of such runs stay intact beyond it); ``differs``: wholly
-    below; ``inconclusive`` otherwise. A control whose runs all break at the ramp's start
-    (a model that never gets going) has its whole interval at the start temperature, so it
-    cannot agree when the required temperature lies above the start (the verdict says so).
+    temperature and so does the Wilson interval of the fraction of runs intact there (above
+    one half); ``differs``: both wholly below; ``inconclusive`` otherwise. The second
+    condition is needed because the Kaplan-Meier band has no width where no run has broken:
+    2 runs intact to the end alone would otherwise "agree" (Wilson: 2 of 2 intact is
+    [0.34, 1]). A control whose runs all break at the ramp's start has its whole interval at
+    the start temperature, so it cannot agree when the required temperature lies above the
+    start; where it lies at or below the start nothing can agree.
     """
     need = intact_to_K if intact_to_K is not None else required_temperature(result.challenge)
     out = []
     for m in result.models:
         value, low, high = m.median.value, m.median.low, m.median.high
-        if need is None:
-            decision = "no_reference"
-        elif low >= need:  # inf: the band never fell to 0.5 within the ramp
-            decision = "agrees"
-        elif high < need:
-            decision = "differs"
-        else:
-            decision = "inconclusive"
-        control_agrees = need is not None and result.ramp.start_K >= need
-        if decision == "agrees" and control_agrees:
-            decision = "inconclusive"  # the control would agree too: no evidence
+        decision = decide(m.median, m.runs, need, result.ramp.start_K)
         detail = (f"{m.model}, heating {result.ramp.text}: median breaking temperature "
                   f"{_range_text(value, low, high, result.ramp.end_K)}, {m.n_failed} of "
-                  f"{len(m.runs)} runs broke"
-                  + (f"; must stay intact to {need:g} K" if need is not None else ""))
+                  f"{len(m.runs)} runs broke")
+        if need is not None:
+            intact, known = intact_at(m.runs, need)
+            detail += f"; {intact} of {known} intact at {need:g} K, required to stay intact"
         out.append(Verdict(
             observable=OBSERVABLE, model=f"{m.model}-{result.ramp.label}",
             temperature_K=None, agrees=None, detail=detail, decision=decision,
@@ -125,8 +146,9 @@ def verdicts_of(result: Any, intact_to_K: float | None = None) -> list[Verdict]:
             ci_low=low if math.isfinite(low) else None,
             ci_high=high if math.isfinite(high) else None, tolerance=need,
             n_runs=len(m.runs), unit="K",
-            method="Kaplan-Meier over temperature, log-log band; scope: this ramp's rate "
-            "(a slower ramp breaks lower); control: runs that all break at the start"))
+            method="Kaplan-Meier over temperature, log-log band, and the Wilson interval of "
+            "the fraction intact at the tolerance; scope: this ramp's rate (a slower ramp "
+            "breaks lower); control: runs that all break at the start"))
     return out
 
 
