@@ -80,8 +80,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("mpi-launcher", "auto (srun inside a Slurm job, else mpirun), mpirun, srun or a "
            "command such as 'mpiexec -n'", "auto"),
     Option("protocol", "kind of run: md (default: the TEA runs, one per temperature and "
-           "replica) or remd (replica exchange over a temperature ladder, one i-PI simulation; "
-           "see docs/replica-exchange.md)", "md"),
+           "replica), remd (replica exchange over a temperature ladder, one i-PI simulation; "
+           "see docs/replica-exchange.md), ramp (heating ramp, --ramp) or dt-sweep (the runs "
+           "at several time steps, --dts; see docs/ramps-and-dt-sweeps.md)", "md"),
+    Option("ramp", "ramp: heat every replica START:END:RATE, e.g. 300K:3000K:500K/ps (same "
+           "starts and seeds as the TEA runs at START; runs labelled MODEL-rampSTART-ENDK-"
+           "RATEKps)", None),
+    Option("dts", "dt-sweep: time steps, comma separated, e.g. 0.25fs,0.5fs,1fs,2fs (same "
+           "starts, seeds, thermostat and --time at each; runs labelled MODEL-dtDTfs)", None,
+           "list"),
     Option("ladder", "remd: temperature ladder LOW:HIGH:N, geometric (e.g. 500K:900K:8); or "
            "give the temperatures with --temperatures", None),
     Option("exchange-stride", "remd: MD steps between exchange attempts of neighbouring "

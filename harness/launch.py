@@ -22,10 +22,13 @@ def _print_plan(plan, todo) -> None:
     first = plan[0]
     models = sorted({s.model_label for s in plan})
     temps = sorted({s.temperature_K for s in plan})
+    dts = ", ".join(f"{dt:g}" for dt in sorted({s.dt_fs for s in plan}))
+    heat = first.protocol_options.get("end_K")  # a heating ramp: where it ends
+    heated = f" heated to {heat:g} K" if heat is not None else ""
     print(f"plan: challenge {first.challenge}, models {', '.join(models)}, "
-          f"T = {', '.join(f'{t:g}' for t in temps)} K, "
+          f"T = {', '.join(f'{t:g}' for t in temps)} K{heated}, "
           f"{len({s.replica for s in plan})} replicas, {format_time_ps(first.length_ps)} each "
-          f"(dt {first.dt_fs:g} fs, {first.n_steps} steps, frame every {first.stride} steps): "
+          f"(dt {dts} fs, {first.n_steps} steps, frame every {first.stride} steps): "
           f"{len(plan)} runs, {len(todo)} to do")
 
 
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             if not settings["dry_run"]:
                 storage.check_writable(Path(settings["out"]).expanduser().resolve())
             return remd.launch(settings)
-        plan = config.build_plan(settings)
+        plan = protocols.protocol_of(settings).plan(settings)
         if not settings["dry_run"]:  # before any run starts (and before --task's run)
             storage.check_writable(Path(settings["out"]).expanduser().resolve())
     except UserError as exc:
@@ -127,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def is_demo(settings: dict) -> bool:
     """Whether the launch was the short demo: the demo preset with none of its sizes changed."""
-    return settings["preset"] == "demo" and all(
+    return settings["preset"] == "demo" and settings.get("protocol") in (None, "md") and all(
         settings[key] is None for key in ("time", "temperatures", "replicas", "dt", "stride"))
 
 
@@ -155,7 +158,7 @@ def _submit(argv: list[str], args) -> int:
         if batch > 1 and args.farm:
             raise UserError("--farm and --batch exclude each other: submit the groups as an "
                             "array (--submit --batch N) or drop --batch for the task farm")
-        plan = config.build_plan(settings)
+        plan = protocols.protocol_of(settings).plan(settings)
         check_batch(plan, batch)
         todo, _ = pending(plan, settings["retry_failed"])
         _print_plan(plan, todo)

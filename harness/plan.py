@@ -58,6 +58,12 @@ class RunSpec:
         return self.n_steps * self.dt_fs * 1e-3
 
     @property
+    def highest_temperature_K(self) -> float:
+        """The highest thermostat temperature of the run (a heating ramp's end, else
+        ``temperature_K``): what a temperature criterion compares against."""
+        return float(self.protocol_options.get("end_K", self.temperature_K))
+
+    @property
     def n_frames(self) -> int:
         """Frames the finished run holds (step 0 included)."""
         return self.n_steps // self.stride + 1

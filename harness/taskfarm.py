@@ -89,12 +89,12 @@ def log_folder(launch_args: Sequence[str]) -> Path:
 
 def pending_indices(launch_args: Sequence[str]) -> list[int]:
     """Plan indices of the runs still to do (planned as the tasks will plan)."""
-    from harness import config
+    from harness import config, protocols
     from harness.batch import pending_tasks
     from harness.local import pending
 
     settings = config.resolve_settings(config.build_parser().parse_args(list(launch_args)))
-    plan = config.build_plan(settings)
+    plan = protocols.protocol_of(settings).plan(settings)
     todo, _ = pending(plan, settings["retry_failed"])
     # with --batch N a task (--task K) is group K, as in the array
     return pending_tasks(plan, todo, settings["batch"])

@@ -28,6 +28,20 @@ CASES = {
     "no model": ([], "no model given"),
     "bad replicas": (["--model", "xtb", "--replicas", "0"], "at least 1"),
     "no saves": (["--model", "xtb", "--flush-every", "0"], "--flush-every 0: give at least 1"),
+    "ramp going down": (["--model", "harmonic", "--protocol", "ramp", "--ramp",
+                         "3000K:300K:500K/ps"], "the ramp must go up"),
+    "ramp of zero rate": (["--model", "harmonic", "--protocol", "ramp", "--ramp",
+                           "300K:3000K:0K/ps"], "the rate must be above 0 K/ps"),
+    "ramp without its protocol": (["--model", "harmonic", "--ramp", "300K:3000K:500K/ps"],
+                                  "--ramp belongs to --protocol ramp"),
+    "ramp protocol without a ramp": (["--model", "harmonic", "--protocol", "ramp"],
+                                     "--protocol ramp needs --ramp"),
+    "zero time step in a sweep": (["--model", "harmonic", "--protocol", "dt-sweep", "--dts",
+                                   "0.5fs,0fs"], "--dts 0fs: a time step must be above 0"),
+    "negative time step in a sweep": (["--model", "harmonic", "--protocol", "dt-sweep",
+                                       "--dts=-1fs"], "--dts -1fs: a time step must be above"),
+    "sweep without its protocol": (["--model", "harmonic", "--dts", "1fs"],
+                                   "--dts belongs to --protocol dt-sweep"),
 }
 
 

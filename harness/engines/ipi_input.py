@@ -6,7 +6,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness import REPO_DIR
+from harness import REPO_DIR, protocols
 from harness.errors import UserError
 from harness.plan import RunSpec
 from harness.structures import read_structure
@@ -57,7 +57,8 @@ def socket_timeout_s(spec: RunSpec) -> float:
     return max(IPI_SOCKET_TIMEOUT_S, float(spec.stall_timeout_s) + 60.0)
 
 
-def make_input(spec: RunSpec, socket_address: str, start_xyz: Path) -> str:
+def make_input(spec: RunSpec, socket_address: str, start_xyz: Path,
+               start_step: int = 0) -> str:
     """The i-PI input XML for a fresh run, as text.
 
     Parameters
@@ -68,6 +69,9 @@ def make_input(spec: RunSpec, socket_address: str, start_xyz: Path) -> str:
         Unix socket path (i-PI is started with an empty socket prefix).
     start_xyz
         The starting structure (extxyz) as seen from the run's working folder.
+    start_step
+        The step the run starts at (0; a run going on from a stored frame: that frame's),
+        for protocols whose input depends on it (the heating ramp's counter).
     """
     root = ET.parse(TEMPLATE).getroot()
     _set(root, "total_steps", str(spec.n_steps))
@@ -94,6 +98,9 @@ def make_input(spec: RunSpec, socket_address: str, start_xyz: Path) -> str:
         _set(root, "system/initialize/cell", f"[ {box}, {box}, {box} ]")
         ffsocket.set("pbc", "false")
     _set_strides(root, spec.stride, checkpoint_stride(spec))
+    edit = protocols.get_protocol(spec.protocol).edit_ipi_input
+    if edit is not None:  # e.g. the heating ramp's thermostat motion
+        edit(root, spec, start_step)
     return ET.tostring(root, encoding="unicode")
 
 
@@ -141,7 +148,7 @@ def make_last_frame_input(spec: RunSpec, structure: Path, velocities: list[float
     """
     from ipi.utils.units import unit_to_internal  # i-PI's own constants: times line up
 
-    root = ET.fromstring(make_input(spec, "placeholder", structure))
+    root = ET.fromstring(make_input(spec, "placeholder", structure, start_step=step))
     node = root.find("system/initialize/velocities")
     assert node is not None
     node.set("mode", "manual")
@@ -154,7 +161,7 @@ def make_last_frame_input(spec: RunSpec, structure: Path, velocities: list[float
     assert ensemble is not None
     start = unit_to_internal("time", "femtosecond", step * spec.dt_fs)
     ET.SubElement(ensemble, "time").text = f" {start!r} "
-    thermostat = root.find("system/motion/dynamics/thermostat")
+    thermostat = root.find("system/motion//dynamics/thermostat")  # also inside mode multi
     if thermostat is not None:
         ethermo = unit_to_internal("energy", "electronvolt", ethermo_ev)
         ET.SubElement(thermostat, "ethermo").text = f" {ethermo!r} "

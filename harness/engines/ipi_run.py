@@ -128,7 +128,7 @@ class Supervisor:
         #: Model time of the frames kept from earlier segments (the client's clock restarts).
         self.model_time_offset = 0.0
         self.temperature_check = build_temperature_criterion(
-            WatchdogSettings.from_dict(spec.watchdog), spec.temperature_K)
+            WatchdogSettings.from_dict(spec.watchdog), spec.highest_temperature_K)
 
     # ----------------------------------------------------------------- set-up
     def _prepare(self, address: str) -> str:

@@ -2,16 +2,30 @@
 
 ``md`` is the TEA protocol (one i-PI or LAMMPS run per temperature and replica, planned by
 :func:`harness.config.build_plan`); ``remd`` is replica exchange over a temperature ladder
-(:mod:`harness.protocols.remd`). A protocol names the settings that only it accepts, so that
-an option given without its protocol is one clear error instead of being ignored.
+(:mod:`harness.protocols.remd`); ``ramp`` heats every replica at a constant rate
+(:mod:`harness.protocols.ramp`); ``dt-sweep`` repeats the runs at several time steps
+(:mod:`harness.protocols.dt_sweep`). A protocol names the settings that only it accepts, so
+that an option given without its protocol is one clear error instead of being ignored.
+
+A protocol whose runs are ordinary supervised runs (one RunSpec per run, run by the local,
+batch, Slurm and task-farm launchers, resumed like any run) gives ``plan(settings)``; one that
+runs as a whole (``remd``) has its own launch and no ``plan``. ``edit_ipi_input(root, spec,
+start_step)`` changes the i-PI input of a fresh run of its specs (e.g. the ramp's thermostat
+motion); i-PI's checkpoints carry the change on resume.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
+
+    from harness.plan import RunSpec
 
 
 @dataclass(frozen=True)
@@ -22,13 +36,49 @@ class Protocol:
     description: str
     #: settings keys (flag names with _) that belong to this protocol alone
     own_settings: tuple[str, ...] = ()
+    #: ``plan(settings)`` -> the RunSpecs of ordinary supervised runs (None: own launch)
+    plan: Callable[[dict[str, Any]], list[RunSpec]] | None = None
+    #: ``edit_ipi_input(root, spec, start_step)``: change a fresh run's i-PI input in place
+    edit_ipi_input: Callable[[ET.Element, RunSpec, int], None] | None = None
+
+
+def _md_plan(settings: dict[str, Any]) -> list[RunSpec]:
+    from harness import config
+
+    return config.build_plan(settings)
+
+
+def _ramp_plan(settings: dict[str, Any]) -> list[RunSpec]:
+    from harness.protocols import ramp
+
+    return ramp.build_plan(settings)
+
+
+def _ramp_input(root: ET.Element, spec: RunSpec, start_step: int) -> None:
+    from harness.protocols import ramp
+
+    ramp.edit_ipi_input(root, spec, start_step)
+
+
+def _sweep_plan(settings: dict[str, Any]) -> list[RunSpec]:
+    from harness.protocols import dt_sweep
+
+    return dt_sweep.build_plan(settings)
 
 
 PROTOCOLS: dict[str, Protocol] = {
-    "md": Protocol("md", "the TEA runs: one MD run per temperature and replica"),
+    "md": Protocol("md", "the TEA runs: one MD run per temperature and replica",
+                   plan=_md_plan),
     "remd": Protocol("remd", "replica exchange over a temperature ladder (one i-PI "
                      "simulation, one system per temperature)",
                      ("ladder", "exchange_stride", "ladder_id")),
+    "ramp": Protocol("ramp", "heating ramp: every replica heated from START to END at RATE "
+                     "(--ramp 300K:3000K:500K/ps); its breaking temperature is the "
+                     "thermostat's at its first failure", ("ramp",), plan=_ramp_plan,
+                     edit_ipi_input=_ramp_input),
+    "dt-sweep": Protocol("dt-sweep", "time-step sweep: the same runs (starts, seeds, "
+                         "thermostat, simulated time) at each time step of --dts",
+                         ("dts",), plan=_sweep_plan),
 }
 
 
@@ -37,13 +87,17 @@ def flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
+def get_protocol(name: str | None) -> Protocol:
+    """The protocol called ``name`` (``md`` when None); an unknown one is a UserError."""
+    key = str(name or "md").lower()
+    if key not in PROTOCOLS:
+        raise UserError(f"--protocol {name!r}: choose one of " + ", ".join(PROTOCOLS))
+    return PROTOCOLS[key]
+
+
 def protocol_of(settings: dict[str, Any]) -> Protocol:
     """The protocol of the settings, checked: known, and no other protocol's option given."""
-    name = str(settings.get("protocol") or "md").lower()
-    if name not in PROTOCOLS:
-        raise UserError(f"--protocol {settings.get('protocol')!r}: choose one of "
-                        + ", ".join(PROTOCOLS))
-    chosen = PROTOCOLS[name]
+    chosen = get_protocol(settings.get("protocol"))
     for other in PROTOCOLS.values():
         if other is chosen:
             continue
