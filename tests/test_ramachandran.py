@@ -245,6 +245,30 @@ def test_divergences_against_scipy_and_limits():
     assert dens[0].sum() == pytest.approx(dens[-1].sum())  # the wrap keeps the edges symmetric
 
 
+def test_divergence_intervals_stay_in_their_range():
+    """A JS divergence in bits lies in [0, 1]: the basic interval (2 value - quantiles) of one
+    near 1 reaches beyond it unclipped (0.966 [0.931, 1.019] here, as 0.897 [0.794, 1.07] was
+    printed in a report); clipped, it ends at 1, keeping the spread in ``unclipped``. Model
+    pairs are clipped the same way."""
+    from analysis import stats
+    from analysis.observables import base
+
+    model, ref = np.zeros((12, 4)), np.zeros((12, 4))
+    model[:, 0], ref[:, 3], model[0, 3] = 100.0, 100.0, 10.0
+    free = base.interval([model, ref], stats.jensen_shannon_rows, "runs", vectorized=True)
+    assert free.high > 1.0  # the failure: beyond the range
+    ci = base.interval([model, ref], stats.jensen_shannon_rows, "runs", vectorized=True,
+                       upper=rama.JS_MAX_BITS)
+    assert ci.value == pytest.approx(0.9654, abs=1e-4) and ci.high == 1.0
+    assert ci.low == pytest.approx(free.low) and ci.unclipped[1] == pytest.approx(free.high)
+    cols = base.interval_columns([model, ref], lambda a, b: np.column_stack(
+        [stats.jensen_shannon_rows(a, b)] * 2), "runs", upper=1.0)
+    assert all(0.0 <= c.low <= c.high <= 1.0 for c in cols)
+    pair = stats.PairDistance("a", "b", stats.Interval(0.9, 0.8, 1.07, 24, "runs"), None, None,
+                              True)
+    assert base.pair_json(pair, 500.0, 1.0)["ci_high"] == 1.0
+
+
 def test_worst_pair_js_for_many_resamples_equals_one_at_a_time():
     """The vectorised worst-pair JS (what the bootstrap uses) row by row equals the scalar
     one, an empty pair left out, a resample with only empty pairs NaN."""

@@ -200,7 +200,7 @@ def bootstrap_enabled() -> bool:
 
 
 def interval(groups: Sequence[np.ndarray], distance: Callable[..., Any], method: str,
-             vectorized: bool = False, paired: bool = False):
+             vectorized: bool = False, paired: bool = False, upper: float | None = None):
     """95% bootstrap interval of ``distance(sum of group 1's units, sum of group 2's, ...)`` >= 0.
 
     Each group is an array of summable units (runs or time blocks), resampled independently
@@ -208,6 +208,8 @@ def interval(groups: Sequence[np.ndarray], distance: Callable[..., Any], method:
     or with ``paired`` unit i of every group together (runs from the same start).
     With ``vectorized=True``, ``distance`` takes sums with a leading resample axis and returns
     one value per resample (much faster for histogram divergences).
+    ``upper`` is the largest value the distance can take (1 for a Jensen-Shannon divergence
+    in bits): the bounds are clipped to ``[0, upper]``.
     Returns ``analysis.stats.Interval``; without the bootstrap (:data:`NO_BOOTSTRAP_ENV`) or
     with a single unit its bounds are None.
     """
@@ -221,25 +223,30 @@ def interval(groups: Sequence[np.ndarray], distance: Callable[..., Any], method:
     result = stats.bootstrap_histograms(list(groups), distance, n_resamples=N_RESAMPLES,
                                         seed=SEED, method=method, interval="basic",
                                         vectorized=vectorized, paired=paired)
-    return _clipped(result)
+    return clipped(result, upper)
 
 
-def _clipped(result):
-    """A distance is >= 0: the basic interval (2 value - bootstrap quantiles) can reach below
-    zero near a zero distance; truncated to the possible range, non-finite bounds None."""
+def clipped(result, upper: float | None = None):
+    """A distance lies in ``[0, upper]``: the basic interval (2 value - bootstrap quantiles)
+    can reach below zero near a zero distance and beyond ``upper`` (1 bit for a JS
+    divergence) near the largest; its bounds are truncated to the possible range, non-finite
+    bounds None. The bounds before clipping are kept in ``result.unclipped`` (the resampling
+    spread, from which the smallest detectable difference follows)."""
     low, high = finite(result.low), finite(result.high)
-    result.low = None if low is None else max(0.0, low)
-    result.high = None if high is None else max(0.0, high)
+    result.unclipped = (low, high)
+    top = np.inf if upper is None else float(upper)
+    result.low = None if low is None else min(max(0.0, low), top)
+    result.high = None if high is None else min(max(0.0, high), top)
     return result
 
 
 def interval_columns(groups: Sequence[np.ndarray], distances: Callable[..., np.ndarray],
-                     method: str, paired: bool = False) -> list:
+                     method: str, paired: bool = False, upper: float | None = None) -> list:
     """:func:`interval` for several distances of the same resamples (one pass).
 
     ``distances(sums_1, sums_2)`` takes sums with a leading resample axis and returns a
     ``(resamples, m)`` array (:func:`analysis.stats.bootstrap_histograms_columns`); one
-    interval per column, clipped to distances' possible range as in :func:`interval`.
+    interval per column, clipped to ``[0, upper]`` as in :func:`interval`.
     """
     from analysis import stats
 
@@ -251,7 +258,7 @@ def interval_columns(groups: Sequence[np.ndarray], distances: Callable[..., np.n
     found = stats.bootstrap_histograms_columns(list(groups), distances, n_resamples=N_RESAMPLES,
                                                seed=SEED, method=method, interval="basic",
                                                paired=paired)
-    return [_clipped(result) for result in found]
+    return [clipped(result, upper) for result in found]
 
 
 def finite(x: float | None) -> float | None:
@@ -414,6 +421,9 @@ class TrajectoryObservable(Observable):
     measure = "distance"
     unit = ""
     tolerance = 0.0
+    #: The largest value the distance can take (1 for a JS divergence in bits; None: no
+    #: bound): intervals are clipped to it.
+    distance_max: float | None = None
 
     # the observable's own parts ------------------------------------------------------------
     def settings(self, challenge, args: argparse.Namespace | None) -> dict[str, Any]:
@@ -539,7 +549,8 @@ class TrajectoryObservable(Observable):
                            "at this temperature, no reference trajectories)",
                            decision="no_reference", n_runs=group.n_runs, unit=self.unit)
         method = "runs" if group.method == ref.method == "runs" else "time blocks"
-        ci = interval([group.units, ref.units], self._distance(settings), method)
+        ci = interval([group.units, ref.units], self._distance(settings), method,
+                      upper=self.distance_max)
         decision = decide(ci, self.tolerance)
         against = ref.source or f"{ref.model} runs"
         verdict = Verdict(self.name, group.model, group.temperature_K, None, "",
@@ -566,7 +577,7 @@ class TrajectoryObservable(Observable):
             found = stats.pairwise({m: g.units for m, g in mine.items()}, self._distance(settings),
                                    n_resamples=N_RESAMPLES, seed=SEED, histograms=True,
                                    methods={m: g.method for m, g in mine.items()})
-            out += [pair_json(p, temp) for p in found]
+            out += [pair_json(p, temp, self.distance_max) for p in found]
         return out
 
     # outputs -------------------------------------------------------------------------------
@@ -676,8 +687,10 @@ def _resampled(group: Group, ref: Group) -> str:
            f"{MIN_RUNS} runs"
 
 
-def pair_json(pair, temperature_K: float) -> dict[str, Any]:
-    """One :class:`analysis.stats.PairDistance` as the row the sections show and store."""
+def pair_json(pair, temperature_K: float, upper: float | None = None) -> dict[str, Any]:
+    """One :class:`analysis.stats.PairDistance` as the row the sections show and store, its
+    interval clipped to the distance's range ``[0, upper]`` (:func:`clipped`)."""
+    clipped(pair.distance, upper)
     noise = [n.high for n in (pair.noise_a, pair.noise_b) if n is not None]
     return {"model_a": pair.model_a, "model_b": pair.model_b, "temperature_K": temperature_K,
             "value": finite(pair.distance.value), "ci_low": finite(pair.distance.low),

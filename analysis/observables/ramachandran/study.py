@@ -254,7 +254,8 @@ def _paired_interval(study: ChallengeStudy, group: rama.GroupResult, pairs: Pair
     ur = _run_histograms(study, study.data[study.reference.key], pairs.reference_runs,
                          pairs.cut_ps)
     ci, *per_pair = base.interval_columns(
-        [ug, ur], lambda a, b: rama.pair_js_columns(a, b, n_pairs), PAIRED, paired=True)
+        [ug, ur], lambda a, b: rama.pair_js_columns(a, b, n_pairs), PAIRED, paired=True,
+        upper=rama.JS_MAX_BITS)
     values = {pair.name: pci.value for pair, pci in zip(study.pairs, per_pair, strict=True)}
     study.intervals[group.key] = {
         "value": ci.value, "low": ci.low, "high": ci.high, "method": PAIRED,
@@ -294,7 +295,8 @@ def _intervals(study: ChallengeStudy) -> None:
             # pass): a noisy pair cannot decide while the others may, and 'agrees' needs
             # every pair within the tolerance
             ci, *per_pair = base.interval_columns(
-                [ug, ur], lambda a, b: rama.pair_js_columns(a, b, n_pairs), method)
+                [ug, ur], lambda a, b: rama.pair_js_columns(a, b, n_pairs), method,
+                upper=rama.JS_MAX_BITS)
             study.pair_intervals[g.key] = {
                 pair.name: {"value": pci.value, "low": pci.low, "high": pci.high,
                             "method": method}
@@ -314,7 +316,7 @@ def _intervals(study: ChallengeStudy) -> None:
                                methods={m: method for m, (_, method) in mine.items()})
         by_model = {g.model: g for g in models if g.temperature_K == temp}
         for p in found:
-            row = base.pair_json(p, temp)
+            row = base.pair_json(p, temp, rama.JS_MAX_BITS)
             why = [block_shortfall(by_model[m]) for m in (p.model_a, p.model_b)]
             if any(why) and row["disagree"]:
                 row["disagree"] = False

@@ -33,6 +33,7 @@ class Surface(base.TrajectoryObservable):
     measure = "Jensen-Shannon divergence of P(D) (0.1 A bins)"
     unit = "bits"
     tolerance = 0.10
+    distance_max = 1.0
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--desorption", type=float, default=None, metavar="ANGSTROM",
