@@ -3,14 +3,17 @@
 Every observable folder (``analysis/observables/<name>/``, through its shared base) and every
 command module (``analysis/commands/<name>.py``) may define::
 
-    def report_sections(files: list[Path], workdir: Path) -> list[Section]: ...
+    def report_sections(files: list[Path], workdir: Path,
+                        settings: AnalysisSettings = DEFAULT) -> list[Section]: ...
 
 ``files`` are trajectory files the report found (keep those your observable applies to, return
 ``[]`` when none; ``analysis report`` calls once per challenge with that challenge's files, other
 callers may mix challenges); ``workdir`` is a folder where the function writes its figures
 (PNG). The report calls it, embeds the figures, renders the Markdown and collects the
-verdicts. The function must not print; the report caches what it returns, keyed on the files'
-content, the code and the challenge's data (there is no other cache).
+verdicts. ``settings`` (:class:`analysis.settings.AnalysisSettings`: bootstrap, reference) are
+optional: a function without that parameter is called without them. The function must not
+print; the report caches what it returns, keyed on the files' content, the code, the
+challenge's data and the settings (there is no other cache).
 """
 
 from __future__ import annotations
@@ -44,6 +47,15 @@ class Verdict:
     (True/False/None) is kept for older readers: True for ``agrees``, False for ``differs``.
     A provider that gives only ``agrees`` gets the matching ``decision``. ``detail`` states the
     numbers in words, e.g. ``"JS divergence 0.36 [0.31, 0.42] bits, tolerance 0.15"``.
+
+    The decision is made by the statistics, never through ``detail``: ``reason`` is a code
+    saying which rule decided (e.g. ``within_tolerance``, ``control_not_excluded``), ``facts``
+    the JSON-ready numbers the rule used, from which the observable's renderer writes
+    ``detail`` once. ``scope`` says what the comparison covers (e.g. ``paired by start, first
+    0.5 ps``). ``control_decision`` is the decision the same rule gives a control that never
+    leaves its starts (each run's own opening repeated over its length; None: no control
+    computed), and ``detectable`` the smallest true difference (in ``unit``) that this design
+    would call ``differs``.
     """
 
     observable: str
@@ -59,6 +71,11 @@ class Verdict:
     n_runs: int | None = None
     unit: str = ""
     method: str = ""
+    reason: str = ""
+    scope: str = ""
+    control_decision: str | None = None
+    detectable: float | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.decision is None:
@@ -68,8 +85,9 @@ class Verdict:
         else:
             self.agrees = {"agrees": True, "differs": False}.get(self.decision)
 
-    def interval_text(self) -> str:
-        """``0.36 [0.31, 0.42] bits, tolerance 0.15: differs`` ('' without a value)."""
+    def interval_text(self, with_decision: bool = True) -> str:
+        """``0.36 [0.31, 0.42] bits, tolerance 0.15: differs`` ('' without a value; without
+        the ``: differs`` when ``with_decision`` is False)."""
         if self.value is None:
             return ""
         unit = f" {self.unit}" if self.unit else ""
@@ -84,7 +102,7 @@ class Verdict:
                 "per run would sharpen it)"
         if self.tolerance is not None:
             text += f", tolerance {_number(self.tolerance)}"
-        return f"{text}: {self.decision}"
+        return f"{text}: {self.decision}" if with_decision else text
 
 
 def _number(x: float) -> str:
