@@ -284,7 +284,10 @@ def judge(study, group: rama.GroupResult, model: Evidence, control: Evidence | N
 
     bar = facts.get("bar", tol)
     found = detectable(ci, bar)
-    if decision == "inconclusive" and reason in ("straddles_tolerance", "reference_noisy"):
+    # more runs help where they could lead to 'differs', or to an 'agrees' the control allows
+    towards_differs = ci.value is not None and ci.value > bar
+    if decision == "inconclusive" and reason in ("straddles_tolerance", "reference_noisy") \
+            and (towards_differs or control_decision in ("differs", None)):
         facts["runs_to_decide"] = runs_to_decide(ci, bar, ci.n_units)
     verdict = Verdict("ramachandran", group.model, group.temperature_K, None, "",
                       decision=decision, value=ci.value, ci_low=ci.low, ci_high=ci.high,
