@@ -553,7 +553,8 @@ def test_per_pair_rule_is_calibrated_against_a_partly_noisy_reference():
     nominal rate; pair B shifted: `differs` nearly always, and pair B never said to agree on
     its own (:func:`pair_decision`) beyond the nominal rate."""
     from analysis.observables import base
-    from analysis.observables.ramachandran.study import ChallengeStudy, _decided_pair, pair_decision
+    from analysis.observables.ramachandran.study import ChallengeStudy
+    from analysis.observables.ramachandran.verdict import decided_pair, pair_decision
 
     rng = np.random.default_rng(21)
     bins, tol = 30, 0.02
@@ -579,7 +580,8 @@ def test_per_pair_rule_is_calibrated_against_a_partly_noisy_reference():
             study.pair_intervals["m"] = {n: {"value": c.value, "low": c.low, "high": c.high,
                                              "method": "runs"}
                                          for n, c in zip("AB", per_pair, strict=True)}
-            differs += _decided_pair(study, "m", tol) is not None
+            differs += decided_pair(study.pair_intervals["m"], study.reference_noise,
+                                    tol) is not None
             agrees += pair_decision(study.pair_intervals["m"]["B"], tol,
                                     study.reference_noise["B"])[0] == "agrees"
         rates[name] = differs / 200

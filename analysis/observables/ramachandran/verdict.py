@@ -133,7 +133,7 @@ def pair_decision(pci: dict[str, Any], tol: float, noise: float | None) -> tuple
     return "inconclusive", bar
 
 
-def _decided_pair(pairs: dict[str, dict[str, Any]], noise: dict[str, float], tol: float
+def decided_pair(pairs: dict[str, dict[str, Any]], noise: dict[str, float], tol: float
                   ) -> tuple[str, dict[str, Any], float] | None:
     """The pair that shows a model differs from a partly noisy reference, if one does
     (:func:`pair_decision`; the pair with the widest margin beyond its bar is named)."""
@@ -200,7 +200,7 @@ def rule(study, group: rama.GroupResult, ev: Evidence, bootstrap: bool = True
         return _by_tolerance(decide(ci, tol, bootstrap), ev, tol, facts, ci)
     worst_noise = max(noisy, key=noisy.get)
     facts.update(noise_pair=worst_noise, noise=noisy[worst_noise], bar=noisy[worst_noise])
-    decided = _decided_pair(ev.pairs, study.reference_noise, tol)
+    decided = decided_pair(ev.pairs, study.reference_noise, tol)
     if decided is not None:
         name, pci, bar = decided
         facts.update(pair=name, bar=bar, pair_noise=study.reference_noise.get(name),
