@@ -690,8 +690,21 @@ def _start_chains(rng, n_frames: int, process: tuple[float, float, float],
 
     ``process`` = (0 -> 1, 1 -> 0, leaving the trap) probabilities per frame; points are the
     basin centre plus 12 degrees of noise."""
+    points = _start_points(rng, n_frames, process, per_start)
+    settings = rama.Settings(bins=36)
+    rows = []
+    for run in points.astype(np.float32):
+        data = rama.Trajectories([None], np.array([0, n_frames]), np.zeros(n_frames), run)
+        rows.append(rama.unit_histograms(data, 1, settings, 1)[0])
+    return np.array(rows)
+
+
+def _start_points(rng, n_frames: int, process: tuple[float, float, float],
+                  per_start: int = 1, starts: np.ndarray | None = None) -> np.ndarray:
+    """(runs, frames, 2) points of the chains of :func:`_start_chains` (``starts``: the basin
+    of each start, default :data:`_START_BASINS`)."""
     q01, q10, escape = process
-    state = np.repeat(_START_BASINS, per_start)
+    state = np.repeat(_START_BASINS if starts is None else starts, per_start)
     states = np.empty((len(state), n_frames), dtype=int)
     states[:, 0] = state
     for t in range(1, n_frames):
@@ -701,13 +714,7 @@ def _start_chains(rng, n_frames: int, process: tuple[float, float, float],
         nxt[(now == 0) & (u < q01)] = 1
         nxt[(now == 1) & (u < q10)] = 0
         states[:, t] = nxt
-    points = _BASINS[states] + rng.normal(0.0, 12.0, (*states.shape, 2))
-    settings = rama.Settings(bins=36)
-    rows = []
-    for run in points.astype(np.float32):
-        data = rama.Trajectories([None], np.array([0, n_frames]), np.zeros(n_frames), run)
-        rows.append(rama.unit_histograms(data, 1, settings, 1)[0])
-    return np.array(rows)
+    return _BASINS[states] + rng.normal(0.0, 12.0, (*states.shape, 2))
 
 
 def test_runs_paired_by_start_decide_with_calibrated_errors():
@@ -916,3 +923,56 @@ def test_no_verdict_is_decided_through_text(tmp_path, monkeypatch):
     # and no code that decides edits its own sentences
     for module in (study_mod, verdict_mod):
         assert ".replace(\": " not in inspect.getsource(module)
+
+
+def test_a_model_that_samples_can_agree_where_its_control_differs():
+    """The control does not make `agrees` unreachable: where the runs leave starts that are
+    not the equilibrium (12 starts in basin 0 of two; 0 -> 1 at 0.01 per frame, back at
+    0.001; 1000 frames of 10 fs), a model that is the reference's own process agrees, paired
+    by start, while its control (each run's first 0.1 ps repeated) differs (0.63 [0.51, 0.74]
+    bits); a model stuck in its start basin is never `agrees`, and is `differs` here.
+    (Starts spread like the equilibrium, or exchange faster than the opening, make the
+    control agree as well: then the design cannot tell, and no model gets `agrees`.)"""
+    from analysis.observables import base
+    from analysis.observables.ramachandran import study as study_mod
+
+    settings = rama.Settings(bins=36, js_tolerance=0.15)
+    n_frames, leaves, stuck = 1000, (0.01, 0.001, 0.01), (0.0, 0.0, 0.0)
+    starts = np.zeros(12, dtype=int)
+
+    def trajectories(points):
+        offsets = np.arange(len(points) + 1) * n_frames
+        times = np.tile(np.arange(n_frames) * 0.01, len(points))
+        return rama.Trajectories([None] * len(points), offsets, times,
+                                 np.concatenate(points).astype(np.float32))
+
+    def units(data):
+        return rama.unit_histograms(data, 1, settings, 1)
+
+    def row(units_m, units_r):
+        ci, pci = base.interval_columns([units_m, units_r],
+                                        lambda a, b: rama.pair_js_columns(a, b, 1),
+                                        study_mod.PAIRED, paired=True, upper=1.0)
+        paired = {"starts": 12, "reference_cut_ps": [9.99, 9.99]}
+        return ({**study_mod.interval_row(ci), "worst_pair": "A", "paired": paired},
+                {"A": {**study_mod.interval_row(pci), "paired": True}})
+
+    found = {}
+    for name, process in (("samples", leaves), ("stuck", stuck)):
+        rng = np.random.default_rng(3)
+        ref = trajectories(_start_points(rng, n_frames, leaves, starts=starts))
+        model = trajectories(_start_points(rng, n_frames, process, starts=starts))
+        groups = [rama.GroupResult("c", "xtb", 500.0, True, [], 0, [], {}),
+                  rama.GroupResult("c", name, 500.0, False, [""] * 12, 0, [], {})]
+        study = study_mod.ChallengeStudy("c", "t", settings, [], groups)
+        key = groups[1].key
+        study.intervals[key], study.pair_intervals[key] = row(units(model), units(ref))
+        study.comparisons[key] = {"A": {"js_divergence_bits": study.intervals[key]["value"]}}
+        control = units(study_mod.control_trajectories(model))
+        study.control_intervals[key], study.control_pair_intervals[key] = row(control,
+                                                                              units(ref))
+        [found[name]] = study_mod.verdicts(study)
+    samples, stuck = found["samples"], found["stuck"]
+    assert (samples.decision, samples.control_decision) == ("agrees", "differs"), samples
+    assert samples.ci_high <= 0.15 < study.control_intervals[key]["low"]
+    assert stuck.decision == "differs" and stuck.control_decision == "differs"

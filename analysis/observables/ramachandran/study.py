@@ -280,7 +280,7 @@ def _paired_interval(study: ChallengeStudy, group: rama.GroupResult, pairs: Pair
         upper=rama.JS_MAX_BITS, bootstrap=study.bootstrap)
     values = {pair.name: pci.value for pair, pci in zip(study.pairs, per_pair, strict=True)}
     study.intervals[group.key] = {
-        **_row(ci),
+        **interval_row(ci),
         "n_units": [len(ug), len(ur)], "worst_pair": max(values, key=values.get),
         "paired": {"starts": len(ug), "reference_cut_ps": [min(pairs.cut_ps),
                                                             max(pairs.cut_ps)],
@@ -291,12 +291,12 @@ def _paired_interval(study: ChallengeStudy, group: rama.GroupResult, pairs: Pair
         [uc, ur], lambda a, b: rama.pair_js_columns(a, b, n_pairs), PAIRED, paired=True,
         upper=rama.JS_MAX_BITS, bootstrap=study.bootstrap)
     study.control_intervals[group.key] = {
-        **study.intervals[group.key], **_row(cci), "opening_ps": OPENING_PS}
+        **study.intervals[group.key], **interval_row(cci), "opening_ps": OPENING_PS}
     study.control_pair_intervals[group.key] = _pair_rows(study, control_pairs, PAIRED,
                                                          paired=True)
 
 
-def _row(ci) -> dict[str, Any]:
+def interval_row(ci) -> dict[str, Any]:
     """An interval as the dict the study stores (value, bounds, bounds before clipping)."""
     return {"value": ci.value, "low": ci.low, "high": ci.high, "method": ci.method,
             "unclipped": getattr(ci, "unclipped", None)}
@@ -304,7 +304,7 @@ def _row(ci) -> dict[str, Any]:
 
 def _pair_rows(study: ChallengeStudy, per_pair: list, method: str, paired: bool = False
                ) -> dict[str, dict[str, Any]]:
-    rows = {pair.name: {**_row(pci), "method": method}
+    rows = {pair.name: {**interval_row(pci), "method": method}
             for pair, pci in zip(study.pairs, per_pair, strict=True)}
     if paired:
         for row in rows.values():
@@ -341,12 +341,12 @@ def _intervals(study: ChallengeStudy) -> None:
                 [ug, ur], lambda a, b: rama.pair_js_columns(a, b, n_pairs), method,
                 upper=rama.JS_MAX_BITS, bootstrap=study.bootstrap)
             study.pair_intervals[g.key] = _pair_rows(study, per_pair, method)
-            study.intervals[g.key] = {**_row(ci), "n_units": [len(ug), len(ur)]}
+            study.intervals[g.key] = {**interval_row(ci), "n_units": [len(ug), len(ur)]}
             uc, _ = _units(study, g, control_trajectories(study.data[g.key]))
             cci, *control_pairs = base.interval_columns(
                 [uc, ur], lambda a, b: rama.pair_js_columns(a, b, n_pairs), method,
                 upper=rama.JS_MAX_BITS, bootstrap=study.bootstrap)
-            study.control_intervals[g.key] = {**_row(cci), "n_units": [len(uc), len(ur)],
+            study.control_intervals[g.key] = {**interval_row(cci), "n_units": [len(uc), len(ur)],
                                               "opening_ps": OPENING_PS}
             study.control_pair_intervals[g.key] = _pair_rows(study, control_pairs, method)
     if not study.bootstrap:
