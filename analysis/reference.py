@@ -20,6 +20,8 @@ from harness.errors import UserError
 
 #: What ``--reference`` takes to mean "compare with nothing".
 NONE = "none"
+#: What ``--reference`` takes to mean "the shipped equilibrium ensemble" (replica exchange).
+EQUILIBRIUM = "equilibrium"
 
 
 @dataclass
@@ -39,8 +41,12 @@ class ReferenceSet:
         return len(self.files)
 
     def describe(self) -> str:
-        """One line for reports: method, temperature, runs and where it comes from."""
+        """One line for reports: method, temperature, runs, what kind, where it comes from."""
         where = "shipped with the challenge" if self.shipped else str(self.directory)
+        if self.info.get("kind") == "equilibrium":
+            return (f"{self.method} at {self.temperature_K:g} K, equilibrium ensemble from "
+                    f"replica exchange, {self.n_runs} independent ladder"
+                    f"{'s' if self.n_runs != 1 else ''} ({where})")
         return (f"{self.method} at {self.temperature_K:g} K, {self.n_runs} trajectories "
                 f"({where})")
 
@@ -68,8 +74,18 @@ def load(challenge: challenges.Challenge, directory: Path | str | None = None
     shipped = directory is None
     if directory is not None and str(directory) == NONE:
         return None
+    if directory is not None and str(directory) == EQUILIBRIUM:
+        found = load_equilibrium(challenge)
+        if found is None:
+            raise UserError(f"--reference equilibrium: challenge {challenge.name} ships no "
+                            "equilibrium ensemble (reference/equilibrium/); make one with "
+                            "python -m harness.challenges.reference_remd")
+        return found
     folder = challenge.path / "reference" if shipped else Path(directory)
-    files = sorted(folder.rglob("*.h5")) if folder.is_dir() else []
+    # the shipped straight runs lie in reference/ itself; reference/equilibrium/ holds the
+    # replica-exchange ensemble (load_equilibrium), another kind of reference
+    files = sorted(folder.glob("*.h5") if shipped else folder.rglob("*.h5")) \
+        if folder.is_dir() else []
     if not files:
         if shipped:
             return None
@@ -85,6 +101,26 @@ def load(challenge: challenges.Challenge, directory: Path | str | None = None
     method = ref.get("method") or challenge.raw.get("reference_method", "reference")
     return ReferenceSet(directory=folder, method=str(method), temperature_K=temps.pop(),
                         files=files, shipped=shipped, info=ref)
+
+
+EQUILIBRIUM_FOLDER = "equilibrium"
+
+
+def load_equilibrium(challenge: challenges.Challenge) -> ReferenceSet | None:
+    """The challenge's shipped equilibrium ensemble (``reference/equilibrium/``: replica
+    exchange, :mod:`harness.challenges.reference_remd`), None when it ships none."""
+    folder = challenge.path / "reference" / EQUILIBRIUM_FOLDER
+    if not folder.is_dir() or not any(folder.glob("*.h5")):
+        return None
+    found = load(challenge, folder)
+    if found is not None:
+        found.shipped = True
+    return found
+
+
+def kind_of(ref: ReferenceSet) -> str:
+    """``equilibrium`` (replica-exchange ensemble) or ``straight`` (runs from the starts)."""
+    return "equilibrium" if ref.info.get("kind") == "equilibrium" else "straight"
 
 
 # --- describing a reference for reports -----------------------------------------------------

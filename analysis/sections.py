@@ -47,12 +47,15 @@ class Verdict:
     (True/False/None) is kept for older readers: True for ``agrees``, False for ``differs``.
     A provider that gives only ``agrees`` gets the matching ``decision``. ``detail`` states the
     numbers in words, e.g. ``"JS divergence 0.36 [0.31, 0.42] bits, tolerance 0.15"``.
+    ``scope`` says as data what the verdict rests on (for stability: runs, their planned
+    length, simulated time, the statistic, and a ``label`` such as ``"12 runs x 0.5 ps,
+    failures per ns"``; for a comparison: ``kind``, ``length_ps`` where paired by start, and a
+    ``label`` such as ``"paired by start, first 0.5 ps"``); ``reason`` why the decision came
+    out as it did, as a key (e.g. ``within_tolerance``, ``control_not_excluded``).
 
-    The decision is made by the statistics, never through ``detail``: ``reason`` is a code
-    saying which rule decided (e.g. ``within_tolerance``, ``control_not_excluded``), ``facts``
-    the JSON-ready numbers the rule used, from which the observable's renderer writes
-    ``detail`` once. ``scope`` says what the comparison covers (e.g. ``paired by start, first
-    0.5 ps``). ``control_decision`` is the decision the same rule gives a control that never
+    The decision is made by the statistics, never through ``detail``: ``facts`` holds the
+    JSON-ready numbers the rule used, from which the observable's renderer writes ``detail``
+    once. ``control_decision`` is the decision the same rule gives a control that never
     leaves its starts (each run's own opening repeated over its length; None: no control
     computed), and ``detectable`` the smallest true difference (in ``unit``) that this design
     would call ``differs``.
@@ -71,8 +74,8 @@ class Verdict:
     n_runs: int | None = None
     unit: str = ""
     method: str = ""
+    scope: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
-    scope: str = ""
     control_decision: str | None = None
     detectable: float | None = None
     facts: dict[str, Any] = field(default_factory=dict)

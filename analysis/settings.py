@@ -12,6 +12,9 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+#: What ``--reference`` takes besides a folder (:mod:`analysis.reference`).
+WORDS = ("none", "equilibrium")
+
 
 @dataclass(frozen=True)
 class AnalysisSettings:
@@ -25,7 +28,8 @@ class AnalysisSettings:
         --no-bootstrap``).
     reference : str or None
         A folder of reference trajectories (resolved, as ``--reference DIR``), ``"none"`` for
-        no reference trajectories, or None for each challenge's shipped reference.
+        no reference trajectories, ``"equilibrium"`` for each challenge's shipped equilibrium
+        ensemble, or None for each challenge's shipped reference.
     """
 
     bootstrap: bool = True
@@ -34,8 +38,9 @@ class AnalysisSettings:
     @classmethod
     def make(cls, bootstrap: bool = True, reference: str | Path | None = None
              ) -> AnalysisSettings:
-        """Settings with the reference folder resolved (``"none"`` and None kept)."""
-        if reference is not None and str(reference) != "none":
+        """Settings with the reference folder resolved (None and the words ``"none"`` and
+        ``"equilibrium"`` kept)."""
+        if reference is not None and str(reference) not in WORDS:
             reference = str(Path(reference).resolve())
         return cls(bool(bootstrap), None if reference is None else str(reference))
 
@@ -45,7 +50,7 @@ class AnalysisSettings:
 
     def reference_folder(self) -> Path | None:
         """The brought reference folder, if one is given and exists."""
-        if self.reference and self.reference != "none" and Path(self.reference).is_dir():
+        if self.reference and self.reference not in WORDS and Path(self.reference).is_dir():
             return Path(self.reference)
         return None
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import challenges, models
+from harness.engines import get_engine
 from harness.errors import UserError
 from harness.plan import RunSpec, derive_seed, n_steps_for, output_path
 from harness.stability.watchdog import WatchdogSettings, expand
@@ -300,6 +301,24 @@ def check_ensemble(settings: dict[str, Any]) -> str:
     return ensemble
 
 
+def check_frame_interval(settings: dict[str, Any], n_steps: int, stride: int,
+                         dt_fs: float) -> None:
+    """Refuse a run shorter than one frame interval (it would store no frame after its start).
+
+    Such a run would start, write its first frame and be stopped by i-PI before the second:
+    every run of the plan would end ``failed`` at step 0. The message names the flag that set
+    the length (``--time``, or ``--stride`` when the length is the challenge's own) and the fix.
+    """
+    if n_steps >= stride:
+        return
+    frame_fs = stride * dt_fs
+    what = (f"--time {settings['time']}" if settings.get("time")
+            else f"--stride {stride}")
+    raise UserError(f"{what}: the run ({n_steps * dt_fs:g} fs) is shorter than one frame "
+                    f"interval ({stride} steps of {dt_fs:g} fs = {frame_fs:g} fs); give "
+                    f"--time {frame_fs:g}fs or more, or a smaller --stride")
+
+
 def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
     """Validate the settings and expand them into the list of runs."""
     challenge = challenges.load(settings["challenge"])
@@ -323,6 +342,7 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
     stride = settings["stride"] if settings["stride"] is not None else base.stride
     if stride < 1:
         raise UserError(f"--stride {stride}: give at least 1")
+    check_frame_interval(settings, n_steps_for(length_ps, dt_fs), stride, dt_fs)
     if settings["flush_every"] < 1:
         raise UserError(f"--flush-every {settings['flush_every']}: give at least 1 frame")
     if not settings["model"]:
@@ -348,8 +368,8 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
         label = name.replace(":", "-")
         if files[name]:
             label = f"{label}-{Path(model_file).stem}"
-        if settings["engine"] == "lammps":
-            label = f"{label}-lammps"  # LAMMPS's own thermostat: not the same conditions
+        label += get_engine(settings["engine"]).label_suffix  # another thermostat: not the
+        # same conditions
         if ensemble != "nvt":
             label = f"{label}-{ensemble}"  # no thermostat: not the challenge's conditions
         for temp in temps:

@@ -149,6 +149,8 @@ def _submit(argv: list[str], args) -> int:
         storage.check_writable(Path(settings["out"]).expanduser().resolve())
         if settings["task"] is not None:
             raise UserError("--task and --submit exclude each other: --submit makes the tasks")
+        if protocols.protocol_of(settings).name == "remd":
+            return _submit_remd(task_args, settings, args)
         batch = settings["batch"]
         if batch > 1 and args.farm:
             raise UserError("--farm and --batch exclude each other: submit the groups as an "
@@ -166,6 +168,22 @@ def _submit(argv: list[str], args) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    print(slurm.describe(submission, out))
+    return 0
+
+
+def _submit_remd(task_args: list[str], settings: dict, args) -> int:
+    """``--protocol remd --submit``: the whole ladder is one array task (it requeues and
+    resumes like any run)."""
+    from harness.protocols import remd
+
+    if args.farm:
+        raise UserError("--farm does not apply to --protocol remd: one ladder is one task")
+    plan = remd.plan_from_settings(settings)
+    print(remd.describe(plan))
+    out = Path(settings["out"]).expanduser().resolve()
+    submission = slurm.submit(task_args, 1, [0], out, template=args.slurm_template,
+                              sbatch_options=args.sbatch_option, n_runs=1)
     print(slurm.describe(submission, out))
     return 0
 

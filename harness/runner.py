@@ -17,25 +17,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import runlock
+from harness import engines, runlock
 from harness.batch import MemberSupervisor
 from harness.engines.ipi_run import Outcome, Supervisor, finished_status
-from harness.engines.lammps_run import (
-    LammpsClientSupervisor,
-    NativeSupervisor,
-    engine_of,
-    uses_lammps,
-)
+from harness.engines.lammps_run import engine_of
 from harness.plan import RunSpec
 
 
 def supervisor_class(spec: RunSpec) -> type[Supervisor]:
-    """The supervisor of a run: native LAMMPS, i-PI with a LAMMPS client, or plain i-PI."""
-    if engine_of(spec) == "lammps":
-        return NativeSupervisor
-    if uses_lammps(spec):
-        return LammpsClientSupervisor
-    return Supervisor
+    """The supervisor of a run, from its engine's registry entry (:mod:`harness.engines`):
+    native LAMMPS, i-PI with a LAMMPS client, or plain i-PI."""
+    return engines.get_engine(engine_of(spec)).supervisor(spec)
 
 
 def run_spec(spec: RunSpec, progress: bool = False, group: Path | None = None) -> Outcome:

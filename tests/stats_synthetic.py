@@ -175,3 +175,36 @@ def block_mean_coverage(n_runs: int, n_frames: int, phi: float, n_experiments: i
                                         vectorized=True, seed=e, method=method, expand=expand)
         hits += iv.low <= 0.0 <= iv.high
     return hits / n_experiments, method
+
+
+def failure_runs(rng: np.random.Generator, n_runs: int, length_ps: float, rate_per_ns: float,
+                 shape: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """``(times_ps, failed)`` of runs with a known failure law, censored at ``length_ps``.
+
+    Failure times are Weibull with ``shape`` (1: exponential, a constant hazard of
+    ``rate_per_ns``; above 1: a hazard that grows as a run goes on, e.g. a model failing once
+    it has drifted), scaled so that the mean number of failures per ns over the first ns equals
+    ``rate_per_ns`` (cumulative hazard ``rate_per_ns * (t / 1 ns) ** shape``).
+    """
+    if rate_per_ns <= 0:
+        return np.full(n_runs, float(length_ps)), np.zeros(n_runs, dtype=bool)
+    scale_ps = 1000.0 * rate_per_ns ** (-1.0 / shape)
+    fail_ps = scale_ps * rng.weibull(shape, size=n_runs)
+    failed = fail_ps < length_ps
+    return np.where(failed, fail_ps, float(length_ps)), failed
+
+
+def stability_decisions(rate_per_ns: float, n_runs: int, length_ps: float,
+                        n_experiments: int, seed: int = 0, shape: float = 1.0,
+                        **rule_options: float) -> dict[str, float]:
+    """Shares of ``agrees`` / ``differs`` / ``inconclusive`` the stability rule gives on run
+    sets with a known failure law (:func:`failure_runs`), ``n_experiments`` seeded sets."""
+    from analysis.observables.stability import rule
+
+    rng = np.random.default_rng(seed)
+    counts = dict.fromkeys(("agrees", "differs", "inconclusive"), 0)
+    for _ in range(n_experiments):
+        times, failed = failure_runs(rng, n_runs, length_ps, rate_per_ns, shape)
+        counts[rule.judge(times, failed, np.full(n_runs, float(length_ps)),
+                          **rule_options).decision] += 1
+    return {k: v / n_experiments for k, v in counts.items()}

@@ -18,6 +18,13 @@ CASES = {
     "negative temperature": (["--model", "xtb", "--temperatures", "-300"], "not a temperature"),
     "malformed time": (["--model", "xtb", "--time", "2 parsecs"], "is not a duration"),
     "zero time": (["--model", "xtb", "--time", "0ps"], "must be positive"),
+    # default stride: 20 steps of 0.5 fs = 10 fs per frame; 5 fs would store no frame after
+    # the start and every run would end `failed` at step 0
+    "shorter than one frame": (["--model", "harmonic", "--time", "5fs"],
+                               "--time 5fs: the run (5 fs) is shorter than one frame interval "
+                               "(20 steps of 0.5 fs = 10 fs); give --time 10fs or more"),
+    "stride beyond the run": (["--model", "harmonic", "--time", "10fs", "--stride", "40"],
+                              "shorter than one frame interval (40 steps of 0.5 fs = 20 fs)"),
     "no model": ([], "no model given"),
     "bad replicas": (["--model", "xtb", "--replicas", "0"], "at least 1"),
     "no saves": (["--model", "xtb", "--flush-every", "0"], "--flush-every 0: give at least 1"),

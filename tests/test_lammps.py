@@ -20,8 +20,9 @@ from ase.io import read
 
 from conftest import REPO, launch, processes_matching, socket_dirs
 from harness import config, h5md, models, sockets
-from harness.engines import lammps_env, lammps_pairs, lammps_run
+from harness.engines import lammps_env, lammps_run
 from harness.errors import UserError
+from harness.models import lammps_pairs
 from harness.plan import RunSpec
 from harness.runner import run_spec
 

@@ -367,7 +367,7 @@ def test_report_sections_with_verdicts_and_intervals(tmp_path):
     assert "tolerance 0.15: inconclusive" in verdict.detail
     assert "cannot tell a model that samples from one that stays where it started" in \
         verdict.detail
-    assert verdict.scope == "paired by start, first 20 ps"
+    assert verdict.scope["label"] == "paired by start, first 20 ps"
     assert verdict.detectable == pytest.approx(0.15)  # 0 [0, 0]: no spread beyond the bar
     assert f"paired by start ({len(files)} starts, the reference's runs cut to the model's " \
         in verdict.detail
@@ -861,7 +861,7 @@ def test_a_frozen_model_is_never_agrees(tmp_path):
         [verdict] = verdicts(study)
         found[seed] = verdict
         assert verdict.decision != "agrees" and verdict.control_decision != "differs"
-        assert verdict.scope == "paired by start, first 0.5 ps"
+        assert verdict.scope["label"] == "paired by start, first 0.5 ps"
         assert verdict.detectable is not None and verdict.detectable > 0.2  # bits
     assert found[7].reason == "control_not_excluded" and found[7].control_decision == \
         "inconclusive"

@@ -101,7 +101,8 @@ def test_code_that_can_change_a_section_is_in_its_key_presentation_is_not() -> N
              for p in code_files(stability)}
     assert {"analysis/observables/stability/__init__.py",
             "analysis/observables/stability/compute.py", "analysis/observables/base.py",
-            "harness/h5md.py", "analysis/sections.py"} <= names
+            "analysis/observables/stability/rule.py", "harness/h5md.py",
+            "analysis/sections.py"} <= names
     assert not names & {"analysis/render.py", "analysis/report_layout.py"}
 
 
@@ -126,18 +127,21 @@ def test_report_sections_verdicts_and_provenance(built: dict) -> None:
     assert chal["name"] == "alanine-tetrapeptide" and chal["runs"] == 12
     assert [s["provider"] for s in chal["sections"]][0] == "stability"
     verdicts = {(v["observable"], v["model"], v["temperature_K"]): v for v in chal["verdicts"]}
-    # stability: only wobbly at 500 K lost a run
-    # stability: only wobbly at 500 K lost a run; with 2 runs per group no share of failures is
-    # pinned down to within 30%: every decision is inconclusive, with its interval
+    # stability: only wobbly at 500 K lost a run. Failures per ns of simulated time: one
+    # failure in 2.98 ps (runs of 1.99 ps, the failed one up to 0.99 ps) is far above 0.5 per
+    # ns; 2 runs of 2 ps without a failure are never evidence of stability (under 500 ps)
     stab = {k[1:]: v for k, v in verdicts.items() if k[0] == "stability"}
     assert set(stab) == {(m, t) for m in NOISE for t in (300.0, 500.0)}
-    assert all(v["decision"] == "inconclusive" and v["agrees"] is None for v in stab.values())
-    assert {k: v["value"] for k, v in stab.items()} == {
-        (m, t): 0.5 if (m == "wobbly" and t == 500.0) else 0.0 for m in NOISE
-        for t in (300.0, 500.0)}
+    wobbly = stab.pop(("wobbly", 500.0))
+    assert (wobbly["decision"], wobbly["reason"]) == ("differs", "rate_above_tolerance")
+    assert wobbly["value"] == pytest.approx(1000 / 2.98) and wobbly["ci_low"] > 0.5
+    assert all((v["decision"], v["reason"], v["agrees"], v["value"])
+               == ("inconclusive", "runs_too_short", None, 0.0) for v in stab.values())
     assert all(v["ci_low"] <= v["value"] <= v["ci_high"] and v["n_runs"] == 2
-               and v["tolerance"] == 0.3 for v in stab.values())
-    assert "1 of 2 runs failed (bond_break x1" in verdicts[("stability", "wobbly", 500.0)]["detail"]
+               and v["tolerance"] == 0.5 and v["unit"] == "failures/ns"
+               and v["scope"]["label"] == "2 runs x 1.99 ps, failures per ns"
+               for v in [wobbly, *stab.values()])
+    assert "1 of 2 runs failed (bond_break x1" in wobbly["detail"]
     # the plug-in's observable: noise 0.4 A shifts the mean Rg beyond 0.02 A, 0.06 A does not
     rg = {k[1:]: v["agrees"] for k, v in verdicts.items() if k[0] == "radius of gyration"}
     assert rg == {("close", 300.0): True, ("close", 500.0): True,
@@ -151,7 +155,8 @@ def test_report_sections_verdicts_and_provenance(built: dict) -> None:
     figures = re.findall(r"\]\((report_files/figure-\d+\.png)\)", md)
     assert len(figures) >= 3 and all((built["dir"] / f).stat().st_size > 5000 for f in figures)
     assert "| wobbly | 500 | 1 / 2 | 1 | 0 |" in md
-    assert "tolerance: at most 30% of runs failing" in md and "tolerance 0.02 A" in md
+    assert "runs fail at most 0.5 times per ns of simulated time" in md
+    assert "tolerance 0.02 A" in md and "| 2 runs x 1.99 ps, failures per ns |" in md
     # provenance appendix: every run, with its content digest
     runs = md.split("### Runs")[1]
     digests = [hashlib.sha256(p.read_bytes()).hexdigest()[:12]
@@ -206,7 +211,8 @@ def test_second_report_reuses_every_section_until_a_file_changes(tmp_path: Path)
     assert not any(s["cached"] for s in summary["challenges"][0]["sections"])
     assert "report: stability: alanine-tetrapeptide" in proc.stderr  # progress, one line per step
     stab = [v for v in summary["challenges"][0]["verdicts"] if v["observable"] == "stability"]
-    assert [v["value"] for v in stab if v["model"] == "close"] == [0.5]
+    # one failure at 0.5 ps beside a run of 0.99 ps: 1 per 1.49 ps of simulated time
+    assert [v["value"] for v in stab if v["model"] == "close"] == [pytest.approx(1000 / 1.49)]
     assert "1 of 2 runs failed" in next(v["detail"] for v in stab if v["model"] == "close")
     # one cache entry per (provider, challenge): the superseded ones are gone
     assert len(list((out / "reports" / ".cache" / "stability").glob("*/*"))) == 1
@@ -249,14 +255,15 @@ def test_challenge_one_runs_then_report(tmp_path: Path) -> None:
     # files (test_ramachandran, test_triage), the whole report on richer data above
     proc = report(out, "--quiet", "--sections", "stability,speed")
     assert proc.returncode == 0, proc.stderr
-    # 2 intact runs and 1 failed run: too few to pin the failed share down, both inconclusive,
-    # each with its interval
-    assert "verdicts: 0 within tolerance, 0 outside, 2 inconclusive" in proc.stdout
+    # failures per ns of simulated time: 2 intact runs of 50 fs are no evidence of stability
+    # (inconclusive, with their interval); 1 failure within 0.5 ps is far above 0.5 per ns
+    assert "verdicts: 0 within tolerance, 1 outside, 1 inconclusive" in proc.stdout
     md = (out / "reports" / "report.md").read_text()
-    assert "| harmonic | 300 | – inconclusive | 0 [0, 0.658], tolerance 0.3: inconclusive | 2 |" \
-        in md
-    assert "| ase-breaking_models-make | 300 | – inconclusive | 1 [0.207, 1], tolerance 0.3: " \
-        "inconclusive | 1 |" in md
+    assert "| harmonic | 300 | – inconclusive | 0 [0, 3.69e+04] failures/ns, tolerance 0.5: " \
+        "inconclusive | 2 | scope: 2 runs x 50 fs, failures per ns (0.1 ps simulated)" in md
+    assert re.search(r"\| ase-breaking_models-make \| 300 \| \S+ no \| [\d.e+]+ \[[\d.e+]+, "
+                     r"[\d.e+]+\] failures/ns, tolerance 0.5: differs \| 1 \| scope: 1 run x "
+                     r"0.5 ps, failures per ns", md)
     # the failed run is listed with its event (bond_break N-C (3-4) when nothing else intervenes)
     assert re.search(r"- ase-breaking_models-make, 300 K, replica 0: \w+.* at [\d.]+ ps", md)
     assert "python -m harness.launch --quiet --model harmonic" in md
@@ -357,7 +364,8 @@ def test_report_page_in_headless_chromium(built: dict, tmp_path: Path) -> None:
         assert ok and bad
         # every verdict table shows the number with its interval and tolerance
         text = browser.run("return document.body.innerText")
-        assert re.search(r"0\.5 \[[\d.]+, [\d.]+\], tolerance 0\.3: inconclusive", text)
+        assert re.search(r"0 \[0, [\d.e+]+\] failures/ns, tolerance 0\.5: inconclusive", text)
+        assert "scope: 2 runs x 1.99 ps, failures per ns" in text
         assert re.search(r"\d \[[\d.e-]+, [\d.e-]+\] bits, tolerance 0\.15: \w+", text)
         assert "failures per ns [95%]" in text and "fail" in text
         red = [tuple(map(int, re.findall(r"\d+", c)[:3])) for c in bad]

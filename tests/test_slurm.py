@@ -478,3 +478,37 @@ def test_a_challenge_of_ones_own_runs_through_submit(cluster: Cluster, tmp_path:
         assert meta["status"] == "completed" and meta["run_spec"]["challenge"] == "mine"
         assert meta["run_spec"]["start_file"] == str(tmp_path / "mine" / "starts"
                                                      / f"start-0{replica}.xyz")
+
+
+def test_replica_exchange_requeues_and_resumes_as_one_task(cluster: Cluster,
+                                                            tmp_path: Path) -> None:
+    """``--protocol remd --submit``: the ladder is one array task; USR1 before the time limit
+    stops it softly, it requeues and the ladder completes with every frame and exchange once."""
+    from test_remd import make_challenge
+
+    from harness.protocols import remd
+
+    challenge = make_challenge(tmp_path)
+    out = tmp_path / "runs"
+    args = ("--model", "doublewell", "--challenge", str(challenge), "--protocol", "remd",
+            "--ladder", "300K:600K:3", "--exchange-stride", "10", "--time", "12ps",
+            "--stride", "5", "--flush-every", "20", "--jobs", "1", "--out", str(out))
+    analysis_job, array_job = _submit(cluster, *args, cwd=tmp_path)
+    folder = out / "doublewell" / "doublewell-remd-ladder1"
+    seg = folder / "remd" / "seg-000"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and len(list(seg.glob("chk_*"))) < 2:
+        time.sleep(0.3)
+    if len(list(seg.glob("chk_*"))) < 2:
+        pytest.fail("the ladder never got going:\n" + _logs(out))
+    cluster.run("scancel", "--signal=USR1", "--batch", f"{array_job}_0")
+    states = cluster.wait([array_job, analysis_job], 400)
+    assert set(states.values()) == {"COMPLETED"}, (states, _logs(out))
+    assert "restart 1" in _logs(out)
+    assert len(remd.segments(folder / "remd")) == 2
+    summary = remd.read_record(folder / remd.RECORD)
+    assert summary["status"] == "completed" and summary["attempted"] == [150, 150]
+    for temp in (300, 424.3, 600):
+        steps = h5md.read_meta(remd.temperature_file(folder, temp))["steps"]
+        np.testing.assert_array_equal(steps, np.arange(0, 3001, 5))
+    assert not processes_matching(str(out))

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 from ase.io import read
 
 from conftest import launch
@@ -158,6 +159,14 @@ def test_stability_report_counts_failures(out_dir: Path, tmp_path: Path) -> None
     assert surv["fraction"][0] == 1.0 and surv["fraction"][-1] == 0.0
     assert (report / "survival.png").stat().st_size > 10_000
     assert "| C-N | 2 |" in (report / "stability.md").read_text()
+    # the verdicts on simulated time: two failures within 0.1 ps are far above 0.5 per ns;
+    # two completed runs of 0.05 ps are no evidence of stability
+    verdicts = {v["model"]: v for v in summary["verdicts"]}
+    assert verdicts["ase-breaking_models-make"]["decision"] == "differs"
+    assert (verdicts["harmonic"]["decision"], verdicts["harmonic"]["reason"]) == (
+        "inconclusive", "runs_too_short")
+    assert verdicts["harmonic"]["scope"]["label"] == "2 runs x 50 fs, failures per ns"
+    assert "| harmonic | 300 | inconclusive | 2 runs x 50 fs, failures per ns |" in proc.stdout
     frames = read(tmp_path / "failures.extxyz", index=":")
     assert len(frames) >= 2 and {f.info["event_kind"] for f in frames} == {"bond_break"}
 
@@ -205,3 +214,83 @@ def test_failed_runs_are_results_unless_retried(out_dir: Path) -> None:
     folder = out_dir / "alanine-tetrapeptide" / "ase-breaking_models-make" / "300K"
     assert sorted(p.name for p in folder.iterdir()) == [
         "replica-00.failure.extxyz", "replica-00.h5", "replica-00.log"]
+
+
+# --- the stability verdict: failures per ns of simulated time -------------------------------
+
+def _records(times_ps: list[float], failed: list[bool], target_ps: float, model: str = "m"):
+    from analysis.trajectories import RunRecord
+
+    return [RunRecord(Path(f"r{i}.h5"), "c", model, 300.0, i, "failed" if f else "completed",
+                      t, target_ps, {"kind": "bond_break"} if f else None)
+            for i, (t, f) in enumerate(zip(times_ps, failed, strict=True))]
+
+
+def _verdict(times_ps: list[float], failed: list[bool], target_ps: float):
+    from analysis.observables import stability
+    from analysis.observables.stability import compute
+
+    (group,) = compute.summarize(_records(times_ps, failed, target_ps))["groups"]
+    return stability.verdict(group)
+
+
+def test_short_runs_are_never_evidence_of_stability() -> None:
+    """12 runs that completed 10 fs each: the old rule said `agrees`; simulated time says no."""
+    v = _verdict([0.01] * 12, [False] * 12, 0.01)
+    assert v.decision == "inconclusive" and v.reason == "runs_too_short"
+    assert v.value == 0.0 and v.ci_high == pytest.approx(3.689 / 0.00012, rel=1e-3)
+    assert v.scope["label"] == "12 runs x 10 fs, failures per ns"
+    assert v.scope["exposure_ns"] == pytest.approx(0.00012) and v.scope["evidence_ns"] == 0
+    assert "7.38 ns more in such runs without a failure would decide" in v.detail
+    # even 1000 runs of 10 ps (10 ns, enough time under a constant hazard) cannot agree
+    from analysis.observables.stability import rule
+
+    many = rule.judge([10.0] * 1000, [False] * 1000, [10.0] * 1000)
+    assert many.rate.high < rule.MAX_FAILURES_PER_NS
+    assert (many.decision, many.reason) == ("inconclusive", "runs_too_short")
+    # runs still going at 600 ps of 1000 count (past 500 ps): 7.2 ns, 0.18 ns short of 7.38;
+    # the intact fraction is described where the runs are
+    running = rule.judge([600.0] * 12, [False] * 12, [1000.0] * 12)
+    assert (running.decision, running.reason) == ("inconclusive", "too_little_time")
+    assert running.survival_at_ps == 600.0 and running.needed_ns == pytest.approx(0.1778,
+                                                                                  abs=1e-3)
+
+
+def test_long_runs_without_failure_agree_and_a_late_failure_weighs_less() -> None:
+    v = _verdict([1000.0] * 12, [False] * 12, 1000.0)
+    assert (v.decision, v.agrees, v.reason) == ("agrees", True, "rate_within_tolerance")
+    assert v.ci_high == pytest.approx(3.689 / 12, rel=1e-3) and v.tolerance == 0.5
+    assert v.unit == "failures/ns" and v.scope["label"] == "12 runs x 1000 ps, failures per ns"
+    assert "fraction intact at 1000 ps 1 [1, 1]" in v.detail
+    # one failure after 999 ps: 12 ns simulated, at most 0.464 per ns: still agrees
+    late = _verdict([999.0] + [1000.0] * 11, [True] + [False] * 11, 1000.0)
+    assert late.decision == "agrees" and late.ci_high == pytest.approx(0.4643, abs=1e-3)
+    # the same failure after 1 ps: 11 ns simulated, up to 0.506 per ns: not decided
+    early = _verdict([1.0] + [1000.0] * 11, [True] + [False] * 11, 1000.0)
+    assert (early.decision, early.reason) == ("inconclusive", "too_little_time")
+    assert early.value > late.value and early.ci_high > 0.5
+    # the failed share is only a description: the same 1 of 12 for both
+    assert "failed share 0.0833 [0.0149, 0.354]" in late.detail
+    assert "failed share 0.0833 [0.0149, 0.354]" in early.detail
+
+
+def test_failures_decide_unstable_at_any_run_length() -> None:
+    v = _verdict([0.5] * 9 + [0.1, 0.2, 0.3], [False] * 9 + [True] * 3, 0.5)
+    assert (v.decision, v.reason) == ("differs", "rate_above_tolerance") and v.ci_low > 0.5
+    assert v.scope["label"] == "12 runs x 0.5 ps, failures per ns"
+
+
+def test_stability_rule_error_rates_on_known_failure_rates() -> None:
+    """The rule on synthetic run sets of 12 runs (exponential failures, 200 experiments each):
+    benchmarks/stability_calibration.py measures the full table of docs/statistics.md."""
+    from stats_synthetic import stability_decisions
+
+    assert stability_decisions(0.0, 12, 0.01, 200, seed=1)["agrees"] == 0.0  # 12 x 10 fs
+    assert stability_decisions(0.0, 12, 1000.0, 200, seed=2)["agrees"] == 1.0  # 12 x 1 ns
+    high = stability_decisions(5.0, 12, 1000.0, 200, seed=3)  # 10 x the tolerance
+    assert high["differs"] >= 0.99 and high["agrees"] == 0.0
+    at = stability_decisions(0.5, 12, 1000.0, 200, seed=4)  # truth at the tolerance
+    assert at["agrees"] <= 0.05 and at["differs"] <= 0.05
+    assert stability_decisions(0.1, 12, 1000.0, 200, seed=5)["differs"] == 0.0
+    late = stability_decisions(2.0, 100, 100.0, 200, seed=6, shape=3.0)  # failing once drifted
+    assert late["agrees"] == 0.0

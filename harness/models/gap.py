@@ -17,9 +17,8 @@ from typing import Any
 
 from ase.data import chemical_symbols
 
-from harness.engines import lammps_pairs
 from harness.errors import UserError
-from harness.models import DEMO_DIR, ModelFamily
+from harness.models import DEMO_DIR, ModelFamily, lammps_pairs
 
 _DEMO = {"alanine-tetrapeptide": DEMO_DIR / "gap-alanine-tetrapeptide" / "gap.xml"}
 

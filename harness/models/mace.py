@@ -23,9 +23,8 @@ from typing import Any
 
 from ase.data import chemical_symbols
 
-from harness.engines import lammps_pairs
 from harness.errors import UserError
-from harness.models import ModelFamily, json_safe
+from harness.models import ModelFamily, json_safe, lammps_pairs
 
 INSTALL = ("pip install 'tea-harness[mace]' (CPU clusters: pip install torch==2.13.0 first, "
            "or pip fetches several GB of CUDA wheels)")

@@ -14,9 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.engines import lammps_pairs
 from harness.errors import UserError
-from harness.models import DEMO_DIR, ModelFamily
+from harness.models import DEMO_DIR, ModelFamily, lammps_pairs
 
 _DEMO = {"alanine-tetrapeptide": DEMO_DIR / "snap-alanine-tetrapeptide" / "snap.snapcoeff"}
 

@@ -28,6 +28,7 @@ import math
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -57,6 +58,9 @@ TRAJECTORIES = (("positions", "angstrom", "positions", 1.0),
 EXCHANGE_LOG = "exchanges.log"
 RECORD = "exchange.h5"
 PROGRESS_INTERVAL_S = 5.0
+#: While a run goes, its frames are collected into the H5MD files this often (status running),
+#: so a long ladder's results can be looked at (and shipped) before it ends.
+COLLECT_INTERVAL_S = 600.0
 #: A temperature is matched to the ladder within this (K): i-PI prints 16 digits.
 TEMPERATURE_MATCH_K = 1e-6
 
@@ -388,11 +392,14 @@ class RemdRun:
         last_step, last_change = first, time.monotonic()
         limit = self.plan.startup_timeout_s
         last_print = 0.0
-        t0 = time.monotonic()
+        t0 = last_collect = time.monotonic()
         while True:
             time.sleep(0.5)
             step = _last_step(probe)
             now = time.monotonic()
+            if now - last_collect >= COLLECT_INTERVAL_S:
+                collect(self.plan, final_status="running")
+                last_collect = time.monotonic()
             if step is not None and step > last_step:
                 last_step, last_change = step, now
                 limit = self.plan.stall_timeout_s
@@ -406,6 +413,7 @@ class RemdRun:
                       end="", file=sys.stderr, flush=True)
             code = self.ipi.poll()
             if code is not None:
+                last_step = max(last_step, _last_step(probe) or 0)
                 if self.progress:
                     print(file=sys.stderr)
                 if self.stop_requested:
@@ -419,8 +427,12 @@ class RemdRun:
                 continue
             dead = [c for c in self.clients if c.poll() is not None]
             if dead and len(dead) == len(self.clients):
-                return "failed", ("the force client stopped at step "
-                                  f"{last_step}: {procs.tail(seg / 'driver-0.log')}")
+                try:  # i-PI said EXIT to the clients at the end: it is about to exit too
+                    self.ipi.wait(timeout=30.0)
+                    continue
+                except subprocess.TimeoutExpired:
+                    return "failed", ("the force client stopped at step "
+                                      f"{last_step}: {procs.tail(seg / 'driver-0.log')}")
             if now - last_change > limit:
                 return "failed", f"no new frame for {limit:g} s (stalled at step {last_step})"
 
@@ -718,6 +730,9 @@ def plan_from_settings(settings: dict[str, Any]) -> RemdPlan:
     name = names[0]
     family = models.get_family(name)
     family.check_installed()
+    if family.ase_calculator is None:
+        raise UserError(f"model {name!r} is served by LAMMPS only; --protocol remd needs a "
+                        "model with an ASE calculator (the python force client)")
     model_file = models.resolve_model_file(
         family, config.model_files(settings["model_file"], names)[name], challenge.name)
     config.check_elements(family, model_file, challenge)
@@ -735,9 +750,7 @@ def plan_from_settings(settings: dict[str, Any]) -> RemdPlan:
     if stride < 1:
         raise UserError(f"--stride {stride}: give at least 1")
     n_steps = n_steps_for(length_ps, dt_fs)
-    if n_steps < stride:
-        raise UserError(f"--time {settings['time']}: shorter than one frame interval "
-                        f"({stride} steps of {dt_fs:g} fs); give a longer --time")
+    config.check_frame_interval(settings, n_steps, stride, dt_fs)
     label = name.replace(":", "-")
     if model_file and settings["model_file"]:
         label = f"{label}-{Path(model_file).stem}"

@@ -275,11 +275,13 @@ def judge(study, group: rama.GroupResult, model: Evidence, control: Evidence | N
             decision, reason = "inconclusive", "control_not_excluded"
     if found_paired := model.found.get("paired"):
         cut = found_paired["reference_cut_ps"]
-        scope = f"paired by start, first {_span(cut)}"
+        scope = {"kind": "paired by start", "length_ps": cut[1],
+                 "label": f"paired by start, first {_span(cut)}"}
     elif reason == "other_temperature":
-        scope = "qualitative, other temperature"
+        scope = {"kind": "qualitative", "label": "qualitative, other temperature"}
     else:
-        scope = "unpaired, the runs' distribution against the reference's"
+        scope = {"kind": "unpaired",
+                 "label": "unpaired, the runs' distribution against the reference's"}
     from analysis.observables.base import detectable
 
     bar = facts.get("bar", tol)

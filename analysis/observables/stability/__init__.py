@@ -3,7 +3,9 @@
 ``analysis stability OUT`` writes stability.{md,json} and survival.png; the report section
 shows the same per challenge. Computing lives in :mod:`.compute`. Stability applies to every
 challenge (no ``[observables]`` entry needed) and compares no reference: its verdict is the
-share of failed runs with its exact 95% interval against :data:`MAX_FAILED_FRACTION`.
+number of failures per ns of simulated time with its exact 95% interval against
+:data:`rule.MAX_FAILURES_PER_NS`, and runs shorter than :data:`rule.MIN_RUN_PS` are never
+evidence of stability (:mod:`.rule`; docs/statistics.md, "Stability").
 """
 
 from __future__ import annotations
@@ -15,18 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analysis.observables import base
+from analysis.observables.stability import rule
 from analysis.sections import Figure, Section, Verdict
 from analysis.settings import DEFAULT, AnalysisSettings
 from harness.errors import UserError
 
 if TYPE_CHECKING:  # imported when used: `analysis --help` imports every command module
     from analysis.trajectories import RunRecord
-
-#: A group is judged stable when, with 95% confidence, at most this share of its runs fail
-#: (Clopper-Pearson interval of failed / finished runs wholly at or below it); unstable when
-#: the whole interval lies above.
-MAX_FAILED_FRACTION = 0.3
-
 
 class Stability(base.Observable):
     """Survival of the runs of every (model, temperature)."""
@@ -133,9 +130,12 @@ def _section(challenge: str, records: list[RunRecord], workdir: Path) -> Section
         _groups_table(summary),
         "",
         f"**Tolerance**: a model is judged stable at a temperature when, with 95% confidence, "
-        f"at most {MAX_FAILED_FRACTION:.0%} of its runs fail (Wilson interval of the "
-        "failed share of its finished runs); unstable when the whole interval lies above; "
-        "inconclusive otherwise (too few runs to tell).",
+        f"its runs fail at most {rule.MAX_FAILURES_PER_NS:g} times per ns of simulated time "
+        "(exact Poisson interval of the failures over the summed simulated time of its runs, "
+        "each up to its failure or end); unstable when the whole interval lies above; "
+        "inconclusive otherwise. A run that did not fail counts as evidence of stability only "
+        f"when it reached {rule.MIN_RUN_PS:g} ps: short runs can show a model unstable, never "
+        "stable. The scope column says what each verdict rests on.",
     ]
     failed = [r for r in summary["runs"] if r["status"] == "failed"]
     if summary["broken_bonds"]:
@@ -177,45 +177,69 @@ def _criteria(records: list[RunRecord]) -> str:
 def verdict(group: dict[str, Any]) -> Verdict:
     """The stability verdict of one (model, temperature) group of :func:`compute.summarize`.
 
-    The failed share of the finished runs with its 95% (Wilson) interval.
+    Failures per simulated ns with their exact 95% interval against
+    :data:`rule.MAX_FAILURES_PER_NS`; runs shorter than :data:`rule.MIN_RUN_PS` are never
+    evidence of stability (:mod:`.rule`). The decision, its reason and its scope are data from
+    the rule; the words below only phrase them.
     """
-    from analysis import stats
+    judgement = group["judgement"]
+    rate = judgement["failures_per_ns"]
+    return Verdict("stability", group["model"], group["temperature_K"], None,
+                   _verdict_detail(group, judgement), decision=judgement["decision"],
+                   value=rate["value"], ci_low=rate["ci_low"], ci_high=rate["ci_high"],
+                   tolerance=judgement["tolerance_per_ns"], n_runs=group["runs"],
+                   unit="failures/ns", method="exact Poisson on simulated time",
+                   scope=judgement["scope"], reason=judgement["reason"])
 
-    runs, intact, failed = group["runs"], group["stable"], group["failed"]
-    finished = intact + failed
-    tolerance = f"tolerance: at most {MAX_FAILED_FRACTION:.0%} of runs failing"
+
+#: How each reason of :data:`rule.REASONS` reads; ``{needed}``: ns still needed.
+REASON_TEXT = {
+    "rate_within_tolerance": "the whole interval lies within the tolerance",
+    "rate_above_tolerance": "the whole interval lies above the tolerance",
+    "runs_too_short": "runs that did not fail count as evidence of stability only from "
+                      "{min_run} ps on; {needed} ns more in such runs without a failure would "
+                      "decide",
+    "too_little_time": "the interval straddles the tolerance; {needed} ns more simulated "
+                       "without a failure would decide",
+    "no_time": "no simulated time yet",
+}
+
+
+def _verdict_detail(group: dict[str, Any], judgement: dict[str, Any]) -> str:
+    """The stability verdict in words: scope, runs, rate, reason, descriptions."""
+    scope = judgement["scope"]
+    runs, failed = group["runs"], group["failed"]
     if failed:
         kinds = ", ".join(f"{k} x{n}" for k, n in sorted(group["failure_kinds"].items()))
-        detail = (f"{failed} of {runs} runs failed ({kinds}; median time to failure "
+        counts = (f"{failed} of {runs} runs failed ({kinds}; median time to failure "
                   f"{group['median_time_to_failure_ps']:.3g} ps)")
     else:
-        detail = f"{intact} of {runs} runs intact"
+        counts = f"{group['stable']} of {runs} runs intact"
     if group["unfinished"]:
-        detail += f", {group['unfinished']} unfinished"
-    if not finished:
-        return Verdict("stability", group["model"], group["temperature_K"], None,
-                       detail + "; no run finished yet", decision="inconclusive",
-                       n_runs=runs, tolerance=MAX_FAILED_FRACTION)
-    ci = stats.proportion_interval(failed, finished)
-    decision = base.decide(ci, MAX_FAILED_FRACTION)
-    result = Verdict("stability", group["model"], group["temperature_K"], None, "",
-                     decision=decision, value=ci.value, ci_low=ci.low, ci_high=ci.high,
-                     tolerance=MAX_FAILED_FRACTION, n_runs=runs, unit="",
-                     method=ci.method)
-    result.detail = (f"{detail}; failed share {result.interval_text()} ({tolerance}; "
-                     f"{ci.method} 95% interval over {finished} finished runs)")
-    return result
+        counts += f", {group['unfinished']} unfinished"
+    needed = judgement["needed_ns"]
+    reason = REASON_TEXT[judgement["reason"]].format(
+        min_run=f"{scope['min_run_ps']:g}", needed="-" if needed is None else f"{needed:.3g}")
+    share, intact = judgement["failed_share"], judgement["survival_at_planned"]
+    simulated = (f"{scope['exposure_ns']:.4g} ns" if scope["exposure_ns"] >= 1
+                 else f"{scope['exposure_ns'] * 1000:.4g} ps")
+    return (f"scope: {scope['label']} ({simulated} simulated); "
+            f"{counts}; failures per ns {_ci(judgement['failures_per_ns'])} (tolerance: at "
+            f"most {judgement['tolerance_per_ns']:g} per ns with 95% confidence): {reason}; "
+            f"described: failed share {_ci(share)} (Wilson), fraction intact at "
+            f"{judgement['survival_at_ps']:.4g} ps {_ci(intact)} (Kaplan-Meier)")
 
 
 def _groups_table(summary: dict[str, Any]) -> str:
     rows = ["| model | T (K) | intact / runs | failed | unfinished | failures per ns "
-            "[95%] | median time to failure (ps) [95%] | failure kinds |",
-            "|---|---:|---:|---:|---:|---|---|---|"]
+            "[95%] | median time to failure (ps) [95%] | failure kinds | scope |",
+            "|---|---:|---:|---:|---:|---|---|---|---|"]
     for g in summary["groups"]:
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(g["failure_kinds"].items())) or "-"
         rows.append(f"| {g['model']} | {g['temperature_K']:g} | {g['stable']} / {g['runs']} | "
                     f"{g['failed']} | {g['unfinished']} | {_ci(g['failures_per_ns'])} | "
-                    f"{_ci(g['median_time_to_failure'], 'not reached')} | {kinds} |")
+                    f"{_ci(g['median_time_to_failure'], 'not reached')} | {kinds} | "
+                    f"{g['judgement']['scope']['label']} |")
     return "\n".join(rows)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from analysis import survival
+from analysis.observables.stability import rule
 from analysis.trajectories import RunRecord
 
 
@@ -82,6 +83,7 @@ def summarize(records: list[RunRecord]) -> dict[str, Any]:
             "kaplan_meier": km.as_dict(),
             "median_time_to_failure": km.median().as_dict(),
             "failures_per_ns": survival.failure_rate(*survival.from_records(recs)).as_dict(),
+            "judgement": judge_records(recs).as_dict(),
         })
         for rec in failed:
             pair = element_pair(rec.failure)
@@ -89,6 +91,12 @@ def summarize(records: list[RunRecord]) -> dict[str, Any]:
                 bonds[pair][f"{model} {temp:g} K"] += 1
     return {"runs": rows, "groups": groups, "log_rank": log_ranks(grouped),
             "broken_bonds": {pair: dict(counts) for pair, counts in sorted(bonds.items())}}
+
+
+def judge_records(records: list[RunRecord]) -> rule.Judgement:
+    """The stability rule (:func:`rule.judge`) on one group's run records."""
+    times, failed = survival.from_records(records)
+    return rule.judge(times, failed, [r.target_ps for r in records])
 
 
 def log_ranks(grouped: dict[tuple, list[RunRecord]]) -> list[dict[str, Any]]:
@@ -119,6 +127,7 @@ def to_markdown(summary: dict[str, Any]) -> str:
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(g["failure_kinds"].items())) or "-"
         out.append(f"| {g['challenge']} | {g['model']} | {g['temperature_K']:g} | "
                    f"{g['stable']} / {g['runs']} | {g['failed']} | {mttf} | {kinds} |")
+    out += _verdict_lines(summary.get("verdicts") or [])
     columns = sorted({c for counts in summary["broken_bonds"].values() for c in counts})
     out += ["", "## Broken bonds (first broken bond of each failed run)", ""]
     if columns:
@@ -135,6 +144,18 @@ def to_markdown(summary: dict[str, Any]) -> str:
                    f"{r['reached_ps']:.4g} / {r['target_ps']:.4g} | {r['failure_kind'] or '-'} | "
                    f"{r['broken'] or '-'} |")
     return "\n".join(out) + "\n"
+
+
+def _verdict_lines(verdicts: list[dict[str, Any]]) -> list[str]:
+    """The verdicts (as dicts) as a Markdown table: decision, rate, scope, the words."""
+    if not verdicts:
+        return []
+    out = ["", "## Verdicts (failures per ns of simulated time)", "",
+           "| model | T (K) | decision | scope | numbers |", "|---|---|---|---|---|"]
+    for v in verdicts:
+        out.append(f"| {v['model']} | {v['temperature_K']:g} | {v['decision']} | "
+                   f"{(v.get('scope') or {}).get('label', '-')} | {v['detail']} |")
+    return out
 
 
 def plot_survival(summary: dict[str, Any], ax=None):

@@ -1,0 +1,248 @@
+"""An equilibrium reference from replica exchange: pilot numbers, two-ladder convergence, shipping.
+
+``python -m harness.launch --protocol remd`` runs the ladders (:mod:`harness.protocols.remd`);
+this module judges and packages them:
+
+``pilot FOLDER``
+    For one ladder folder (``OUT/<challenge>/<label>``): acceptance per neighbouring pair,
+    round trips, the potential-energy heat capacity at each temperature and the ladder it
+    suggests (20-30% acceptance), the longest bond at each temperature (does the method hold
+    the molecule together at the top?), and for each Ramachandran pair how often each
+    temperature's frames lie in the left-handed region (0 < phi < 126 degrees) and how often it
+    is entered, plus the cost (wall seconds per ps of the ladder).
+``converge FOLDER1 FOLDER2 [--temperature 500]``
+    The two ladders' densities at one temperature: JS divergence and Hellinger distance per
+    pair, with 95% intervals from time blocks of each ladder, against half the challenge's
+    tolerance (converged when every pair's upper bound is below it).
+``ship FOLDER... --temperature 500``
+    The frames at that temperature of each ladder, compacted as the straight references are
+    (:func:`harness.challenges.reference_md.compact`), into the challenge's
+    ``reference/equilibrium/`` as ``<model>-<T>K-remd-ladderL.h5``; the ``reference`` attribute
+    names the method, temperature, ``kind = "equilibrium"`` and the ``ladder``.
+
+Run on the development machine for Challenge I (GFN2-xTB, docs/reference.md has the numbers)::
+
+    OMP_NUM_THREADS=1 python -m harness.launch --model xtb --protocol remd --ladder 500K:900K:6 \\
+        --ladder-id 1 --time 40ps --stall-timeout 1h --out remd   # and --ladder-id 2
+    cd remd/alanine-tetrapeptide
+    python -m harness.challenges.reference_remd converge xtb-remd-ladder1 xtb-remd-ladder2
+    python -m harness.challenges.reference_remd ship xtb-remd-ladder*
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import challenges, h5md
+from harness.errors import UserError
+from harness.protocols import remd
+
+KB_EV_PER_K = 8.617333262e-5
+#: The left-handed region of a (phi, psi) pair, as docs/reference.md counts it.
+LEFT_HANDED_PHI_DEG = (0.0, 126.0)
+#: Time blocks per ladder for the convergence intervals.
+N_BLOCKS = 8
+
+
+def _plan(folder: Path) -> remd.RemdPlan:
+    path = folder / "remd" / "plan.json"
+    if not path.exists():
+        raise UserError(f"{folder}: no replica-exchange run here (no remd/plan.json); give "
+                        "the folder OUT/<challenge>/<label> of a --protocol remd launch")
+    return remd.RemdPlan.from_json(path.read_text())
+
+
+def challenge_of(plan: remd.RemdPlan) -> challenges.Challenge:
+    """The ladder's challenge: by name, else the folder its starts came from (an own
+    challenge outside the search path, e.g. made with ``challenges new --dir mine``)."""
+    try:
+        return challenges.load(plan.challenge)
+    except UserError:
+        return challenges.load(str(Path(plan.start_files[0]).resolve().parent.parent))
+
+
+def _angles(files: list[Path], challenge: challenges.Challenge, skip_ps: float = 0.0):
+    from analysis.observables.ramachandran import compute as rama
+
+    pairs = rama.challenge_pairs(challenge)
+    return pairs, rama.read_group(files, pairs, stride=1, skip_ps=skip_ps)
+
+
+def left_handed(phi_deg: np.ndarray) -> tuple[float, int]:
+    """Fraction of frames in the left-handed region, and how often it is entered."""
+    inside = (phi_deg > LEFT_HANDED_PHI_DEG[0]) & (phi_deg < LEFT_HANDED_PHI_DEG[1])
+    entries = int(np.sum(inside[1:] & ~inside[:-1]))
+    return float(inside.mean()) if inside.size else float("nan"), entries
+
+
+def longest_bond(path: Path) -> float:
+    """The longest bonded distance (bonds of the start structure) over a file's frames (A)."""
+    from harness.stability.criteria import Geometry, bond_topology
+
+    numbers = np.asarray(h5md.read_meta(path)["species"], dtype=int)
+    start, _ = h5md.read_start(path)
+    bonds = bond_topology(Geometry(numbers), start)
+    worst = 0.0
+    with h5md.open_file(path, "r") as f:
+        pos = f[f"{h5md.PARTICLES}/position/value"]
+        for a in range(0, pos.shape[0], 2000):
+            block = pos[a:a + 2000]
+            d = np.linalg.norm(block[:, bonds[:, 0]] - block[:, bonds[:, 1]], axis=-1)
+            worst = max(worst, float(d.max()) if d.size else 0.0)
+    return worst
+
+
+def pilot(folder: Path) -> dict[str, Any]:
+    """The pilot's numbers for one ladder (see the module docstring)."""
+    plan = _plan(folder)
+    challenge = challenge_of(plan)
+    record = remd.read_record(folder / remd.RECORD)
+    rows = []
+    heat = []
+    for temp in plan.temperatures_K:
+        path = remd.temperature_file(folder, temp)
+        u = h5md.read_observables(path, ("potential_energy",))["potential_energy"]
+        half = u[len(u) // 5:]  # the first fifth as equilibration
+        cv = float(np.var(half) / (KB_EV_PER_K * temp) ** 2)
+        heat.append(cv)
+        pairs, data = _angles([path], challenge)
+        row: dict[str, Any] = {"temperature_K": temp, "frames": int(len(u)),
+                               "heat_capacity_kB": round(cv, 1),
+                               "longest_bond_A": round(longest_bond(path), 3)}
+        for k, pair in enumerate(pairs):
+            frac, entries = left_handed(data.angles[:, 2 * k].astype(float))
+            row[f"left_handed_{pair.name}"] = round(frac, 4)
+            row[f"entries_{pair.name}"] = entries
+        rows.append(row)
+    low, high = plan.temperatures_K[0], plan.temperatures_K[-1]
+    suggestion = remd.suggest_ladder(low, high, max(heat), acceptance=0.25)
+    return {"ladder": plan.temperatures_K, "steps": record["n_steps"],
+            "ps_per_temperature": record["n_steps"] * plan.dt_fs * 1e-3,
+            "acceptance": record["acceptance"], "attempted": record["attempted"],
+            "round_trips": record["round_trips"], "per_temperature": rows,
+            "suggested_ladder_25pct": suggestion}
+
+
+def _block_histograms(files: list[Path], challenge: challenges.Challenge, skip_ps: float,
+                      n_blocks: int):
+    from analysis.observables.ramachandran import compute as rama
+
+    pairs, data = _angles(files, challenge, skip_ps)
+    settings = rama.settings_for(challenge, {})
+    hists = rama.unit_histograms(data, len(pairs), settings, n_blocks=n_blocks)
+    return pairs, hists, len(data.times_ps)
+
+
+def converge(folder_a: Path, folder_b: Path, temperature_K: float, skip_ps: float = 0.0,
+             tolerance_bits: float | None = None) -> dict[str, Any]:
+    """JS and Hellinger per Ramachandran pair between two ladders at one temperature."""
+    from analysis import divergence, stats
+
+    plan = _plan(folder_a)
+    challenge = challenge_of(plan)
+    if tolerance_bits is None:
+        tolerance_bits = float(challenge.raw.get("ramachandran", {}).get("tolerance_js_bits",
+                                                                         0.15))
+    files = [remd.temperature_file(f, temperature_K) for f in (folder_a, folder_b)]
+    for f in files:
+        if not f.exists():
+            raise UserError(f"{f}: missing; is {temperature_K:g} K on both ladders?")
+    pairs, hist_a, n_a = _block_histograms([files[0]], challenge, skip_ps, N_BLOCKS)
+    _, hist_b, n_b = _block_histograms([files[1]], challenge, skip_ps, N_BLOCKS)
+    width = hist_a.shape[1] // len(pairs)
+    out: dict[str, Any] = {"temperature_K": temperature_K, "frames": [n_a, n_b],
+                           "half_tolerance_bits": tolerance_bits / 2, "pairs": {}}
+    for k, pair in enumerate(pairs):
+        cols = slice(k * width, (k + 1) * width)
+        a, b = hist_a[:, cols], hist_b[:, cols]
+
+        def js(x: np.ndarray, y: np.ndarray) -> float:
+            return divergence.jensen_shannon(x / x.sum(), y / y.sum())
+
+        def hel(x: np.ndarray, y: np.ndarray) -> float:
+            return divergence.hellinger(x / x.sum(), y / y.sum())
+
+        result = {}
+        for name, fn in (("js_bits", js), ("hellinger", hel)):
+            ci = stats.bootstrap_histograms([a, b], fn, method="time blocks",
+                                            interval="basic")
+            hi = min(1.0, ci.high)
+            result[name] = [round(ci.value, 4), round(max(0.0, ci.low), 4), round(hi, 4)]
+        result["converged"] = bool(result["js_bits"][2] < tolerance_bits / 2)
+        out["pairs"][pair.name] = result
+    out["converged"] = all(p["converged"] for p in out["pairs"].values())
+    return out
+
+
+def ship(folders: list[Path], temperature_K: float, dest: Path | None = None,
+         every: int = 1, method: str = "GFN2-xTB (tblite)") -> list[Path]:
+    """Compact each ladder's frames at one temperature into ``reference/equilibrium/``."""
+    from harness.challenges.reference_md import compact
+
+    written = []
+    for folder in folders:
+        plan = _plan(folder)
+        challenge = challenge_of(plan)
+        target = dest or challenge.path / "reference" / "equilibrium"
+        src = remd.temperature_file(folder, temperature_K)
+        record = remd.read_record(folder / remd.RECORD)
+        name = f"{plan.model}-{temperature_K:g}K-remd-ladder{plan.ladder}.h5"
+        note = {"made_by": "python -m harness.challenges.reference_remd ship",
+                "source": str(src.relative_to(folder.parent)), "ladder_K": plan.temperatures_K,
+                "exchange_stride": plan.exchange_stride, "round_trips": record["round_trips"],
+                "acceptance": record["acceptance"]}
+        ref = {"method": method, "temperature_K": temperature_K, "kind": "equilibrium",
+               "ladder": plan.ladder, "ladder_K": plan.temperatures_K,
+               "made_by": "python -m harness.challenges.reference_remd ship",
+               "source_status": record["status"]}
+        kept = compact(src, target / name, note, every=every, reference=ref)
+        print(f"{target / name}: {kept['frames']} frames every {kept['frame_interval_fs']:g} "
+              f"fs, {kept['simulated_ps']:.2f} ps, {(target / name).stat().st_size / 1e6:.2f} MB")
+        written.append(target / name)
+    return written
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    print(json.dumps(data, indent=1, default=lambda x: x if not isinstance(x, float)
+                     or math.isfinite(x) else None))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: pilot | converge | ship (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m harness.challenges.reference_remd",
+                                     description=__doc__.split("\n", 1)[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pilot", help="a ladder's acceptance, heat capacities, basins, bonds")
+    p.add_argument("folder", type=Path)
+    c = sub.add_parser("converge", help="two ladders' densities at one temperature")
+    c.add_argument("folders", type=Path, nargs=2)
+    c.add_argument("--temperature", type=float, default=500.0)
+    c.add_argument("--skip", type=float, default=0.0, help="ps left out at the start")
+    s = sub.add_parser("ship", help="compact the ladders' frames at one temperature")
+    s.add_argument("folders", type=Path, nargs="+")
+    s.add_argument("--temperature", type=float, default=500.0)
+    s.add_argument("--every", type=int, default=1)
+    s.add_argument("--dest", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "pilot":
+            _print_json(pilot(args.folder))
+        elif args.command == "converge":
+            _print_json(converge(*args.folders, args.temperature, args.skip))
+        else:
+            ship(args.folders, args.temperature, args.dest, args.every)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Replica exchange (``--protocol remd``) on a case with a known answer.
+
+Two carbon atoms in a tilted double well along their bond (``harness.models.doublewell``): the
+equilibrium population of each well is known exactly at every temperature, so the populations
+the ladder samples are checked against it, the acceptance of each neighbouring pair against
+the one predicted from the sampled energy distributions, and a run killed with SIGKILL then
+resumed against the bookkeeping of a straight run (every frame once, every exchange once).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import launch
+from harness import h5md
+from harness.models.doublewell import KB_EV_PER_K, population_right
+from harness.protocols import remd
+
+H_EV = 0.04  # barrier: at 300 K about 1.5 kT, so the low temperatures cross mostly by exchange
+LADDER = "300K:900K:4"
+TEMPS = remd.geometric_ladder(300, 900, 4)
+
+
+def make_challenge(root: Path) -> Path:
+    """A two-atom challenge folder (4 fs steps: a carbon pair in 0.04 eV wells is slow)."""
+    folder = root / "doublewell"
+    (folder / "starts").mkdir(parents=True)
+    (folder / "challenge.toml").write_text(
+        'title = "Two carbon atoms in a tilted double well"\nelements = ["C"]\nn_atoms = 2\n'
+        "periodic = false\n\n[protocol]\ntemperatures_K = [300]\nreplicas = 1\n"
+        'length_ps = 10.0\ndt_fs = 4.0\nstride = 5\nthermostat = "langevin"\n'
+        "thermostat_tau_fs = 100.0\n\n[demo]\ntemperatures_K = [300]\nreplicas = 1\n"
+        "length_ps = 1.0\n\n[stability]\nbond_break_angstrom = 10.0\n\n[observables]\n"
+        "names = []\n")
+    for k, x in enumerate((-1.0, 1.0)):
+        (folder / "starts" / f"start-{k:02d}.xyz").write_text(
+            f"2\nProperties=species:S:1:pos:R:3\nC 0 0 0\nC {x} 0 0\n")
+    return folder
+
+
+def _bond_x(path: Path) -> np.ndarray:
+    positions = h5md.read_frames(path)["positions"]
+    return positions[:, 1, 0] - positions[:, 0, 0]
+
+
+def _batch_se(values: np.ndarray, blocks: int = 10) -> float:
+    """Standard error of the mean from batch means (the frames are correlated)."""
+    usable = len(values) // blocks * blocks
+    means = values[:usable].reshape(blocks, -1).mean(axis=1)
+    return float(means.std(ddof=1) / np.sqrt(blocks))
+
+
+@pytest.fixture(scope="module")
+def ladder_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("remd")
+    challenge = make_challenge(root)
+    launch("--model", "doublewell", "--model-option", f"h={H_EV}", "--challenge",
+           str(challenge), "--protocol", "remd", "--ladder", LADDER, "--exchange-stride", "25",
+           "--time", "16ps", "--out", str(root / "runs"), "--jobs", "1", timeout=600,
+           check=True)
+    return root / "runs" / "doublewell" / "doublewell-remd-ladder1"
+
+
+def test_populations_match_the_exact_boltzmann_ones(ladder_run: Path) -> None:
+    for temp in TEMPS:
+        right = (_bond_x(remd.temperature_file(ladder_run, temp)) > 0).astype(float)
+        exact = population_right(temp, h=H_EV)
+        se = _batch_se(right[1:])
+        # 3.5 standard errors of 10 batch means (t, 9 dof: two-sided p ~ 0.007); the exact
+        # populations run from 0.21 (300 K) to 0.39 (900 K), so a sampler stuck in the start
+        # well (0 or 1) or at the wrong temperature's population fails
+        assert abs(right.mean() - exact) < 3.5 * se + 0.01, (temp, right.mean(), exact, se)
+
+
+def test_acceptance_as_predicted_from_the_energy_distributions(ladder_run: Path) -> None:
+    summary = remd.read_record(ladder_run / remd.RECORD)
+    assert summary["status"] == "completed"
+    for pair, (t_low, t_high) in enumerate(zip(TEMPS, TEMPS[1:], strict=False)):
+        u_low = h5md.read_observables(remd.temperature_file(ladder_run, t_low),
+                                      ("potential_energy",))["potential_energy"]
+        u_high = h5md.read_observables(remd.temperature_file(ladder_run, t_high),
+                                       ("potential_energy",))["potential_energy"]
+        d_beta = 1 / (KB_EV_PER_K * t_low) - 1 / (KB_EV_PER_K * t_high)
+        # every combination of an independent draw from each temperature's ensemble
+        predicted = np.minimum(1.0, np.exp(d_beta * (u_low[:, None] - u_high[None, :]))).mean()
+        tried, accepted = summary["attempted"][pair], summary["accepted"][pair]
+        observed = accepted / tried
+        se = np.sqrt(predicted * (1 - predicted) / tried)
+        assert abs(observed - predicted) < 4 * se + 0.03, (pair, observed, predicted, tried)
+
+
+def test_exchange_record_is_consistent(ladder_run: Path) -> None:
+    summary = remd.read_record(ladder_run / remd.RECORD)
+    n_exchange_steps = 4000 // 25  # 16 ps of 4 fs steps, an attempt round every 25 steps
+    # even pairs at odd rounds and odd pairs at even rounds: 80 attempts each
+    assert summary["attempted"] == [n_exchange_steps // 2] * 3
+    assert summary["n_steps"] == 4000
+    assert sum(summary["round_trips"]) >= 4  # the walkers travel the whole ladder
+    for temp in TEMPS:
+        meta = h5md.read_meta(remd.temperature_file(ladder_run, temp))
+        assert meta["status"] == "completed"
+        assert meta["n_frames"] == 4000 // 5 + 1
+        assert meta["run_spec"]["protocol"] == "remd"
+
+
+def _start_launch(challenge: Path, out: Path) -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "harness.launch", "--quiet", "--model", "doublewell",
+           "--challenge", str(challenge), "--protocol", "remd", "--ladder", "300K:600K:3",
+           "--exchange-stride", "10", "--time", "6ps", "--stride", "5", "--flush-every", "20",
+           "--out", str(out), "--jobs", "1"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def test_killed_run_resumes_without_duplicated_or_missing_frames(tmp_path: Path) -> None:
+    challenge = make_challenge(tmp_path)
+    out = tmp_path / "runs"
+    folder = out / "doublewell" / "doublewell-remd-ladder1"
+    proc = _start_launch(challenge, out)
+    seg = folder / "remd" / "seg-000"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill after two checkpoints (every 100 steps)
+        if len(list(seg.glob("chk_*"))) >= 2 and (seg / "w0_properties").exists():
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the run wrote no checkpoint in 120 s")
+    os.killpg(proc.pid, signal.SIGKILL)  # the launch and its i-PI and client together
+    proc.communicate(timeout=30)
+    resumed = launch("--model", "doublewell", "--challenge", str(challenge), "--protocol",
+                     "remd", "--ladder", "300K:600K:3", "--exchange-stride", "10", "--time",
+                     "6ps", "--stride", "5", "--flush-every", "20", "--out", str(out),
+                     "--jobs", "1", timeout=300, check=True)
+    assert "completed at step 1500 of 1500" in resumed.stdout
+    assert len(remd.segments(folder / "remd")) == 2
+    summary = remd.read_record(folder / remd.RECORD)
+    # 150 rounds of attempts, alternating pair 0 (odd rounds) and pair 1 (even rounds)
+    assert summary["attempted"] == [75, 75]
+    walkers = []
+    for temp in (300, 424.3, 600):
+        path = remd.temperature_file(folder, temp)
+        steps = h5md.read_meta(path)["steps"]
+        assert np.array_equal(steps, np.arange(0, 1501, 5)), temp
+        with h5md.open_file(path) as f:
+            walkers.append(f[h5md.PARAMS]["remd_walker"][:])
+    # at every frame each walker is at exactly one temperature
+    assert np.all(np.sort(np.array(walkers), axis=0) == np.arange(3)[:, None])
+    # the walkers' temperature history from the exchange log agrees with the frames' own
+    # thermostat temperatures at every exchange step
+    with remd.h5py.File(folder / remd.RECORD) as f:
+        index = f["walker_temperature_index"][:]
+        ex_steps = f["exchange_step"][:]
+    for row, step in zip(index, ex_steps, strict=True):
+        for walker, t_index in enumerate(row):
+            assert walkers[t_index][int(step) // 5] == walker, (step, row)
+
+
+BAD = {
+    "ladder not increasing": (["--protocol", "remd", "--temperatures", "600,500"],
+                              "strictly increasing"),
+    "one temperature": (["--protocol", "remd", "--temperatures", "500"],
+                        "at least 2 temperatures"),
+    "ladder of one": (["--protocol", "remd", "--ladder", "500K:900K:1"],
+                      "at least 2 temperatures"),
+    "ladder spelling": (["--protocol", "remd", "--ladder", "500-900"], "LOW:HIGH:N"),
+    "ladder going down": (["--protocol", "remd", "--ladder", "900K:500K:4"],
+                          "strictly increasing"),
+    "ladder without protocol": (["--ladder", "500K:900K:8"], "belongs to --protocol remd"),
+    "exchange stride without protocol": (["--exchange-stride", "50"],
+                                         "belongs to --protocol remd"),
+    "unknown protocol": (["--protocol", "metad"], "choose one of md, remd"),
+    "no ladder": (["--protocol", "remd"], "needs a ladder"),
+    "replicas": (["--protocol", "remd", "--ladder", "500K:900K:4", "--replicas", "12"],
+                 "does not apply"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_one_line_and_exit_2(case: str, tmp_path: Path) -> None:
+    args, expected = BAD[case]
+    proc = launch("--model", "harmonic", *args, "--out", str(tmp_path / "runs"), "--dry-run")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], \
+        proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_suggested_ladder_gives_the_target_acceptance() -> None:
+    # Gaussian energies with C_V = 20 kB: x = 2 erfcinv(0.25) / sqrt(20) between neighbours
+    temps = remd.suggest_ladder(500, 900, heat_capacity_kB=20.0, acceptance=0.25)
+    ratios = np.diff(np.log(temps))
+    assert temps[0] == 500 and temps[-1] == 900
+    from scipy.special import erfc
+
+    # a geometric ladder whose steps are at most the target's: acceptance >= 25% everywhere
+    assert np.all(erfc(np.expm1(ratios) * np.sqrt(20.0) / 2) >= 0.25 - 1e-9)
+    # and no more temperatures than needed: one fewer would fall below the target
+    fewer = remd.geometric_ladder(500, 900, len(temps) - 1)
+    assert erfc(np.expm1(np.diff(np.log(fewer))).max() * np.sqrt(20.0) / 2) < 0.25
+
+
+def test_analysis_remd_reports_the_exchange_record(ladder_run: Path) -> None:
+    import json
+
+    from conftest import analysis
+
+    proc = analysis("remd", str(ladder_run.parent.parent), "--json")
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(proc.stdout)
+    summary = remd.read_record(ladder_run / remd.RECORD)
+    assert row["attempted"] == summary["attempted"] == [80, 80, 80]
+    assert row["accepted"] == summary["accepted"]
+    for observed, predicted in zip(row["acceptance"], row["predicted_acceptance"],
+                                   strict=True):
+        assert abs(observed - predicted) < 0.15
+    assert row["low"] == [False] * 3
+    assert row["suggested_ladder_K"][0] == 300 and row["suggested_ladder_K"][-1] == 900
+    table = analysis("remd", str(ladder_run.parent.parent))
+    assert "| 300-432.7 K | 80 |" in table.stdout
