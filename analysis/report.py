@@ -37,6 +37,7 @@ from analysis import cache, commands
 from analysis.progress import Progress
 from analysis.runs import RunInfo, read_runs
 from analysis.sections import Figure, Section
+from analysis.settings import DEFAULT, AnalysisSettings
 from analysis.trajectories import Unreadable, scan
 from harness.errors import UserError
 
@@ -52,6 +53,25 @@ class Provider:
     name: str
     function: Callable[[list[Path], Path], list[Section]]
     module: ModuleType
+
+    def call(self, files: list[Path], workdir: Path, settings: AnalysisSettings
+             ) -> list[Section]:
+        """``function(files, workdir, settings=settings)``, or without ``settings`` for a
+        provider (a plug-in) that does not take them."""
+        if self.takes_settings:
+            return self.function(files, workdir, settings=settings)
+        return self.function(files, workdir)
+
+    @property
+    def takes_settings(self) -> bool:
+        """Whether ``function`` has a ``settings`` parameter (or ``**kwargs``)."""
+        import inspect
+
+        try:
+            params = inspect.signature(self.function).parameters.values()
+        except (TypeError, ValueError):
+            return False
+        return any(p.name == "settings" or p.kind is p.VAR_KEYWORD for p in params)
 
     @property
     def version(self) -> str:
@@ -176,13 +196,15 @@ def select(found: list[Provider], only: list[str] | None) -> list[Provider]:
 
 
 def build(paths: list[Path], cache_root: Path | None, progress: Progress,
-          use: list[Provider] | None = None, only: list[str] | None = None) -> Report:
+          use: list[Provider] | None = None, only: list[str] | None = None,
+          settings: AnalysisSettings = DEFAULT) -> Report:
     """Find the runs under ``paths``, call every provider per challenge, collect the results.
 
     ``progress`` counts two steps of its own (reading the runs; writing, which the caller
     does) and gets one more per (provider, challenge). ``cache_root`` None disables the
     cache: sections are computed in :attr:`Report.scratch`, which the caller removes.
-    ``only`` keeps the providers of those names (:func:`select`).
+    ``only`` keeps the providers of those names (:func:`select`). ``settings`` (bootstrap,
+    reference) reach every provider that takes them and are part of each cache key.
     """
     start = time.perf_counter()
     found = select(providers() if use is None else use, only)
@@ -205,7 +227,8 @@ def build(paths: list[Path], cache_root: Path | None, progress: Progress,
         for chal in challenges:
             for provider in found:
                 progress.start(f"{provider.name}: {chal.name}")
-                outcome = _run_provider(provider, chal, store, hasher, keep=scratch is None)
+                outcome = _run_provider(provider, chal, store, hasher, keep=scratch is None,
+                                        settings=settings)
                 chal.outcomes.append(outcome)
                 progress.finish("error" if outcome.error else
                                 "cached" if outcome.cached else f"{outcome.seconds:.1f} s")
@@ -224,7 +247,8 @@ def default_report_dir(paths: list[Path]) -> Path:
 
 
 def cached_sections(module: ModuleType, paths: list[Path],
-                    cache_root: Path | None = None) -> list[Section]:
+                    cache_root: Path | None = None,
+                    settings: AnalysisSettings = DEFAULT) -> list[Section]:
     """One command module's sections for the runs under ``paths``, through the report's cache.
 
     A single command (``analysis <observable> OUT``) that computes through this function
@@ -242,7 +266,8 @@ def cached_sections(module: ModuleType, paths: list[Path],
     try:
         return [section for name, group in sorted(by_challenge.items())
                 for section in _run_provider(provider, _challenge(name, group), store, hasher,
-                                             keep=True, catch=False).sections]
+                                             keep=True, catch=False,
+                                             settings=settings).sections]
     finally:
         hasher.save()
 
@@ -261,12 +286,9 @@ def _challenge(name: str, runs: list[RunInfo]) -> ChallengeReport:
                            declared=list(chal.observables), runs=runs)
 
 
-def _challenge_files(name: str) -> list[Path]:
+def _challenge_files(name: str, settings: AnalysisSettings = DEFAULT) -> list[Path]:
     """The challenge's data files and those of a ``--reference`` folder: both can change a
     section, so both are in its cache key."""
-    import os
-
-    from analysis.observables.base import REFERENCE_ENV
     from harness import challenges
 
     folders = []
@@ -274,29 +296,24 @@ def _challenge_files(name: str) -> list[Path]:
         folders.append(challenges.load(name).path)
     except UserError:
         pass
-    brought = os.environ.get(REFERENCE_ENV, "")
-    if brought and brought != "none" and Path(brought).is_dir():
-        folders.append(Path(brought))
+    if (brought := settings.reference_folder()) is not None:
+        folders.append(brought)
     return sorted(p for folder in folders for p in folder.rglob("*")
                   if p.is_file() and "__pycache__" not in p.parts)
 
 
 def _run_provider(provider: Provider, chal: ChallengeReport, store: cache.ResultCache,
-                  hasher: cache.ContentHasher, keep: bool, catch: bool = True) -> Outcome:
+                  hasher: cache.ContentHasher, keep: bool, catch: bool = True,
+                  settings: AnalysisSettings = DEFAULT) -> Outcome:
     """Load the provider's sections for this challenge from the cache, or compute them.
 
     ``keep`` False: never read the cache (it is a scratch folder). ``catch``: an exception
-    of the provider becomes :attr:`Outcome.error` instead of propagating.
+    of the provider becomes :attr:`Outcome.error` instead of propagating. The key holds the
+    ``settings`` (:meth:`AnalysisSettings.cache_key`), whether the provider takes them or not.
     """
     code = [hasher.digest(p) for p in cache.code_files(provider.module,
-                                                       _challenge_files(chal.name))]
-    import os
-
-    from analysis.observables.base import REFERENCE_ENV
-
-    reference = os.environ.get(REFERENCE_ENV, "")
-    key = cache.make_key(provider.name, provider.version + (f"|reference={reference}"
-                                                             if reference else ""),
+                                                       _challenge_files(chal.name, settings))]
+    key = cache.make_key(provider.name, provider.version + "|" + settings.cache_key(),
                          code, [r.digest for r in chal.runs])
     if keep:
         stored = store.load(provider.name, chal.name, key)
@@ -308,7 +325,7 @@ def _run_provider(provider: Provider, chal: ChallengeReport, store: cache.Result
     work = store.workdir(provider.name, chal.name, key)
     start = time.perf_counter()
     try:
-        sections = list(provider.function([r.path for r in chal.runs], work))
+        sections = list(provider.call([r.path for r in chal.runs], work, settings))
         _check(sections, provider)
     except Exception as exc:  # a failing observable is shown in the report, not fatal
         store.discard(work)

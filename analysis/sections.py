@@ -3,14 +3,17 @@
 Every observable folder (``analysis/observables/<name>/``, through its shared base) and every
 command module (``analysis/commands/<name>.py``) may define::
 
-    def report_sections(files: list[Path], workdir: Path) -> list[Section]: ...
+    def report_sections(files: list[Path], workdir: Path,
+                        settings: AnalysisSettings = DEFAULT) -> list[Section]: ...
 
 ``files`` are trajectory files the report found (keep those your observable applies to, return
 ``[]`` when none; ``analysis report`` calls once per challenge with that challenge's files, other
 callers may mix challenges); ``workdir`` is a folder where the function writes its figures
 (PNG). The report calls it, embeds the figures, renders the Markdown and collects the
-verdicts. The function must not print; the report caches what it returns, keyed on the files'
-content, the code and the challenge's data (there is no other cache).
+verdicts. ``settings`` (:class:`analysis.settings.AnalysisSettings`: bootstrap, reference) are
+optional: a function without that parameter is called without them. The function must not
+print; the report caches what it returns, keyed on the files' content, the code, the
+challenge's data and the settings (there is no other cache).
 """
 
 from __future__ import annotations
@@ -46,7 +49,16 @@ class Verdict:
     numbers in words, e.g. ``"JS divergence 0.36 [0.31, 0.42] bits, tolerance 0.15"``.
     ``scope`` says as data what the verdict rests on (for stability: runs, their planned
     length, simulated time, the statistic, and a ``label`` such as ``"12 runs x 0.5 ps,
-    failures per ns"``); ``reason`` why the decision came out as it did, as a key.
+    failures per ns"``; for a comparison: ``kind``, ``length_ps`` where paired by start, and a
+    ``label`` such as ``"paired by start, first 0.5 ps"``); ``reason`` why the decision came
+    out as it did, as a key (e.g. ``within_tolerance``, ``control_not_excluded``).
+
+    The decision is made by the statistics, never through ``detail``: ``facts`` holds the
+    JSON-ready numbers the rule used, from which the observable's renderer writes ``detail``
+    once. ``control_decision`` is the decision the same rule gives a control that never
+    leaves its starts (each run's own opening repeated over its length; None: no control
+    computed), and ``detectable`` the smallest true difference (in ``unit``) that this design
+    would call ``differs``.
     """
 
     observable: str
@@ -64,6 +76,9 @@ class Verdict:
     method: str = ""
     scope: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
+    control_decision: str | None = None
+    detectable: float | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.decision is None:
@@ -73,8 +88,9 @@ class Verdict:
         else:
             self.agrees = {"agrees": True, "differs": False}.get(self.decision)
 
-    def interval_text(self) -> str:
-        """``0.36 [0.31, 0.42] bits, tolerance 0.15: differs`` ('' without a value)."""
+    def interval_text(self, with_decision: bool = True) -> str:
+        """``0.36 [0.31, 0.42] bits, tolerance 0.15: differs`` ('' without a value; without
+        the ``: differs`` when ``with_decision`` is False)."""
         if self.value is None:
             return ""
         unit = f" {self.unit}" if self.unit else ""
@@ -89,7 +105,7 @@ class Verdict:
                 "per run would sharpen it)"
         if self.tolerance is not None:
             text += f", tolerance {_number(self.tolerance)}"
-        return f"{text}: {self.decision}"
+        return f"{text}: {self.decision}" if with_decision else text
 
 
 def _number(x: float) -> str:

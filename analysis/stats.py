@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,9 @@ class Interval:
         ``"exact"`` (Poisson), ``"log-log band"`` (Kaplan-Meier median).
     level : float
         Confidence level.
+    unclipped : tuple, optional
+        The bounds before they were clipped to the statistic's possible range (set by
+        :func:`analysis.observables.base.clipped`): the resampling spread itself.
     """
 
     value: float
@@ -54,6 +57,8 @@ class Interval:
     n_units: int
     method: str
     level: float = 0.95
+    unclipped: tuple[float | None, float | None] | None = field(default=None, repr=False,
+                                                                compare=False)
 
     def text(self, fmt: str = "{:.3g}", unit: str = "") -> str:
         """``"0.36 [0.31, 0.42] bits"``: the value, the interval, the unit."""
@@ -63,6 +68,7 @@ class Interval:
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for JSON (``value``, ``ci_low``, ``ci_high``, ``n_units``, ``method``)."""
         d = asdict(self)
+        d.pop("unclipped")
         d["ci_low"], d["ci_high"] = d.pop("low"), d.pop("high")
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                 for k, v in d.items()}

@@ -5,7 +5,7 @@ positions, velocities and forces every frame): 3 models x 12 replicas at 500 K =
 ``--frames`` frames each (a 1 ns run at the challenge's 10 fs stride is 100 001 frames; the
 default here is that frame count). Then ``analysis report`` runs twice in fresh processes
 with the cache off, once with intervals (1000 bootstrap resamples per verdict and model pair)
-and once with ``TEA_HARNESS_NO_BOOTSTRAP=1`` (values only), alternating, best of ``--repeats``.
+and once with ``--no-bootstrap`` (values only), alternating, best of ``--repeats``.
 Usage: ``python benchmarks/report_intervals.py [--frames 100001] [--repeats 2] [--keep DIR]``.
 """
 
@@ -30,11 +30,11 @@ MODELS = {"reference": 0.05, "close": 0.06, "wobbly": 0.3}
 
 def timed_report(out: Path, report_dir: Path, bootstrap: bool) -> float:
     """Wall seconds of one ``analysis report OUT --no-cache`` process."""
-    env = dict(os.environ, OMP_NUM_THREADS="1",
-               TEA_HARNESS_NO_BOOTSTRAP="0" if bootstrap else "1")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "analysis.cli", "report", str(out), "--quiet",
-                    "--no-cache", "--report-dir", str(report_dir)], check=True,
+                    "--no-cache", "--report-dir", str(report_dir)]
+                   + ([] if bootstrap else ["--no-bootstrap"]), check=True,
                    capture_output=True, env=env)
     return time.perf_counter() - start
 

@@ -245,6 +245,30 @@ def test_divergences_against_scipy_and_limits():
     assert dens[0].sum() == pytest.approx(dens[-1].sum())  # the wrap keeps the edges symmetric
 
 
+def test_divergence_intervals_stay_in_their_range():
+    """A JS divergence in bits lies in [0, 1]: the basic interval (2 value - quantiles) of one
+    near 1 reaches beyond it unclipped (0.966 [0.931, 1.019] here, as 0.897 [0.794, 1.07] was
+    printed in a report); clipped, it ends at 1, keeping the spread in ``unclipped``. Model
+    pairs are clipped the same way."""
+    from analysis import stats
+    from analysis.observables import base
+
+    model, ref = np.zeros((12, 4)), np.zeros((12, 4))
+    model[:, 0], ref[:, 3], model[0, 3] = 100.0, 100.0, 10.0
+    free = base.interval([model, ref], stats.jensen_shannon_rows, "runs", vectorized=True)
+    assert free.high > 1.0  # the failure: beyond the range
+    ci = base.interval([model, ref], stats.jensen_shannon_rows, "runs", vectorized=True,
+                       upper=rama.JS_MAX_BITS)
+    assert ci.value == pytest.approx(0.9654, abs=1e-4) and ci.high == 1.0
+    assert ci.low == pytest.approx(free.low) and ci.unclipped[1] == pytest.approx(free.high)
+    cols = base.interval_columns([model, ref], lambda a, b: np.column_stack(
+        [stats.jensen_shannon_rows(a, b)] * 2), "runs", upper=1.0)
+    assert all(0.0 <= c.low <= c.high <= 1.0 for c in cols)
+    pair = stats.PairDistance("a", "b", stats.Interval(0.9, 0.8, 1.07, 24, "runs"), None, None,
+                              True)
+    assert base.pair_json(pair, 500.0, 1.0)["ci_high"] == 1.0
+
+
 def test_worst_pair_js_for_many_resamples_equals_one_at_a_time():
     """The vectorised worst-pair JS (what the bootstrap uses) row by row equals the scalar
     one, an empty pair left out, a resample with only empty pairs NaN."""
@@ -328,14 +352,23 @@ def test_report_sections_with_verdicts_and_intervals(tmp_path):
     assert all(f.path.is_file() and f.path.parent == tmp_path for f in section.figures)
     # the shipped reference analysed as a "model": identical data, divergence zero; its runs
     # pair with the reference's own (same starts, same lengths), so the tolerance alone
-    # decides: 'agrees', whatever the reference's split-half
+    # decides, whatever the reference's split-half. Its control (each run's first 0.1 ps
+    # repeated over 20 ps) is not told apart from the reference either (0.289 [0.023, 0.292]):
+    # 12 x 20 ps paired by start cannot tell a model that samples from one that stays put,
+    # so even the reference's own runs get no 'agrees'
     comp = section.data["comparisons_vs_reference"]["xtb@500K"]
     assert all(c["js_divergence_bits"] == pytest.approx(0.0, abs=1e-12) for c in comp.values())
     assert all(m["population_difference_percent"] == 0 for c in comp.values()
                for m in c["matched"])
     [verdict] = section.verdicts
     assert verdict.temperature_K == 500.0
-    assert verdict.agrees is True and "tolerance 0.15: agrees" in verdict.detail
+    assert verdict.decision == "inconclusive" and verdict.reason == "control_not_excluded"
+    assert verdict.control_decision == "inconclusive" and verdict.agrees is None
+    assert "tolerance 0.15: inconclusive" in verdict.detail
+    assert "cannot tell a model that samples from one that stays where it started" in \
+        verdict.detail
+    assert verdict.scope["label"] == "paired by start, first 20 ps"
+    assert verdict.detectable == pytest.approx(0.15)  # 0 [0, 0]: no spread beyond the bar
     assert f"paired by start ({len(files)} starts, the reference's runs cut to the model's " \
         in verdict.detail
     # the number, its bootstrap interval and what it rests on
@@ -520,7 +553,8 @@ def test_per_pair_rule_is_calibrated_against_a_partly_noisy_reference():
     nominal rate; pair B shifted: `differs` nearly always, and pair B never said to agree on
     its own (:func:`pair_decision`) beyond the nominal rate."""
     from analysis.observables import base
-    from analysis.observables.ramachandran.study import ChallengeStudy, _decided_pair, pair_decision
+    from analysis.observables.ramachandran.study import ChallengeStudy
+    from analysis.observables.ramachandran.verdict import decided_pair, pair_decision
 
     rng = np.random.default_rng(21)
     bins, tol = 30, 0.02
@@ -546,7 +580,8 @@ def test_per_pair_rule_is_calibrated_against_a_partly_noisy_reference():
             study.pair_intervals["m"] = {n: {"value": c.value, "low": c.low, "high": c.high,
                                              "method": "runs"}
                                          for n, c in zip("AB", per_pair, strict=True)}
-            differs += _decided_pair(study, "m", tol) is not None
+            differs += decided_pair(study.pair_intervals["m"], study.reference_noise,
+                                    tol) is not None
             agrees += pair_decision(study.pair_intervals["m"]["B"], tol,
                                     study.reference_noise["B"])[0] == "agrees"
         rates[name] = differs / 200
@@ -655,8 +690,21 @@ def _start_chains(rng, n_frames: int, process: tuple[float, float, float],
 
     ``process`` = (0 -> 1, 1 -> 0, leaving the trap) probabilities per frame; points are the
     basin centre plus 12 degrees of noise."""
+    points = _start_points(rng, n_frames, process, per_start)
+    settings = rama.Settings(bins=36)
+    rows = []
+    for run in points.astype(np.float32):
+        data = rama.Trajectories([None], np.array([0, n_frames]), np.zeros(n_frames), run)
+        rows.append(rama.unit_histograms(data, 1, settings, 1)[0])
+    return np.array(rows)
+
+
+def _start_points(rng, n_frames: int, process: tuple[float, float, float],
+                  per_start: int = 1, starts: np.ndarray | None = None) -> np.ndarray:
+    """(runs, frames, 2) points of the chains of :func:`_start_chains` (``starts``: the basin
+    of each start, default :data:`_START_BASINS`)."""
     q01, q10, escape = process
-    state = np.repeat(_START_BASINS, per_start)
+    state = np.repeat(_START_BASINS if starts is None else starts, per_start)
     states = np.empty((len(state), n_frames), dtype=int)
     states[:, 0] = state
     for t in range(1, n_frames):
@@ -666,13 +714,7 @@ def _start_chains(rng, n_frames: int, process: tuple[float, float, float],
         nxt[(now == 0) & (u < q01)] = 1
         nxt[(now == 1) & (u < q10)] = 0
         states[:, t] = nxt
-    points = _BASINS[states] + rng.normal(0.0, 12.0, (*states.shape, 2))
-    settings = rama.Settings(bins=36)
-    rows = []
-    for run in points.astype(np.float32):
-        data = rama.Trajectories([None], np.array([0, n_frames]), np.zeros(n_frames), run)
-        rows.append(rama.unit_histograms(data, 1, settings, 1)[0])
-    return np.array(rows)
+    return _BASINS[states] + rng.normal(0.0, 12.0, (*states.shape, 2))
 
 
 def test_runs_paired_by_start_decide_with_calibrated_errors():
@@ -785,3 +827,152 @@ def test_pairing_by_start_only_where_it_holds(tmp_path):
     study, group = study_of(four, reference=str(moved))
     assert pairing(study, group) is None
     assert "paired" not in verdicts(study)[0].detail
+
+
+# --- controls: a verdict must be able to fail ---------------------------------------------
+
+def _frozen_study(folder: Path, seed: int, amplitude: float = 0.13, length_ps: float = 0.5):
+    """12 runs of a model that never leaves its starts (start + Gaussian noise every frame,
+    ``tests/report_data.synthesise``) against the shipped 12 x 20 ps reference."""
+    from report_data import DT_FS, STRIDE, synthesise
+
+    from analysis.observables.ramachandran.study import run_study
+
+    n_frames = int(round(length_ps * 1000 / (DT_FS * STRIDE))) + 1
+    synthesise(folder, {f"frozen-{seed}": amplitude}, temperatures=(500.0,), replicas=12,
+               n_frames=n_frames)
+    [study] = run_study([folder])
+    return study
+
+
+def test_a_frozen_model_is_never_agrees(tmp_path):
+    """Must-show of issue 28, a subset (benchmarks/frozen_model.py runs all of it): the frozen
+    model got `agrees` in these three seeds before the control (e.g. 0.107 [0.005, 0.122]
+    bits at seed 7). Its control (each run's first 0.1 ps repeated over its length) is the
+    same kind of data, so it is never told apart from the reference, and the verdict is
+    `inconclusive` with reason `control_not_excluded`. At seed 7 the control alone is
+    `inconclusive` (0.123 [0.003, 0.137]), not `agrees`: a rule that blocked only a control
+    that agrees would have let the frozen model through; `agrees` needs the control to differ."""
+    from analysis.observables.ramachandran.study import control_trajectories, verdicts
+
+    found = {}
+    for seed in (3, 5, 7):
+        study = _frozen_study(tmp_path / f"s{seed}", seed)
+        [verdict] = verdicts(study)
+        found[seed] = verdict
+        assert verdict.decision != "agrees" and verdict.control_decision != "differs"
+        assert verdict.scope["label"] == "paired by start, first 0.5 ps"
+        assert verdict.detectable is not None and verdict.detectable > 0.2  # bits
+    assert found[7].reason == "control_not_excluded" and found[7].control_decision == \
+        "inconclusive"
+    assert "cannot tell a model that samples from one that stays where it started" in \
+        found[7].detail and "longer runs" in found[7].detail
+    # the control: each run's opening (0 to 0.1 ps: 11 frames) repeated, as many frames as
+    # the run; the run's own thermal spread kept, nothing of what follows
+    [group] = [g for g in study.groups if not g.is_reference]
+    data = study.data[group.key]
+    control = control_trajectories(data)
+    first = data.split(data.angles)[0]
+    assert len(control.angles) == len(data.angles)
+    assert np.array_equal(control.split(control.angles)[0][11:22], first[:11])
+
+
+def test_no_verdict_is_decided_through_text(tmp_path, monkeypatch):
+    """Decisions are values made by the statistics: every template of the renderer reworded
+    (to text claiming the opposite) leaves every decision, reason and control decision as it
+    was, on real data (the frozen model, seed 7, whose control blocks its `agrees`) and on the
+    hand-made cases of test_verdict_rules; only the words change."""
+    import inspect
+
+    from analysis.observables.ramachandran import study as study_mod
+    from analysis.observables.ramachandran import verdict as verdict_mod
+
+    studies = [_frozen_study(tmp_path / "frozen", 7)]
+
+    def group(model, temp, ref=False):
+        return rama.GroupResult("c", model, temp, ref, [], 0, [], {})
+
+    hand = study_mod.ChallengeStudy("c", "t", rama.Settings(js_tolerance=0.1), [],
+                                    [group("xtb", 500.0, True), group("m", 500.0),
+                                     group("n", 500.0), group("m", 300.0)])
+    hand.comparisons = {"m@500K": {"A": {"js_divergence_bits": 0.05}},
+                        "n@500K": {"A": {"js_divergence_bits": 0.2}},
+                        "m@300K": {"A": {"js_divergence_bits": 0.01}}}
+    hand.intervals = {"m@500K": {"low": 0.03, "high": 0.08, "method": "runs"},
+                      "n@500K": {"low": 0.15, "high": 0.3, "method": "runs"},
+                      "m@300K": {"low": 0.0, "high": 0.02, "method": "runs"}}
+    hand.control_intervals = {"m@500K": {"value": 0.06, "low": 0.0, "high": 0.09,
+                                         "method": "runs"}}
+    hand.reference_noise = {"A": 0.02}
+    studies.append(hand)
+
+    def decided():
+        return [(v.decision, v.reason, v.control_decision, v.detail)
+                for s in studies for v in study_mod.verdicts(s)]
+
+    before = decided()
+    assert [d[:3] for d in before] == [
+        ("inconclusive", "control_not_excluded", "inconclusive"),
+        ("inconclusive", "control_not_excluded", "agrees"),  # would agree, its control too
+        ("differs", "beyond_tolerance", None), ("no_reference", "other_temperature", None)]
+    for name in verdict_mod.TEMPLATES:
+        monkeypatch.setitem(verdict_mod.TEMPLATES, name, f"{name} reworded: agrees")
+    after = decided()
+    assert [d[:3] for d in after] == [d[:3] for d in before]
+    assert all(a[3] != b[3] and "reworded" in a[3] for a, b in zip(after, before, strict=True))
+    # and no code that decides edits its own sentences
+    for module in (study_mod, verdict_mod):
+        assert ".replace(\": " not in inspect.getsource(module)
+
+
+def test_a_model_that_samples_can_agree_where_its_control_differs():
+    """The control does not make `agrees` unreachable: where the runs leave starts that are
+    not the equilibrium (12 starts in basin 0 of two; 0 -> 1 at 0.01 per frame, back at
+    0.001; 1000 frames of 10 fs), a model that is the reference's own process agrees, paired
+    by start, while its control (each run's first 0.1 ps repeated) differs (0.63 [0.51, 0.74]
+    bits); a model stuck in its start basin is never `agrees`, and is `differs` here.
+    (Starts spread like the equilibrium, or exchange faster than the opening, make the
+    control agree as well: then the design cannot tell, and no model gets `agrees`.)"""
+    from analysis.observables import base
+    from analysis.observables.ramachandran import study as study_mod
+
+    settings = rama.Settings(bins=36, js_tolerance=0.15)
+    n_frames, leaves, stuck = 1000, (0.01, 0.001, 0.01), (0.0, 0.0, 0.0)
+    starts = np.zeros(12, dtype=int)
+
+    def trajectories(points):
+        offsets = np.arange(len(points) + 1) * n_frames
+        times = np.tile(np.arange(n_frames) * 0.01, len(points))
+        return rama.Trajectories([None] * len(points), offsets, times,
+                                 np.concatenate(points).astype(np.float32))
+
+    def units(data):
+        return rama.unit_histograms(data, 1, settings, 1)
+
+    def row(units_m, units_r):
+        ci, pci = base.interval_columns([units_m, units_r],
+                                        lambda a, b: rama.pair_js_columns(a, b, 1),
+                                        study_mod.PAIRED, paired=True, upper=1.0)
+        paired = {"starts": 12, "reference_cut_ps": [9.99, 9.99]}
+        return ({**study_mod.interval_row(ci), "worst_pair": "A", "paired": paired},
+                {"A": {**study_mod.interval_row(pci), "paired": True}})
+
+    found = {}
+    for name, process in (("samples", leaves), ("stuck", stuck)):
+        rng = np.random.default_rng(3)
+        ref = trajectories(_start_points(rng, n_frames, leaves, starts=starts))
+        model = trajectories(_start_points(rng, n_frames, process, starts=starts))
+        groups = [rama.GroupResult("c", "xtb", 500.0, True, [], 0, [], {}),
+                  rama.GroupResult("c", name, 500.0, False, [""] * 12, 0, [], {})]
+        study = study_mod.ChallengeStudy("c", "t", settings, [], groups)
+        key = groups[1].key
+        study.intervals[key], study.pair_intervals[key] = row(units(model), units(ref))
+        study.comparisons[key] = {"A": {"js_divergence_bits": study.intervals[key]["value"]}}
+        control = units(study_mod.control_trajectories(model))
+        study.control_intervals[key], study.control_pair_intervals[key] = row(control,
+                                                                              units(ref))
+        [found[name]] = study_mod.verdicts(study)
+    samples, stuck = found["samples"], found["stuck"]
+    assert (samples.decision, samples.control_decision) == ("agrees", "differs"), samples
+    assert samples.ci_high <= 0.15 < study.control_intervals[key]["low"]
+    assert stuck.decision == "differs" and stuck.control_decision == "differs"

@@ -556,8 +556,11 @@ def test_report_section_states_the_reference(tmp_path: Path) -> None:
                                   temperature_K=500.0, frame_interval_ps=0.01)
     reference_import.import_files([src], ALA, "some model", tmp_path / "runs",
                                   temperature_K=300.0, frame_interval_ps=0.01)
-    (section,) = reference_command.report_sections(sorted((tmp_path / "runs").glob("*.h5")),
-                                                   tmp_path / "work", tmp_path / "ref500")
+    from analysis.settings import AnalysisSettings
+
+    (section,) = reference_command.report_sections(
+        sorted((tmp_path / "runs").glob("*.h5")), tmp_path / "work",
+        settings=AnalysisSettings.make(reference=tmp_path / "ref500"))
     assert section.challenge == ALA.name and section.title == "Reference: PBE+MBD (FHI-aims)"
     assert section.markdown.startswith("Reference: PBE+MBD (FHI-aims) at 500 K, 2 run(s), "
                                        "0.05 ps per run (0.1 ps in all), 12 frames")

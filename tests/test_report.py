@@ -562,3 +562,49 @@ def test_gap_and_xtb_on_challenge_one_then_a_readable_page(tmp_path: Path) -> No
     for words in ("Verdicts at a glance", "Challenge I: Alanine tetrapeptide", "Stability",
                   "Figure 1.", "Appendix: provenance", "python -m harness.launch"):
         assert words in text
+
+
+def test_a_report_without_bootstrap_is_never_served_to_one_with_it(tmp_path: Path) -> None:
+    """The settings (bootstrap, reference) reach the sections as a value and are part of every
+    cache key: a Ramachandran section made with the bootstrap off (values, no intervals) is
+    not served to the next report, made with it on, which computes its intervals afresh; a
+    third report with the same settings is served from the cache. A provider that takes no
+    settings (a plug-in) is called with two arguments and is keyed on them all the same."""
+    import types
+
+    from analysis.progress import Progress
+    from analysis.report import Provider, build, providers, select
+    from analysis.settings import AnalysisSettings
+
+    out = tmp_path / "runs"
+    synthesise(out, {"m": 0.3}, temperatures=(500.0,), replicas=4, n_frames=51)
+    calls = []
+
+    def plain(files: list[Path], workdir: Path) -> list:
+        calls.append(len(files))
+        return []
+
+    use = [*select(providers(), ["ramachandran"]),
+           Provider("plain", plain, types.ModuleType("plain_sections"))]
+    cache_root = tmp_path / "cache"
+
+    def made(settings: AnalysisSettings):
+        result = build([out], cache_root, Progress(2, enabled=False), use=use,
+                       settings=settings)
+        rama, other = result.challenges[0].outcomes
+        assert rama.error is None and other.error is None
+        [verdict] = [v for s in rama.sections for v in s.verdicts]
+        return rama.cached, other.cached, verdict
+
+    cached, _, verdict = made(AnalysisSettings(bootstrap=False))
+    assert not cached and verdict.ci_low is None and verdict.value is not None
+    cached, plain_cached, verdict = made(AnalysisSettings())
+    assert not cached and not plain_cached  # never the values-only result
+    assert verdict.ci_low is not None and verdict.ci_high is not None
+    cached, plain_cached, again = made(AnalysisSettings())
+    assert cached and plain_cached and (again.ci_low, again.ci_high) == (verdict.ci_low,
+                                                                         verdict.ci_high)
+    assert calls == [4, 4]
+    # another reference is another key too
+    cached, _, _ = made(AnalysisSettings.make(reference="none"))
+    assert not cached

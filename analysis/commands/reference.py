@@ -97,19 +97,18 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def report_sections(files: list[Path], workdir: Path, reference: str | Path | None = None
-                    ) -> list:
+def report_sections(files: list[Path], workdir: Path, settings=None) -> list:
     """A "Reference" section per challenge among ``files`` that has a reference.
 
-    States which reference (``reference``: a folder, as ``--reference``; default the shipped
-    one), its method, temperature, runs, ps per run, frames and split-half noise, and which
-    model temperatures are compared only qualitatively. ``analysis report`` passes the folder
-    of its ``--reference`` through the environment (``base.chosen_reference``)
-    and caches the result with every other section (one cache: the report's).
+    States which reference (``settings.reference``: a folder, as ``--reference``; default the
+    shipped one), its method, temperature, runs, ps per run, frames and split-half noise, and
+    which model temperatures are compared only qualitatively. ``analysis report`` passes its
+    :class:`analysis.settings.AnalysisSettings` and caches the result with every other section
+    (one cache: the report's; the settings are in its key).
     """
     from analysis import reference as reference_mod
-    from analysis.observables.base import chosen_reference
     from analysis.sections import Section
+    from analysis.settings import DEFAULT
     from analysis.trajectories import read_record
     from harness import challenges
 
@@ -118,8 +117,7 @@ def report_sections(files: list[Path], workdir: Path, reference: str | Path | No
     for name in sorted({r.challenge for r in records}):
         try:
             challenge = challenges.load(name)
-            ref = reference_mod.load(challenge, chosen_reference(
-                None if reference is None else str(reference)))
+            ref = reference_mod.load(challenge, (settings or DEFAULT).reference)
         except UserError:
             continue
         if ref is None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -36,6 +35,9 @@ def register(subparsers: Any) -> None:
                         help="reference trajectories (H5MD, e.g. from 'analysis reference "
                         "import') for every observable instead of the challenges' shipped "
                         "ones; 'none' for no reference trajectories")
+    parser.add_argument("--no-bootstrap", action="store_true",
+                        help="values without intervals, decided on their point values: only "
+                        "to time the rest of the report (kept apart in the cache)")
     parser.add_argument("--sections", metavar="NAME[,NAME...]",
                         help="build only these sections, e.g. 'stability,ramachandran' (a "
                         "quick look while iterating; the names are the section providers': "
@@ -47,17 +49,14 @@ def run(args: argparse.Namespace) -> int:
     """Build and write the report; exit code 1 when a section provider failed."""
     from analysis.progress import Progress
     from analysis.report import build, default_report_dir
+    from analysis.settings import WORDS, AnalysisSettings
     from harness.errors import UserError
 
     paths = [Path(p) for p in args.paths]
-    if args.reference:
-        from analysis.observables.base import REFERENCE_ENV
-
-        if args.reference != "none" and not Path(args.reference).is_dir():
-            raise UserError(f"--reference {args.reference}: no such folder; give a folder of "
-                            "reference trajectories (analysis reference import ... --out DIR)")
-        os.environ[REFERENCE_ENV] = str(Path(args.reference).resolve()) \
-            if args.reference != "none" else "none"
+    if args.reference and args.reference not in WORDS and not Path(args.reference).is_dir():
+        raise UserError(f"--reference {args.reference}: no such folder; give a folder of "
+                        "reference trajectories (analysis reference import ... --out DIR)")
+    settings = AnalysisSettings.make(bootstrap=not args.no_bootstrap, reference=args.reference)
     report_dir = Path(args.report_dir) if args.report_dir else default_report_dir(paths)
     cache_root = None if args.no_cache else \
         Path(args.cache_dir) if args.cache_dir else report_dir / ".cache"
@@ -69,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     with Progress(total=2, enabled=not args.quiet) as progress:
         only = None if args.sections is None else \
             [name.strip() for name in args.sections.split(",") if name.strip()]
-        report = build(paths, cache_root, progress, only=only)
+        report = build(paths, cache_root, progress, only=only, settings=settings)
         progress.start("writing report.html and report.md")
         try:
             written = write(report, report_dir)
@@ -128,7 +127,9 @@ def verdict_json(v: Any) -> dict[str, Any]:
             "decision": v.decision, "value": v.value, "ci_low": v.ci_low, "ci_high": v.ci_high,
             "tolerance": v.tolerance, "n_runs": v.n_runs, "unit": v.unit,
             "interval_method": v.method, "agrees": v.agrees, "detail": v.detail,
-            "scope": getattr(v, "scope", None) or None, "reason": getattr(v, "reason", "")}
+            "scope": getattr(v, "scope", None) or None, "reason": getattr(v, "reason", ""),
+            "control_decision": getattr(v, "control_decision", None),
+            "detectable_difference": getattr(v, "detectable", None)}
 
 
 def _summary(report: Any, written: dict[str, Path]) -> None:

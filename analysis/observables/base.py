@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import numpy as np
 
 from analysis.framesets import FrameSelection
 from analysis.sections import Figure, Section, Verdict
+from analysis.settings import DEFAULT, AnalysisSettings
 from harness.errors import UserError
 
 #: Groups with fewer runs than this are resampled by time blocks instead of runs.
@@ -39,11 +39,6 @@ N_BLOCKS = 8
 #: Bootstrap resamples and seed (fixed: reruns print the same intervals).
 N_RESAMPLES = 1000
 SEED = 0
-#: Set to 1 to skip the bootstrap (values without intervals), e.g. to time its cost.
-NO_BOOTSTRAP_ENV = "TEA_HARNESS_NO_BOOTSTRAP"
-#: Environment variable naming a reference folder for every observable of this process
-#: (``analysis report --reference DIR`` sets it; ``--reference`` of a command wins).
-REFERENCE_ENV = "TEA_HARNESS_REFERENCE"
 #: The shared options, each declared once here with one type.
 SHARED_OPTIONS = ("skip", "every", "challenge", "report_dir", "reference", "model_file")
 
@@ -110,12 +105,6 @@ def selection(args: argparse.Namespace) -> FrameSelection:
     """The frame selection of parsed shared options."""
     return FrameSelection(float(getattr(args, "skip", 0.0) or 0.0),
                           int(getattr(args, "every", 1) or 1))
-
-
-def chosen_reference(given: str | None = None) -> str | None:
-    """The reference folder to use: ``given``, else :data:`REFERENCE_ENV`, else None (the
-    challenge's shipped reference)."""
-    return given or os.environ.get(REFERENCE_ENV) or None
 
 
 def report_dir(given: Path | str | None, paths: Sequence[Path | str]) -> Path:
@@ -194,13 +183,9 @@ def slug(text: str) -> str:
 
 # --- intervals -----------------------------------------------------------------------------
 
-def bootstrap_enabled() -> bool:
-    """False when :data:`NO_BOOTSTRAP_ENV` is set."""
-    return os.environ.get(NO_BOOTSTRAP_ENV, "") in ("", "0")
-
-
 def interval(groups: Sequence[np.ndarray], distance: Callable[..., Any], method: str,
-             vectorized: bool = False, paired: bool = False):
+             vectorized: bool = False, paired: bool = False, upper: float | None = None,
+             bootstrap: bool = True):
     """95% bootstrap interval of ``distance(sum of group 1's units, sum of group 2's, ...)`` >= 0.
 
     Each group is an array of summable units (runs or time blocks), resampled independently
@@ -208,12 +193,15 @@ def interval(groups: Sequence[np.ndarray], distance: Callable[..., Any], method:
     or with ``paired`` unit i of every group together (runs from the same start).
     With ``vectorized=True``, ``distance`` takes sums with a leading resample axis and returns
     one value per resample (much faster for histogram divergences).
-    Returns ``analysis.stats.Interval``; without the bootstrap (:data:`NO_BOOTSTRAP_ENV`) or
-    with a single unit its bounds are None.
+    ``upper`` is the largest value the distance can take (1 for a Jensen-Shannon divergence
+    in bits): the bounds are clipped to ``[0, upper]``.
+    Returns ``analysis.stats.Interval``; without the bootstrap (``bootstrap`` False, from
+    :attr:`analysis.settings.AnalysisSettings.bootstrap`) or with a single unit its bounds are
+    None.
     """
     from analysis import stats
 
-    if not bootstrap_enabled() or any(len(g) < 2 for g in groups):
+    if not bootstrap or any(len(g) < 2 for g in groups):
         sums = [np.asarray(g).sum(axis=0) for g in groups]
         value = (float(np.asarray(distance(*[s[None] for s in sums]))[0]) if vectorized
                  else float(distance(*sums)))
@@ -221,29 +209,35 @@ def interval(groups: Sequence[np.ndarray], distance: Callable[..., Any], method:
     result = stats.bootstrap_histograms(list(groups), distance, n_resamples=N_RESAMPLES,
                                         seed=SEED, method=method, interval="basic",
                                         vectorized=vectorized, paired=paired)
-    return _clipped(result)
+    return clipped(result, upper)
 
 
-def _clipped(result):
-    """A distance is >= 0: the basic interval (2 value - bootstrap quantiles) can reach below
-    zero near a zero distance; truncated to the possible range, non-finite bounds None."""
+def clipped(result, upper: float | None = None):
+    """A distance lies in ``[0, upper]``: the basic interval (2 value - bootstrap quantiles)
+    can reach below zero near a zero distance and beyond ``upper`` (1 bit for a JS
+    divergence) near the largest; its bounds are truncated to the possible range, non-finite
+    bounds None. The bounds before clipping are kept in ``result.unclipped`` (the resampling
+    spread, from which the smallest detectable difference follows)."""
     low, high = finite(result.low), finite(result.high)
-    result.low = None if low is None else max(0.0, low)
-    result.high = None if high is None else max(0.0, high)
+    result.unclipped = (low, high)
+    top = np.inf if upper is None else float(upper)
+    result.low = None if low is None else min(max(0.0, low), top)
+    result.high = None if high is None else min(max(0.0, high), top)
     return result
 
 
 def interval_columns(groups: Sequence[np.ndarray], distances: Callable[..., np.ndarray],
-                     method: str, paired: bool = False) -> list:
+                     method: str, paired: bool = False, upper: float | None = None,
+                     bootstrap: bool = True) -> list:
     """:func:`interval` for several distances of the same resamples (one pass).
 
     ``distances(sums_1, sums_2)`` takes sums with a leading resample axis and returns a
     ``(resamples, m)`` array (:func:`analysis.stats.bootstrap_histograms_columns`); one
-    interval per column, clipped to distances' possible range as in :func:`interval`.
+    interval per column, clipped to ``[0, upper]`` as in :func:`interval`.
     """
     from analysis import stats
 
-    if not bootstrap_enabled() or any(len(g) < 2 for g in groups):
+    if not bootstrap or any(len(g) < 2 for g in groups):
         sums = [np.asarray(g).sum(axis=0)[None] for g in groups]
         n = sum(len(g) for g in groups)
         return [stats.Interval(float(v), None, None, n, method)
@@ -251,7 +245,7 @@ def interval_columns(groups: Sequence[np.ndarray], distances: Callable[..., np.n
     found = stats.bootstrap_histograms_columns(list(groups), distances, n_resamples=N_RESAMPLES,
                                                seed=SEED, method=method, interval="basic",
                                                paired=paired)
-    return [_clipped(result) for result in found]
+    return [clipped(result, upper) for result in found]
 
 
 def finite(x: float | None) -> float | None:
@@ -259,18 +253,33 @@ def finite(x: float | None) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
 
-def decide(ci, tolerance: float) -> str:
+#: The reason code of each decision made by the tolerance alone (``Verdict.reason``).
+REASONS = {"agrees": "within_tolerance", "differs": "beyond_tolerance",
+           "inconclusive": "straddles_tolerance"}
+
+
+def detectable(ci, bar: float) -> float | None:
+    """The smallest true distance a design with this interval would call ``differs``: the bar
+    plus the resampling spread below the value (bounds before clipping), None without one."""
+    unclipped = getattr(ci, "unclipped", None)
+    low = unclipped[0] if unclipped else ci.low
+    if ci.value is None or low is None or not np.isfinite(ci.value):
+        return None
+    return float(bar + max(0.0, ci.value - low))
+
+
+def decide(ci, tolerance: float, bootstrap: bool = True) -> str:
     """The decision for a distance interval against a tolerance.
 
-    Without bounds: the point value decides when the bootstrap is switched off (timing runs),
-    else a single unit gives no spread to judge from: inconclusive.
+    Without bounds: the point value decides when the bootstrap is switched off (``bootstrap``
+    False: timing runs), else a single unit gives no spread to judge from: inconclusive.
     """
     from analysis import stats
 
     if ci.value is None or not np.isfinite(ci.value):
         return "inconclusive"
     if ci.low is None or ci.high is None:
-        if bootstrap_enabled():
+        if bootstrap:
             return "inconclusive"
         return "agrees" if ci.value <= tolerance else "differs"
     return stats.decide(ci, tolerance)
@@ -384,8 +393,10 @@ class Observable:
         raise NotImplementedError
 
     # report --------------------------------------------------------------------------------
-    def report_sections(self, files: list[Path], workdir: Path) -> list[Section]:
-        """The report contract (analysis/sections.py): one section per applicable challenge."""
+    def report_sections(self, files: list[Path], workdir: Path,
+                        settings: AnalysisSettings = DEFAULT) -> list[Section]:
+        """The report contract (analysis/sections.py): one section per applicable challenge,
+        made with the report's ``settings`` (bootstrap, reference)."""
         from analysis import trajectories
 
         by_challenge: dict[str, list[Path]] = defaultdict(list)
@@ -395,10 +406,11 @@ class Observable:
         for name, paths in sorted(by_challenge.items()):
             challenge = load_challenge(name)
             if self.applies_to(challenge):
-                out += self.sections(challenge, paths, workdir)
+                out += self.sections(challenge, paths, workdir, settings)
         return out
 
-    def sections(self, challenge, files: list[Path], workdir: Path) -> list[Section]:
+    def sections(self, challenge, files: list[Path], workdir: Path,
+                 settings: AnalysisSettings = DEFAULT) -> list[Section]:
         """The sections of one challenge the observable applies to."""
         raise NotImplementedError
 
@@ -414,6 +426,9 @@ class TrajectoryObservable(Observable):
     measure = "distance"
     unit = ""
     tolerance = 0.0
+    #: The largest value the distance can take (1 for a JS divergence in bits; None: no
+    #: bound): intervals are clipped to it.
+    distance_max: float | None = None
 
     # the observable's own parts ------------------------------------------------------------
     def settings(self, challenge, args: argparse.Namespace | None) -> dict[str, Any]:
@@ -488,8 +503,9 @@ class TrajectoryObservable(Observable):
                      source)
 
     def study(self, challenge, files: list[Path], sel: FrameSelection,
-              settings: dict[str, Any], reference_dir: str | None = None) -> Study:
-        """Groups, references, verdicts and model pairs of one challenge."""
+              settings: dict[str, Any], options: AnalysisSettings = DEFAULT) -> Study:
+        """Groups, references, verdicts and model pairs of one challenge (``options``: the
+        reference and the bootstrap switch)."""
         from analysis import reference as reference_mod
         from analysis import trajectories
 
@@ -505,7 +521,7 @@ class TrajectoryObservable(Observable):
         for g in groups:
             if g.model == ref_model:
                 study.references[g.temperature_K] = g
-        brought = reference_mod.load(challenge, chosen_reference(reference_dir))
+        brought = reference_mod.load(challenge, options.reference)
         if brought is not None:
             ref = self.make_group(challenge.name, "reference", brought.temperature_K,
                                   brought.files, sel, settings, True, brought.describe())
@@ -513,9 +529,9 @@ class TrajectoryObservable(Observable):
                 study.references[brought.temperature_K] = ref
         study.reference_text = self.reference_text(study, ref_model)
         study.verdicts = [self.verdict(g, study.references.get(g.temperature_K), settings,
-                                       ref_model)
+                                       ref_model, options.bootstrap)
                           for g in groups if g.model != ref_model]
-        study.pairs = self.model_pairs(groups, settings)
+        study.pairs = self.model_pairs(groups, settings, options.bootstrap)
         return study
 
     def reference_text(self, study: Study, ref_model: str | None) -> str:
@@ -531,7 +547,7 @@ class TrajectoryObservable(Observable):
         return lambda a, b: self.distance(a, b, settings)
 
     def verdict(self, group: Group, ref: Group | None, settings: dict[str, Any],
-                ref_model: str | None) -> Verdict:
+                ref_model: str | None, bootstrap: bool = True) -> Verdict:
         """One model group against the reference at its temperature."""
         if ref is None:
             return Verdict(self.name, group.model, group.temperature_K, None,
@@ -539,18 +555,23 @@ class TrajectoryObservable(Observable):
                            "at this temperature, no reference trajectories)",
                            decision="no_reference", n_runs=group.n_runs, unit=self.unit)
         method = "runs" if group.method == ref.method == "runs" else "time blocks"
-        ci = interval([group.units, ref.units], self._distance(settings), method)
-        decision = decide(ci, self.tolerance)
+        ci = interval([group.units, ref.units], self._distance(settings), method,
+                      upper=self.distance_max, bootstrap=bootstrap)
+        decision = decide(ci, self.tolerance, bootstrap)
         against = ref.source or f"{ref.model} runs"
         verdict = Verdict(self.name, group.model, group.temperature_K, None, "",
                           decision=decision, value=ci.value, ci_low=ci.low, ci_high=ci.high,
                           tolerance=self.tolerance, n_runs=group.n_runs, unit=self.unit,
-                          method=method)
+                          method=method, reason=REASONS.get(decision, decision),
+                          scope={"kind": "unpaired", "label": "unpaired, the runs' "
+                                 "distribution against the reference's"},
+                          detectable=detectable(ci, self.tolerance))
         verdict.detail = (f"{self.measure} vs {against}: {verdict.interval_text()} "
                           f"({_resampled(group, ref)})")
         return verdict
 
-    def model_pairs(self, groups: list[Group], settings: dict[str, Any]) -> list[dict[str, Any]]:
+    def model_pairs(self, groups: list[Group], settings: dict[str, Any],
+                    bootstrap: bool = True) -> list[dict[str, Any]]:
         """Distance between every two models at the same temperature, with its interval.
 
         A pair is flagged ``disagree`` when the lower bound of its interval exceeds the
@@ -561,12 +582,12 @@ class TrajectoryObservable(Observable):
         out = []
         for temp in sorted({g.temperature_K for g in groups}):
             mine = {g.model: g for g in groups if g.temperature_K == temp and len(g.units) >= 2}
-            if len(mine) < 2 or not bootstrap_enabled():
+            if len(mine) < 2 or not bootstrap:
                 continue
             found = stats.pairwise({m: g.units for m, g in mine.items()}, self._distance(settings),
                                    n_resamples=N_RESAMPLES, seed=SEED, histograms=True,
                                    methods={m: g.method for m, g in mine.items()})
-            out += [pair_json(p, temp) for p in found]
+            out += [pair_json(p, temp, self.distance_max) for p in found]
         return out
 
     # outputs -------------------------------------------------------------------------------
@@ -601,11 +622,13 @@ class TrajectoryObservable(Observable):
             text += ["", pairs_table(study.pairs, self.measure, self.unit)]
         return "\n".join(text).strip() + "\n"
 
-    def sections(self, challenge, files: list[Path], workdir: Path) -> list[Section]:
-        """The report section of one challenge, with the default settings."""
+    def sections(self, challenge, files: list[Path], workdir: Path,
+                 settings: AnalysisSettings = DEFAULT) -> list[Section]:
+        """The report section of one challenge, with the observable's default settings and
+        the report's (``settings``)."""
         sel = FrameSelection()
-        settings = self.report_settings(challenge, files)
-        study = self.study(challenge, files, sel, settings)
+        own = self.report_settings(challenge, files)
+        study = self.study(challenge, files, sel, own, settings)
         if not study.groups:
             return []
         figures = self.figures(study, workdir, f"{self.name}-{slug(challenge.name)}")
@@ -639,8 +662,8 @@ class TrajectoryObservable(Observable):
                 raise UserError(f"challenge {name!r} of {mine[0]} is not known here; give "
                                 "--challenge FOLDER holding its challenge.toml")
             settings = self.settings(challenge, args)
-            study = self.study(challenge, mine, sel, settings, getattr(args, "reference",
-                                                                       None))
+            study = self.study(challenge, mine, sel, settings, AnalysisSettings.make(
+                reference=getattr(args, "reference", None)))
             if study.groups:
                 studies.append(study)
         if not studies:
@@ -676,8 +699,10 @@ def _resampled(group: Group, ref: Group) -> str:
            f"{MIN_RUNS} runs"
 
 
-def pair_json(pair, temperature_K: float) -> dict[str, Any]:
-    """One :class:`analysis.stats.PairDistance` as the row the sections show and store."""
+def pair_json(pair, temperature_K: float, upper: float | None = None) -> dict[str, Any]:
+    """One :class:`analysis.stats.PairDistance` as the row the sections show and store, its
+    interval clipped to the distance's range ``[0, upper]`` (:func:`clipped`)."""
+    clipped(pair.distance, upper)
     noise = [n.high for n in (pair.noise_a, pair.noise_b) if n is not None]
     return {"model_a": pair.model_a, "model_b": pair.model_b, "temperature_K": temperature_K,
             "value": finite(pair.distance.value), "ci_low": finite(pair.distance.low),

@@ -12,6 +12,7 @@ import numpy as np
 
 from analysis.observables import base
 from analysis.sections import Section, Verdict
+from analysis.settings import DEFAULT, AnalysisSettings
 from harness.errors import UserError
 
 #: Frequency window of TEA 2023, Fig. 4b (cm^-1).
@@ -50,7 +51,8 @@ class Phonons(base.Observable):
             run(args, model_file)
         return 0
 
-    def sections(self, challenge, files: list[Path], workdir: Path) -> list[Section]:
+    def sections(self, challenge, files: list[Path], workdir: Path,
+                 settings: AnalysisSettings = DEFAULT) -> list[Section]:
         return [s for s in report_sections_of(files) if s.challenge == challenge.name]
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from analysis.observables import base
 from analysis.sections import Figure, Section
+from analysis.settings import DEFAULT, AnalysisSettings
 
 _OVERRIDES = ("eps_deg", "min_samples", "min_fraction", "merge_transitions", "max_points",
               "bins", "js_tolerance", "pair_by_start")
@@ -92,12 +93,14 @@ class Ramachandran(base.Observable):
         print(f"\nreport in {report_dir}: {', '.join(names)}")
         return 0
 
-    def sections(self, challenge, files: list[Path], workdir: Path) -> list[Section]:
+    def sections(self, challenge, files: list[Path], workdir: Path,
+                 settings: AnalysisSettings = DEFAULT) -> list[Section]:
         from analysis.observables.ramachandran import study as study_mod
 
         workdir.mkdir(parents=True, exist_ok=True)
         out = []
-        for study in study_mod.run_study(files):
+        for study in study_mod.run_study(files, reference=settings.reference,
+                                         bootstrap=settings.bootstrap):
             figures = study_mod.write_figures(study, workdir)
             out.append(Section(
                 challenge=study.challenge, title=f"Ramachandran analysis: {study.title}",

@@ -30,6 +30,9 @@ from harness.challenges import backbone
 from harness.errors import UserError
 
 READ_CHUNK_FRAMES = 20_000
+#: The largest Jensen-Shannon divergence in bits (densities with disjoint supports): the
+#: intervals of every JS divergence are clipped to [0, JS_MAX_BITS].
+JS_MAX_BITS = 1.0
 
 
 @dataclass(frozen=True)

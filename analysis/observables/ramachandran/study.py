@@ -8,7 +8,6 @@ PNG figures, report verdicts and a per-frame CSV of angles.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -19,6 +18,7 @@ import numpy as np
 
 from analysis import trajectories
 from analysis.observables.ramachandran import compute as rama
+from analysis.observables.ramachandran.verdict import PAIRED, pair_decision
 from analysis.sections import Verdict
 from harness import challenges, h5md
 from harness.errors import UserError
@@ -46,6 +46,11 @@ class ChallengeStudy:
     model_pairs: list[dict[str, Any]] = field(default_factory=list)
     reference_text: str = ""
     data: dict[str, rama.Trajectories] = field(default_factory=dict, repr=False)
+    #: The same intervals for each group's control (:func:`control_trajectories`).
+    control_intervals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    control_pair_intervals: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: Whether intervals are computed (off only to time the rest; an analysis setting).
+    bootstrap: bool = True
 
     @property
     def reference(self) -> rama.GroupResult | None:
@@ -68,17 +73,17 @@ def _check_molecule(challenge: challenges.Challenge, pairs: list[rama.DihedralPa
 
 
 def _study_challenge(name: str, records: list[trajectories.RunRecord],
-                     overrides: dict[str, Any], reference: str | None) -> ChallengeStudy:
+                     overrides: dict[str, Any], reference: str | None,
+                     bootstrap: bool = True) -> ChallengeStudy:
     from analysis import reference as reference_mod
-    from analysis.observables.base import chosen_reference
 
     challenge = challenges.load(name)
     pairs = rama.challenge_pairs(challenge)
     settings = rama.settings_for(challenge, overrides)
-    refset = reference_mod.load(challenge, chosen_reference(reference))
+    refset = reference_mod.load(challenge, reference)
     ref_records = _records(refset.files) if refset else []
     _check_molecule(challenge, pairs, (records + ref_records)[0])
-    study = ChallengeStudy(name, challenge.title, settings, pairs, [])
+    study = ChallengeStudy(name, challenge.title, settings, pairs, [], bootstrap=bootstrap)
     study.reference_text = f"Reference: {refset.describe()}." if refset else \
         "No reference trajectories for this challenge."
     grouped: dict[tuple[str, float], list[trajectories.RunRecord]] = defaultdict(list)
@@ -147,10 +152,11 @@ def block_shortfall(group: rama.GroupResult) -> str | None:
             "(resampled whole) or longer runs")
 
 
-def _units(study: ChallengeStudy, group: rama.GroupResult) -> tuple[np.ndarray, str]:
+def _units(study: ChallengeStudy, group: rama.GroupResult,
+           data: rama.Trajectories | None = None) -> tuple[np.ndarray, str]:
     from analysis.observables.base import MIN_RUNS, N_BLOCKS
 
-    data = study.data[group.key]
+    data = study.data[group.key] if data is None else data
     n_blocks = 1 if len(data.files) >= MIN_RUNS else N_BLOCKS
     units = rama.unit_histograms(data, len(study.pairs), study.settings, n_blocks)
     units = units[units.sum(axis=1) > 0]
@@ -241,8 +247,24 @@ def _run_histograms(study: ChallengeStudy, data: rama.Trajectories, runs: list[i
     return rama.unit_histograms(sub, len(study.pairs), study.settings, 1)
 
 
-#: ``method`` of an interval from runs paired by start (:func:`pairing`).
-PAIRED = "runs paired by start"
+#: The opening of a run that its control repeats (:func:`control_trajectories`): long enough
+#: to hold the run's thermal spread (a bare first frame is too easy a control: a model that
+#: stays put still vibrates), short against any change of basin.
+OPENING_PS = 0.1
+
+
+def control_trajectories(data: rama.Trajectories, opening_ps: float = OPENING_PS
+                         ) -> rama.Trajectories:
+    """The control of a group: each run replaced by its own opening (its frames within
+    ``opening_ps`` of its first, at least two) repeated over the run's length, frame for frame
+    as many as the run has. A model that never gets further than its start looks like this."""
+    times, angles = data.split(data.times_ps), data.split(data.angles)
+    out = []
+    for t, a in zip(times, angles, strict=True):
+        k = min(len(a), max(2, int(np.sum(t - t[0] <= opening_ps + 1e-9)))) if len(t) else 0
+        out.append(np.resize(a[:k], a.shape) if k else a)
+    return rama.Trajectories(list(data.files), data.offsets, data.times_ps,
+                             np.concatenate(out) if out else data.angles)
 
 
 def _paired_interval(study: ChallengeStudy, group: rama.GroupResult, pairs: Pairing) -> None:
@@ -254,18 +276,40 @@ def _paired_interval(study: ChallengeStudy, group: rama.GroupResult, pairs: Pair
     ur = _run_histograms(study, study.data[study.reference.key], pairs.reference_runs,
                          pairs.cut_ps)
     ci, *per_pair = base.interval_columns(
-        [ug, ur], lambda a, b: rama.pair_js_columns(a, b, n_pairs), PAIRED, paired=True)
+        [ug, ur], lambda a, b: rama.pair_js_columns(a, b, n_pairs), PAIRED, paired=True,
+        upper=rama.JS_MAX_BITS, bootstrap=study.bootstrap)
     values = {pair.name: pci.value for pair, pci in zip(study.pairs, per_pair, strict=True)}
     study.intervals[group.key] = {
-        "value": ci.value, "low": ci.low, "high": ci.high, "method": PAIRED,
+        **interval_row(ci),
         "n_units": [len(ug), len(ur)], "worst_pair": max(values, key=values.get),
         "paired": {"starts": len(ug), "reference_cut_ps": [min(pairs.cut_ps),
                                                             max(pairs.cut_ps)],
                    "left_out": len(pairs.left_out)}}
-    study.pair_intervals[group.key] = {
-        pair.name: {"value": pci.value, "low": pci.low, "high": pci.high, "method": PAIRED,
-                    "paired": True}
-        for pair, pci in zip(study.pairs, per_pair, strict=True)}
+    study.pair_intervals[group.key] = _pair_rows(study, per_pair, PAIRED, paired=True)
+    uc = _run_histograms(study, control_trajectories(study.data[group.key]), pairs.model_runs)
+    cci, *control_pairs = base.interval_columns(
+        [uc, ur], lambda a, b: rama.pair_js_columns(a, b, n_pairs), PAIRED, paired=True,
+        upper=rama.JS_MAX_BITS, bootstrap=study.bootstrap)
+    study.control_intervals[group.key] = {
+        **study.intervals[group.key], **interval_row(cci), "opening_ps": OPENING_PS}
+    study.control_pair_intervals[group.key] = _pair_rows(study, control_pairs, PAIRED,
+                                                         paired=True)
+
+
+def interval_row(ci) -> dict[str, Any]:
+    """An interval as the dict the study stores (value, bounds, bounds before clipping)."""
+    return {"value": ci.value, "low": ci.low, "high": ci.high, "method": ci.method,
+            "unclipped": getattr(ci, "unclipped", None)}
+
+
+def _pair_rows(study: ChallengeStudy, per_pair: list, method: str, paired: bool = False
+               ) -> dict[str, dict[str, Any]]:
+    rows = {pair.name: {**interval_row(pci), "method": method}
+            for pair, pci in zip(study.pairs, per_pair, strict=True)}
+    if paired:
+        for row in rows.values():
+            row["paired"] = True
+    return rows
 
 
 def _intervals(study: ChallengeStudy) -> None:
@@ -294,14 +338,18 @@ def _intervals(study: ChallengeStudy) -> None:
             # pass): a noisy pair cannot decide while the others may, and 'agrees' needs
             # every pair within the tolerance
             ci, *per_pair = base.interval_columns(
-                [ug, ur], lambda a, b: rama.pair_js_columns(a, b, n_pairs), method)
-            study.pair_intervals[g.key] = {
-                pair.name: {"value": pci.value, "low": pci.low, "high": pci.high,
-                            "method": method}
-                for pair, pci in zip(study.pairs, per_pair, strict=True)}
-            study.intervals[g.key] = {"value": ci.value, "low": ci.low, "high": ci.high,
-                                      "method": method, "n_units": [len(ug), len(ur)]}
-    if not base.bootstrap_enabled():
+                [ug, ur], lambda a, b: rama.pair_js_columns(a, b, n_pairs), method,
+                upper=rama.JS_MAX_BITS, bootstrap=study.bootstrap)
+            study.pair_intervals[g.key] = _pair_rows(study, per_pair, method)
+            study.intervals[g.key] = {**interval_row(ci), "n_units": [len(ug), len(ur)]}
+            uc, _ = _units(study, g, control_trajectories(study.data[g.key]))
+            cci, *control_pairs = base.interval_columns(
+                [uc, ur], lambda a, b: rama.pair_js_columns(a, b, n_pairs), method,
+                upper=rama.JS_MAX_BITS, bootstrap=study.bootstrap)
+            study.control_intervals[g.key] = {**interval_row(cci), "n_units": [len(uc), len(ur)],
+                                              "opening_ps": OPENING_PS}
+            study.control_pair_intervals[g.key] = _pair_rows(study, control_pairs, method)
+    if not study.bootstrap:
         return
     for temp in sorted({g.temperature_K for g in models}):
         mine = {g.model: units[g.key] for g in models
@@ -314,7 +362,7 @@ def _intervals(study: ChallengeStudy) -> None:
                                methods={m: method for m, (_, method) in mine.items()})
         by_model = {g.model: g for g in models if g.temperature_K == temp}
         for p in found:
-            row = base.pair_json(p, temp)
+            row = base.pair_json(p, temp, rama.JS_MAX_BITS)
             why = [block_shortfall(by_model[m]) for m in (p.model_a, p.model_b)]
             if any(why) and row["disagree"]:
                 row["disagree"] = False
@@ -324,11 +372,12 @@ def _intervals(study: ChallengeStudy) -> None:
 
 
 def run_study(paths: list[Path], overrides: dict[str, Any] | None = None,
-              reference: str | None = None) -> list[ChallengeStudy]:
+              reference: str | None = None, bootstrap: bool = True) -> list[ChallengeStudy]:
     """Analyse every peptide challenge found under ``paths``.
 
     ``reference=None`` uses each challenge's shipped reference, ``"none"`` none, a folder
-    the reference trajectories there (:func:`analysis.reference.load`).
+    the reference trajectories there (:func:`analysis.reference.load`). ``bootstrap`` False:
+    values without intervals (to time the rest; :class:`analysis.settings.AnalysisSettings`).
     """
     records = _records(paths)
     by_challenge: dict[str, list[trajectories.RunRecord]] = defaultdict(list)
@@ -344,7 +393,7 @@ def run_study(paths: list[Path], overrides: dict[str, Any] | None = None,
         if not challenge.raw.get("ramachandran", {}).get("pairs"):
             skipped.append(name)
             continue
-        studies.append(_study_challenge(name, recs, overrides or {}, reference))
+        studies.append(_study_challenge(name, recs, overrides or {}, reference, bootstrap))
     if not studies:
         raise UserError(f"no peptide runs under {', '.join(map(str, paths))} (found challenges: "
                         f"{', '.join(sorted(by_challenge)) or 'none'}); the Ramachandran "
@@ -379,6 +428,9 @@ def to_json(studies: list[ChallengeStudy]) -> dict[str, Any]:
                                                s.reference_noise.get(name))[0]}
                           for name, pci in pairs.items()}
                     for key, pairs in s.pair_intervals.items()},
+                "control_opening_ps": OPENING_PS,
+                "control_intervals_vs_reference": s.control_intervals,
+                "control_pair_intervals_vs_reference": s.control_pair_intervals,
                 "time_blocks_held_back": {g.key: _shortfall(s, g.key) for g in s.groups
                                           if not g.is_reference and _shortfall(s, g.key)},
                 "model_pairs": s.model_pairs,
@@ -394,15 +446,11 @@ def _shortfall(study: ChallengeStudy, key: str) -> str | None:
 
 
 def verdicts(study: ChallengeStudy) -> list[Verdict]:
-    """Each model group against the reference: the largest JS divergence over the pairs with
-    its bootstrap interval, against the tolerance (no_reference: none, no frames, or another
-    temperature, compared qualitatively only). When the reference's own halves differ by
-    more than the tolerance on some pair, agreement cannot be shown. A pair whose own interval
-    lies wholly beyond the larger of the tolerance and its reference split-half divergence
-    still shows ``differs`` (:func:`_decided_pair`), as does a largest-JS interval wholly
-    beyond the largest split-half divergence; anything else is ``inconclusive``."""
-    from analysis import stats
-    from analysis.observables.base import decide
+    """Each model group against the reference, as values (:mod:`.verdict`): the largest JS
+    divergence over the pairs with its bootstrap interval against the tolerance, decided by
+    :func:`.verdict.rule` for the model and for its control (each run's opening repeated), and
+    worded once by :func:`.verdict.phrase`. ``no_reference``: no reference, no frames."""
+    from analysis.observables.ramachandran import verdict as verdict_mod
 
     ref = study.reference
     tol = study.settings.js_tolerance
@@ -410,207 +458,28 @@ def verdicts(study: ChallengeStudy) -> list[Verdict]:
     for group in study.groups:
         if group.is_reference:
             continue
-        verdict = functools.partial(_verdict, group, tol)
-        if ref is None:
-            out.append(verdict("no_reference", "no reference trajectory for this challenge"))
-            continue
-        comp = study.comparisons[group.key]
-        if any(c["js_divergence_bits"] is None for c in comp.values()):
-            out.append(verdict("no_reference", "no frames to compare (the runs failed at the "
-                               "start)"))
-            continue
-        worst = max(comp, key=lambda name: comp[name]["js_divergence_bits"])
-        found = study.intervals.get(group.key) or {}
-        if found.get("paired"):
-            out.append(_paired_verdict(study, group, found))
-            continue
-        ci = stats.Interval(comp[worst]["js_divergence_bits"], found.get("low"),
-                            found.get("high"), len(group.files), found.get("method", ""))
-        decision = decide(ci, tol)
-        text = verdict(decision, "", ci, ci.method)
-        numbers = (f"largest JS divergence (pair {worst}) vs the {ref.model} "
-                   f"{ref.temperature_K:g} K reference: {text.interval_text()}")
-        if ci.method:
-            numbers += f" ({ci.method} resampled)"
-        noisy = {k: v for k, v in study.reference_noise.items() if v > tol}
-        if group.temperature_K != ref.temperature_K:
-            out.append(verdict("no_reference", numbers.replace(f": {decision}", "")
-                               + "; the reference is at another temperature: compared "
-                               "qualitatively only", ci, ci.method))
-        elif shortfall := _shortfall(study, group.key):
-            out.append(verdict("inconclusive", numbers.replace(f": {decision}", "")
-                               + "; inconclusive: " + shortfall, ci, ci.method))
-        elif noisy:
-            # the reference differs from itself by more than the tolerance: agreement cannot
-            # be shown, but a model whose whole interval lies beyond the reference's own
-            # split-half divergence differs from it by more than its sampling noise
-            worst_noise = max(noisy, key=noisy.get)
-            noise = noisy[worst_noise]
-            base = numbers.replace(f": {decision}", "")
-            split = f" ({study.reference_split})" if study.reference_split else ""
-            decided = _decided_pair(study, group.key, tol)
-            if decided is not None:
-                name, pci, bar = decided
-                pair_ci = stats.Interval(pci["value"], pci["low"], pci["high"],
-                                         len(group.files), pci["method"])
-                own = study.reference_noise.get(name)
-                if own is not None and own > tol:
-                    why = (f"that pair's own reference split-half{split}, which exceeds the "
-                           f"tolerance {tol:g}")
-                else:
-                    why = "the tolerance" + (f"; that pair's reference split-half is {own:.3f}"
-                                             if own is not None else "")
-                rest = {k: v for k, v in noisy.items() if k != name}
-                others = "; ".join(f"pair {k} cannot decide: the reference's own halves differ "
-                                   f"by {v:.3f} bits there" for k, v in rest.items())
-                out.append(verdict(
-                    "differs", f"pair {name} alone vs the {ref.model} {ref.temperature_K:g} K "
-                    f"reference: {pair_ci.value:.3f} [{pair_ci.low:.3f}, {pair_ci.high:.3f}] "
-                    f"bits, wholly beyond {bar:.3f} ({why}): differs"
-                    + (f". {others[0].upper()}{others[1:]}" if others else "")
-                    + ". (" + base + ")", pair_ci, pair_ci.method))
-            elif ci.low is not None and ci.low > noise:
-                out.append(verdict("differs", base + f"; differs: beyond the reference's own "
-                                   f"split-half divergence{split} of {noise:.3f} bits (pair "
-                                   f"{worst_noise}), which exceeds the tolerance", ci, ci.method))
-            else:
-                out.append(verdict("inconclusive", base + "; inconclusive: the reference's own "
-                                   f"halves{split} differ by {noise:.3f} bits (pair "
-                                   f"{worst_noise}), more than the tolerance"
-                                   + _undecided_pairs(study, group.key, tol), ci, ci.method))
+        comp = study.comparisons.get(group.key, {})
+        if ref is None or any(c["js_divergence_bits"] is None for c in comp.values()):
+            reason = "no_reference_data" if ref is None else "no_frames"
+            v = Verdict("ramachandran", group.model, group.temperature_K, None, "",
+                        decision="no_reference", tolerance=tol, n_runs=len(group.files),
+                        unit="bits", reason=reason)
         else:
-            reach = _reaching(study, group.key, tol)
-            if decision == "agrees" and reach:
-                text = verdict("inconclusive", "", ci, ci.method)
-                numbers = numbers.replace(": agrees", ": inconclusive") + _reach_text(
-                    reach, "inconclusive")
-            out.append(text)
-            text.detail = numbers
+            worst = max(comp, key=lambda name: comp[name]["js_divergence_bits"])
+            model = verdict_mod.Evidence(comp[worst]["js_divergence_bits"], worst,
+                                         study.intervals.get(group.key) or {},
+                                         study.pair_intervals.get(group.key, {}))
+            control = None
+            if found := study.control_intervals.get(group.key):
+                pairs = study.control_pair_intervals.get(group.key, {})
+                values = {k: p["value"] for k, p in pairs.items() if p.get("value") is not None}
+                control = verdict_mod.Evidence(found.get("value"),
+                                               max(values, key=values.get) if values else worst,
+                                               found, pairs)
+            v = verdict_mod.judge(study, group, model, control, study.bootstrap)
+        v.detail = verdict_mod.phrase(v, study)
+        out.append(v)
     return out
-
-
-def _reaching(study: ChallengeStudy, key: str, tol: float) -> dict[str, float]:
-    """The pairs whose own interval reaches beyond the tolerance (their upper bounds).
-
-    ``agrees`` needs every pair within the tolerance (an intersection-union test): the basic
-    interval of the largest JS can end below a single pair's upper bound. Pairs without bounds
-    (the bootstrap switched off for timings) are not counted: the point values decide then."""
-    return {name: pci["high"] for name, pci in study.pair_intervals.get(key, {}).items()
-            if pci.get("high") is not None and pci["high"] > tol}
-
-
-def _reach_text(reach: dict[str, float], decision: str) -> str:
-    return "; " + ", ".join(f"pair {name} alone reaches {high:.3f}"
-                            for name, high in reach.items()) + (
-        ", beyond the tolerance" if decision != "differs" else "")
-
-
-def _paired_verdict(study: ChallengeStudy, group: rama.GroupResult,
-                    found: dict[str, Any]) -> Verdict:
-    """The verdict of a model compared with the reference run by run from the same starts
-    (:func:`pairing`): the tolerance alone decides, as the reference's spread between starts
-    cancels; the text says what was compared and what it cannot say."""
-    from analysis import stats
-    from analysis.observables.base import decide
-
-    ref, tol = study.reference, study.settings.js_tolerance
-    ci = stats.Interval(found["value"], found.get("low"), found.get("high"),
-                        found["paired"]["starts"], PAIRED)
-    decision = decide(ci, tol)
-    # the largest JS is within the tolerance only if every pair's is (an intersection-union
-    # test): the basic interval of a maximum can end below a single pair's upper bound
-    reach = _reaching(study, group.key, tol)
-    if decision == "agrees" and reach:
-        decision = "inconclusive"
-    text = _verdict(group, tol, decision, "", ci, PAIRED)
-    cut_low, cut_high = found["paired"]["reference_cut_ps"]
-    span = (f"{cut_high:g} ps" if abs(cut_high - cut_low) < 1e-6
-            else f"{cut_low:g}-{cut_high:g} ps")
-    detail = (f"largest JS divergence (pair {found['worst_pair']}) vs the {ref.model} "
-              f"{ref.temperature_K:g} K reference, paired by start ({found['paired']['starts']} "
-              f"starts, the reference's runs cut to the model's {span}"
-              + (f"; {n} run{'s' if n > 1 else ''} that stopped before half the longest "
-                 "left out" if (n := found["paired"].get("left_out", 0)) else "")
-              + f"): {text.interval_text()}")
-    if reach and decision != "differs":
-        detail += _reach_text(reach, decision)
-    if decision == "inconclusive" and (data := study.data.get(ref.key)) is not None:
-        spare = len(data.files) - found["paired"]["starts"]
-        longest = max((float(t[-1]) for t in data.split(data.times_ps) if len(t)), default=0.0)
-        more = ([f"runs from the other {spare} starts"] if spare > 0 else []) + (
-            [f"longer runs (the reference's go to {longest:g} ps)"] if longest > cut_high + 1e-6
-            else [])
-        if more:
-            detail += "; " + " or ".join(more) + " would narrow it"
-    noisy = {k: v for k, v in study.reference_noise.items() if v > tol}
-    if noisy:
-        split = ", ".join(f"{v:.3f} bits on pair {k}" for k, v in noisy.items())
-        detail += (f". Paired, the reference's spread between starts (its split-half, {split})"
-                   " cancels; the verdict is about these starts over this time, not about "
-                   "longer runs")
-    text.detail = detail
-    return text
-
-
-def pair_decision(pci: dict[str, Any], tol: float, noise: float | None) -> tuple[str, float]:
-    """One dihedral pair alone against a partly noisy reference: (decision, bar).
-
-    The bar is the larger of the tolerance and the reference's own split-half divergence on
-    that pair (``noise``). ``differs`` when the pair's whole interval lies beyond the bar;
-    ``agrees`` when the reference samples the pair well (noise within the tolerance) and the
-    whole interval lies within the tolerance; ``inconclusive`` otherwise (also without bounds).
-    """
-    bar = max(tol, tol if noise is None else noise)
-    low, high = pci.get("low"), pci.get("high")
-    if low is None or high is None:
-        return "inconclusive", bar
-    if low > bar:
-        return "differs", bar
-    if bar == tol and high <= tol:
-        return "agrees", bar
-    return "inconclusive", bar
-
-
-def _decided_pair(study: ChallengeStudy, key: str, tol: float
-                  ) -> tuple[str, dict[str, Any], float] | None:
-    """The pair that shows a model differs from a partly noisy reference, if one does
-    (:func:`pair_decision`; the pair with the widest margin beyond its bar is named)."""
-    best = None
-    for name, pci in study.pair_intervals.get(key, {}).items():
-        decision, bar = pair_decision(pci, tol, study.reference_noise.get(name))
-        margin = pci["low"] - bar if decision == "differs" else 0.0
-        if decision == "differs" and (best is None or margin > best[0]):
-            best = (margin, name, pci, bar)
-    return None if best is None else best[1:]
-
-
-def _undecided_pairs(study: ChallengeStudy, key: str, tol: float) -> str:
-    """What the pairs the reference samples well say (:func:`pair_decision`): those that agree
-    on their own, and those whose interval reaches the tolerance (more model runs needed)."""
-    agree, reach = [], []
-    for name, pci in study.pair_intervals.get(key, {}).items():
-        own = study.reference_noise.get(name, tol)
-        if own > tol or pci.get("low") is None or pci.get("high") is None:
-            continue
-        text = f"pair {name} {pci['value']:.3f} [{pci['low']:.3f}, {pci['high']:.3f}]"
-        decision, _ = pair_decision(pci, tol, own)
-        (agree if decision == "agrees" else reach).append(text)
-    out = ""
-    if agree:
-        out += ("; the pairs the reference samples well agree on their own, whole interval "
-                "within the tolerance (" + ", ".join(agree) + ")")
-    if reach:
-        out += ("; the pairs the reference samples well reach back to the tolerance ("
-                + ", ".join(reach) + "): more model runs would narrow them")
-    return out
-
-
-def _verdict(group: rama.GroupResult, tol: float, decision: str, detail: str, ci=None,
-             method: str = "") -> Verdict:
-    return Verdict("ramachandran", group.model, group.temperature_K, None, detail,
-                   decision=decision, value=None if ci is None else ci.value,
-                   ci_low=None if ci is None else ci.low, ci_high=None if ci is None else ci.high,
-                   tolerance=tol, n_runs=len(group.files), unit="bits", method=method)
 
 
 def to_markdown(study: ChallengeStudy, figures: list[Path] | None = None) -> str:

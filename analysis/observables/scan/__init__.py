@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from analysis.observables import base
+from analysis.settings import DEFAULT, AnalysisSettings
 from harness.errors import UserError
 
 EV_TO_KCAL_PER_MOL = 23.060547830619
@@ -52,7 +53,8 @@ class Scan(base.Observable):
     def command(self, args: argparse.Namespace) -> int:
         return _run(args)
 
-    def sections(self, challenge, files: list[Path], workdir: Path) -> list:
+    def sections(self, challenge, files: list[Path], workdir: Path,
+                 settings: AnalysisSettings = DEFAULT) -> list:
         return section(challenge, workdir)
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from analysis.observables import base
 from analysis.observables.stability import rule
 from analysis.sections import Figure, Section, Verdict
+from analysis.settings import DEFAULT, AnalysisSettings
 from harness.errors import UserError
 
 if TYPE_CHECKING:  # imported when used: `analysis --help` imports every command module
@@ -45,14 +46,17 @@ class Stability(base.Observable):
     def command(self, args: argparse.Namespace) -> int:
         return command(args)
 
-    def sections(self, challenge, files: list[Path], workdir: Path) -> list[Section]:
+    def sections(self, challenge, files: list[Path], workdir: Path,
+                 settings: AnalysisSettings = DEFAULT) -> list[Section]:
         from analysis.trajectories import read_record
 
         records = [read_record(p) for p in files]
         return [_section(records[0].challenge, records, workdir)] if records else []
 
-    def report_sections(self, files: list[Path], workdir: Path) -> list[Section]:
-        """One stability section per challenge found in ``files`` (known here or not)."""
+    def report_sections(self, files: list[Path], workdir: Path,
+                        settings: AnalysisSettings = DEFAULT) -> list[Section]:
+        """One stability section per challenge found in ``files`` (known here or not; no
+        setting changes it)."""
         from analysis.trajectories import read_record
 
         by_challenge: dict[str, list[RunRecord]] = defaultdict(list)

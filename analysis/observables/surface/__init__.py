@@ -18,6 +18,7 @@ import numpy as np
 from analysis.framesets import FrameSelection
 from analysis.observables import base
 from analysis.sections import Figure
+from analysis.settings import DEFAULT, AnalysisSettings
 
 #: P(D) histogram for the verdict: 0.1 A bins up to 30 A.
 D_EDGES = np.arange(0.0, 30.0 + 1e-9, 0.1)
@@ -33,6 +34,7 @@ class Surface(base.TrajectoryObservable):
     measure = "Jensen-Shannon divergence of P(D) (0.1 A bins)"
     unit = "bits"
     tolerance = 0.10
+    distance_max = 1.0
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--desorption", type=float, default=None, metavar="ANGSTROM",
@@ -51,10 +53,10 @@ class Surface(base.TrajectoryObservable):
         return compute.trajectory_series(path)
 
     def study(self, challenge, files: list[Path], sel: FrameSelection,
-              settings: dict[str, Any], reference_dir: str | None = None) -> base.Study:
+              settings: dict[str, Any], options: AnalysisSettings = DEFAULT) -> base.Study:
         series = {f: s for f in files if (s := self._series(f)) is not None}
         settings = {**settings, "skip_ps": sel.skip_ps, "_series": series}
-        return super().study(challenge, list(series), sel, settings, reference_dir)
+        return super().study(challenge, list(series), sel, settings, options)
 
     def contributions(self, path: Path, sel: FrameSelection, settings: dict[str, Any],
                       n_blocks: int) -> np.ndarray:
