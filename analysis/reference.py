@@ -44,9 +44,11 @@ class ReferenceSet:
         """One line for reports: method, temperature, runs, what kind, where it comes from."""
         where = "shipped with the challenge" if self.shipped else str(self.directory)
         if self.info.get("kind") == "equilibrium":
+            state = {True: "; the ladders agree", False: "; NOT converged: the ladders "
+                     "disagree"}.get(self.info.get("converged"), "")
             return (f"{self.method} at {self.temperature_K:g} K, equilibrium ensemble from "
                     f"replica exchange, {self.n_runs} independent ladder"
-                    f"{'s' if self.n_runs != 1 else ''} ({where})")
+                    f"{'s' if self.n_runs != 1 else ''} ({where}{state})")
         return (f"{self.method} at {self.temperature_K:g} K, {self.n_runs} trajectories "
                 f"({where})")
 

@@ -187,6 +187,12 @@ def ship(folders: list[Path], temperature_K: float, dest: Path | None = None,
     from harness.challenges.reference_md import compact
 
     written = []
+    agreement = None
+    if len(folders) == 2:  # two ladders: whether they agree travels with the files
+        found = converge(folders[0], folders[1], temperature_K)
+        agreement = {"converged": found["converged"],
+                     "half_tolerance_bits": found["half_tolerance_bits"],
+                     "two_ladder_js_bits": {k: v["js_bits"] for k, v in found["pairs"].items()}}
     for folder in folders:
         plan = _plan(folder)
         challenge = challenge_of(plan)
@@ -201,7 +207,7 @@ def ship(folders: list[Path], temperature_K: float, dest: Path | None = None,
         ref = {"method": method, "temperature_K": temperature_K, "kind": "equilibrium",
                "ladder": plan.ladder, "ladder_K": plan.temperatures_K,
                "made_by": "python -m harness.challenges.reference_remd ship",
-               "source_status": record["status"]}
+               "source_status": record["status"], **(agreement or {})}
         kept = compact(src, target / name, note, every=every, reference=ref)
         print(f"{target / name}: {kept['frames']} frames every {kept['frame_interval_fs']:g} "
               f"fs, {kept['simulated_ps']:.2f} ps, {(target / name).stat().st_size / 1e6:.2f} MB")
