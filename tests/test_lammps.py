@@ -248,7 +248,7 @@ def test_two_ranks_reproduce_one_rank_nve(tmp_path: Path) -> None:
 
 
 def test_two_rank_run_really_uses_two_ranks(tmp_path: Path) -> None:
-    spec = _spec(tmp_path, "--engine", "lammps", "--mpi-ranks", "2", "--time", "0.005ps")
+    spec = _spec(tmp_path, "--engine", "lammps", "--mpi-ranks", "2", "--time", "0.01ps")
     cmd = lammps_run.lammps_command(spec)
     argv = cmd.argv(2, "-in", "box.in")
     assert Path(argv[0]).name == "mpirun" and argv[1:3] == ["-n", "2"]
