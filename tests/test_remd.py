@@ -228,3 +228,31 @@ def test_analysis_remd_reports_the_exchange_record(ladder_run: Path) -> None:
     assert row["suggested_ladder_K"][0] == 300 and row["suggested_ladder_K"][-1] == 900
     table = analysis("remd", str(ladder_run.parent.parent))
     assert "| 300-432.7 K | 80 |" in table.stdout
+
+
+def test_killed_before_any_checkpoint_starts_over_and_keeps_the_old_segment(
+        tmp_path: Path) -> None:
+    challenge = make_challenge(tmp_path)
+    out = tmp_path / "runs"
+    args = ["--model", "doublewell", "--challenge", str(challenge), "--protocol", "remd",
+            "--ladder", "300K:600K:3", "--exchange-stride", "10", "--time", "6ps",
+            "--stride", "5", "--flush-every", "1000", "--out", str(out), "--jobs", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "harness.launch", "--quiet", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    work = out / "doublewell" / "doublewell-remd-ladder1" / "remd"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (work / "seg-000" / "w0_properties").exists():
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert not list((work / "seg-000").glob("chk_*"))  # killed before any checkpoint
+    done = launch(*args, timeout=300, check=True)
+    assert "completed at step 1500 of 1500" in done.stdout
+    assert "starting over" in done.stderr
+    [aside] = list(work.glob("set-aside-*"))
+    assert (aside / "seg-000" / "w0_properties").exists()  # kept, not deleted
+    assert [s.name for s in remd.segments(work)] == ["seg-000"]
+    steps = h5md.read_meta(remd.temperature_file(work.parent, 300))["steps"]
+    np.testing.assert_array_equal(steps, np.arange(0, 1501, 5))

@@ -19,11 +19,11 @@ import numpy as np
 
 from analysis.sections import Figure, Section
 from harness.errors import UserError
+from harness.units import KB_EV_PER_K
 
 TITLE = "Replica exchange"
 #: Below this acceptance a neighbouring pair is flagged.
 LOW_ACCEPTANCE = 0.10
-KB_EV_PER_K = 8.617333262e-5
 
 
 def register(subparsers: Any) -> None:

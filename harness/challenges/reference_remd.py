@@ -43,8 +43,8 @@ import numpy as np
 from harness import challenges, h5md
 from harness.errors import UserError
 from harness.protocols import remd
+from harness.units import KB_EV_PER_K
 
-KB_EV_PER_K = 8.617333262e-5
 #: The left-handed region of a (phi, psi) pair, as docs/reference.md counts it.
 LEFT_HANDED_PHI_DEG = (0.0, 126.0)
 #: Time blocks per ladder for the convergence intervals.

@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 
 from harness.models import ModelFamily
+from harness.units import KB_EV_PER_K
 
-#: Boltzmann constant in eV/K (CODATA 2018).
-KB_EV_PER_K = 8.617333262e-5
 DEFAULTS = {"h": 0.1, "a": 1.0, "c": 0.02, "k": 1.0}
 
 

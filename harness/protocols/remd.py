@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -263,8 +262,10 @@ def _cell_text(start_file: str, periodic: bool) -> str:
 
 # ------------------------------------------------------------------ segments
 def segments(work: Path) -> list[Path]:
-    """The segment folders of a run, oldest first."""
-    return sorted(p for p in work.glob("seg-[0-9][0-9][0-9]") if p.is_dir())
+    """The segment folders of a run, oldest first (one killed before it recorded its start
+    step holds nothing and is left out)."""
+    return sorted(p for p in work.glob("seg-[0-9][0-9][0-9]")
+                  if p.is_dir() and (p / "start_step").is_file())
 
 
 def segment_start(seg: Path) -> int:
@@ -345,12 +346,23 @@ class RemdRun:
         path.write_text(self.plan.to_json())
 
     def _new_segment(self, work: Path) -> tuple[Path, int]:
+        """A fresh segment folder: from the newest checkpoint, or from the start when there is
+        none (earlier segments without one are set aside under ``remd/set-aside-<time>/``,
+        never deleted: they hold frames that no checkpoint can continue)."""
         found = segments(work)
+        chk = newest_checkpoint(work) if found else None
+        if found and chk is None:
+            aside = work / f"set-aside-{int(time.time())}"
+            aside.mkdir()
+            for old in found:
+                old.rename(aside / old.name)
+            print(f"{self.plan.name}: no checkpoint to resume from; earlier segments kept in "
+                  f"{aside}, starting over", file=sys.stderr, flush=True)
+            found = []
         seg = work / f"seg-{len(found):03d}"
-        seg.mkdir()
+        seg.mkdir(exist_ok=True)  # an empty one left by a kill before start_step was written
         self.socket_dir, address = sockets.make_private_folder()
         timeout = max(ipi_input.IPI_SOCKET_TIMEOUT_S, self.plan.stall_timeout_s + 60.0)
-        chk = newest_checkpoint(work) if found else None
         if chk is not None:
             first, path = chk
             xml = ipi_input.make_restart_input(path.read_text(), address)
@@ -360,11 +372,6 @@ class RemdRun:
             xml = ET.tostring(root, encoding="unicode")
         else:
             first = 0
-            for old in found:  # nothing to resume from: those segments are not evidence
-                shutil.rmtree(old)
-            if found:
-                seg = work / "seg-000"
-                seg.mkdir()
             xml = make_input(self.plan, address, timeout)
         (seg / "start_step").write_text(str(first))
         (seg / "input.xml").write_text(xml)
