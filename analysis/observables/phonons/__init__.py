@@ -160,7 +160,9 @@ def report_sections_of(files: list[Path]) -> list[Section]:
             verdict = Verdict("phonons", model, None, None, "",
                               decision="agrees" if shift <= MEAN_SHIFT_TOLERANCE_CM
                               else "differs", value=shift, tolerance=MEAN_SHIFT_TOLERANCE_CM,
-                              n_runs=1, unit="cm^-1", method="single calculation")
+                              n_runs=1, unit="cm^-1", method="single calculation",
+                              scope={"kind": "single calculation",
+                                     "label": "one relaxed structure per model"})
             verdict.detail = (f"mean |shift| of modes above 50 cm^-1 vs {ref_model}: "
                               f"{verdict.interval_text()} (one relaxed structure each: no "
                               "interval)")

@@ -45,6 +45,8 @@ class ChallengeStudy:
     #: Model against model: worst-pair JS with interval and the 'disagree' flag.
     model_pairs: list[dict[str, Any]] = field(default_factory=list)
     reference_text: str = ""
+    #: ``straight`` (runs from the starts), ``equilibrium`` (replica exchange) or ``""``.
+    reference_kind: str = ""
     data: dict[str, rama.Trajectories] = field(default_factory=dict, repr=False)
     #: The same intervals for each group's control (:func:`control_trajectories`).
     control_intervals: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -86,6 +88,7 @@ def _study_challenge(name: str, records: list[trajectories.RunRecord],
     study = ChallengeStudy(name, challenge.title, settings, pairs, [], bootstrap=bootstrap)
     study.reference_text = f"Reference: {refset.describe()}." if refset else \
         "No reference trajectories for this challenge."
+    study.reference_kind = reference_mod.kind_of(refset) if refset else ""
     grouped: dict[tuple[str, float], list[trajectories.RunRecord]] = defaultdict(list)
     for rec in records:
         grouped[(rec.model, rec.temperature_K)].append(rec)

@@ -188,7 +188,8 @@ def section(challenge, workdir: Path) -> list:
         verdict = Verdict("adsorption energy (scan)", s.model, None, None, "",
                           decision="agrees" if abs(diff) <= ENERGY_TOLERANCE_EV else "differs",
                           value=abs(diff), tolerance=ENERGY_TOLERANCE_EV, n_runs=1, unit="eV",
-                          method="single calculation")
+                          method="single calculation",
+                          scope={"kind": "single calculation", "label": "one scan per model"})
         verdict.detail = (f"dU(inf) differs from {ref_model} by {diff:+.3f} eV: "
                           f"{verdict.interval_text()} (about 1.2 kcal/mol; one scan each: no "
                           "interval)")
