@@ -118,7 +118,8 @@ def main() -> int:
                 control_agrees += cc.high <= tol
                 agrees += model_agrees and cc.low > tol
                 differs += ci.low > tol
-            print(f"| {which}, {relax_ps:g} ps | {n / FRAMES_PER_PS:g} ps ({n} frames) | {alone / k:.0%} | "
+            print(f"| {which}, {relax_ps:g} ps | {n / FRAMES_PER_PS:g} ps ({n} frames) | "
+                  f"{alone / k:.0%} | "
                   f"{control_agrees / k:.0%} | {agrees / k:.0%} | {differs / k:.0%} | "
                   f"{(k - agrees - differs) / k:.0%} |", flush=True)
     print(f"<!-- {k} experiments per row, {time.perf_counter() - start:.0f} s -->")
