@@ -790,6 +790,24 @@ def describe(plan: RemdPlan) -> str:
             f"every {plan.exchange_stride} steps), {plan.clients} force client(s)")
 
 
+
+def submit(task_args: list[str], settings: dict[str, Any], args: Any) -> int:
+    """``--protocol remd --submit``: the whole ladder is one Slurm array task (it requeues
+    on USR1 and resumes like any run). ``args``: the launch's parsed options (farm, template,
+    extra sbatch options)."""
+    from harness import slurm
+
+    if args.farm:
+        raise UserError("--farm does not apply to --protocol remd: one ladder is one task")
+    plan = plan_from_settings(settings)
+    print(describe(plan))
+    out = Path(settings["out"]).expanduser().resolve()
+    submission = slurm.submit(task_args, 1, [0], out, template=args.slurm_template,
+                              sbatch_options=args.sbatch_option, n_runs=1)
+    print(slurm.describe(submission, out))
+    return 0
+
+
 def launch(settings: dict[str, Any]) -> int:
     """``python -m harness.launch --protocol remd``: plan, run (or resume), summarise."""
     plan = plan_from_settings(settings)
