@@ -306,3 +306,39 @@ def test_declared_elements_decide_without_the_package() -> None:
     config.check_elements(models.get_family("mace-off"), None, peptide, {})
     with pytest.raises(UserError, match="needs Pb too"):
         config.check_elements(models.get_family("mace-off"), None, mapbi3, {})
+
+
+@needs_chgnet
+def test_chgnet_batched_evaluation_equals_single() -> None:
+    """``--batch``: chgnet's batch of graphs gives each structure's energy and forces as one
+    call of the single-structure calculator does (CHGNet computes in float32; measured: equal
+    to the last bit)."""
+    family = models.get_family("chgnet")
+    starts = [str(p) for p in challenges.load(CHALLENGE).starts[:3]]
+    edge = models.vacuum_box(family, starts)["edge_angstrom"]
+    group = [h5md_free_start(p) for p in starts]
+    for atoms in group:
+        atoms.cell = np.eye(3) * edge
+        atoms.pbc = True
+    batched = family.batch_evaluator(None, {})(group)
+    calc = family.ase_calculator(None, {})
+    for atoms, (energy, forces) in zip(group, batched, strict=True):
+        calc.calculate(atoms, ["energy", "forces"], ["positions", "numbers", "cell", "pbc"])
+        assert forces.dtype == np.float64 and forces.shape == (len(atoms), 3)
+        assert np.abs(forces - calc.results["forces"]).max() <= 1e-6
+        assert abs(energy - float(calc.results["energy"])) <= 1e-5 * len(atoms)
+
+
+@needs_chgnet
+def test_batched_chgnet_runs_equal_single_runs(chgnet_runs: Path, tmp_path: Path) -> None:
+    """``--batch 2``: one client serves both boxed runs through chgnet's batched graphs; the
+    trajectories equal the runs with one client each (same seeds), frame by frame."""
+    launch("--model", "chgnet", "--challenge", CHALLENGE, "--replicas", "2",
+           "--temperatures", "300", "--time", f"{N_STEPS * 0.5}fs", "--stride", "1",
+           "--batch", "2", "--threads", "1", "--out", str(tmp_path), check=True, timeout=900)
+    for single, grouped in zip(_files(chgnet_runs), _files(tmp_path), strict=True):
+        assert h5md.read_meta(grouped)["run_spec"]["vacuum_box"]["edge_angstrom"] == 29.0
+        one, many = h5md.read_frames(single), h5md.read_frames(grouped)
+        assert len(many["step"]) == N_STEPS + 1
+        assert np.abs(one["forces"] - many["forces"]).max() <= 1e-6
+        assert np.abs(one["positions"] - many["positions"]).max() <= 1e-9
