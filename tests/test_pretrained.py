@@ -342,3 +342,33 @@ def test_batched_chgnet_runs_equal_single_runs(chgnet_runs: Path, tmp_path: Path
         assert len(many["step"]) == N_STEPS + 1
         assert np.abs(one["forces"] - many["forces"]).max() <= 1e-6
         assert np.abs(one["positions"] - many["positions"]).max() <= 1e-9
+
+
+# ----------------------------------------------- MACE foundation families, with a stand-in
+needs_mace = pytest.mark.skipif(importlib.util.find_spec("mace") is None,
+                                reason="needs mace-torch: pip install -e '.[test]'")
+
+
+@needs_mace
+@pytest.mark.parametrize("family_name", ["mace-mp", "mace-off"])
+def test_mace_foundation_families_load_through_maces_own_loaders(family_name: str,
+                                                                 tmp_path: Path) -> None:
+    """The loader path (``mace_mp``/``mace_off`` on a local file) with a tiny random MACE
+    standing in for the published weights (none can be fetched in a test): its forces equal
+    mace-torch's MACECalculator on the same file, single and batched, in float64."""
+    import tiny_models
+    from ase.io import read
+    from mace.calculators import MACECalculator
+
+    model = tiny_models.make_mace(tmp_path / "stand-in.model")
+    family = models.get_family(family_name)
+    assert family.label(model, {}) == f"{family_name}-stand-in"
+    atoms = read(challenges.load(CHALLENGE).starts[0])
+    calc = family.ase_calculator(model, {"model": family.default_pretrained})
+    calc.calculate(atoms, ["energy", "forces"], ["positions", "numbers", "cell", "pbc"])
+    own = MACECalculator(model_paths=str(model), device="cpu", default_dtype="float64")
+    own.calculate(atoms, ["energy", "forces"], ["positions", "numbers", "cell", "pbc"])
+    assert np.abs(calc.results["forces"] - own.results["forces"]).max() <= 1e-10
+    (energy, forces), = family.batch_evaluator(model, {})([atoms])
+    assert np.abs(forces - own.results["forces"]).max() <= 1e-10
+    assert family.elements(model, {}) == {"C", "H", "N", "O"}  # the file's own table
