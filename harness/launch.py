@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{temps} K x {format_time_ps(full.length_ps)}) is: python -m harness.launch --model "
               + ",".join(settings["model"])
               + "".join(f" --model-file {f}" for f in settings["model_file"] or [])
+              + "".join(f" --label {label}" for label in settings.get("label") or [])
               + f" --challenge {settings['challenge']} --preset tea2023"
               "  (or on a cluster: sbatch slurm/run_challenge.sh)")
     return exit_code(summary)

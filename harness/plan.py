@@ -51,6 +51,10 @@ class RunSpec:
     #: of a replica-exchange ladder, :mod:`harness.protocols.remd`) and its settings
     protocol: str = "md"
     protocol_options: dict[str, Any] = field(default_factory=dict)
+    #: the vacuum box a periodic-only model gets around a gas-phase molecule
+    #: (:func:`harness.models.vacuum_box`: ``edge_angstrom``, ``molecule_extent_angstrom``,
+    #: ``cutoff_angstrom``, ``margin_angstrom``); empty when the model sees no box
+    vacuum_box: dict[str, float] = field(default_factory=dict)
 
     @property
     def length_ps(self) -> float:

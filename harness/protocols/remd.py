@@ -740,9 +740,13 @@ def plan_from_settings(settings: dict[str, Any]) -> RemdPlan:
     if family.ase_calculator is None:
         raise UserError(f"model {name!r} is served by LAMMPS only; --protocol remd needs a "
                         "model with an ASE calculator (the python force client)")
-    model_file = models.resolve_model_file(
-        family, config.model_files(settings["model_file"], names)[name], challenge.name)
-    config.check_elements(family, model_file, challenge)
+    if family.periodic_only and not challenge.periodic:
+        raise UserError(f"model {name!r} needs a periodic cell and --protocol remd does not "
+                        "box a gas-phase molecule yet: run it with --protocol md")
+    files = config.model_files(settings["model_file"], names)
+    options = config.model_options(settings["model_option"], names)
+    model_file = models.resolve_model_file(family, files[name], challenge.name, options[name])
+    config.check_elements(family, model_file, challenge, options[name])
     ladder_id = settings["ladder_id"] if settings["ladder_id"] is not None else 1
     if ladder_id < 1:
         raise UserError(f"--ladder-id {ladder_id}: give 1, 2, ...")
@@ -758,9 +762,7 @@ def plan_from_settings(settings: dict[str, Any]) -> RemdPlan:
         raise UserError(f"--stride {stride}: give at least 1")
     n_steps = n_steps_for(length_ps, dt_fs)
     config.check_frame_interval(settings, n_steps, stride, dt_fs)
-    label = name.replace(":", "-")
-    if model_file and settings["model_file"]:
-        label = f"{label}-{Path(model_file).stem}"
+    label = config.resolve_labels(settings, names, files, options)[name]
     label = f"{label}-remd-ladder{ladder_id}"
     starts = [str(challenge.start_for_replica(walker_start(k, ladder_id,
                                                            len(challenge.starts))))
@@ -774,7 +776,7 @@ def plan_from_settings(settings: dict[str, Any]) -> RemdPlan:
         dt_fs=dt_fs, n_steps=n_steps, stride=stride, exchange_stride=stride_x,
         thermostat_tau_fs=base.thermostat_tau_fs, periodic=challenge.periodic,
         folder=str(out / challenge.name / label), ladder=ladder_id,
-        model_options=config.model_options(settings["model_option"], names)[name],
+        model_options=options[name],
         clients=max(1, settings["jobs"] or min(len(temps), config.default_jobs())),
         omp_threads=settings["threads"] or 1, stall_timeout_s=settings["stall_timeout"],
         startup_timeout_s=settings["startup_timeout"],

@@ -72,7 +72,10 @@ def build_atoms(challenge_name: str, start: int, model: str, model_file: str | N
     atoms = read(challenge.starts[start])
     atoms.pbc = challenge.periodic
     atoms.calc = calculator
-    label = model.replace(":", "-") + (f"-{Path(resolved).stem}" if model_file else "")
+    from harness import models
+
+    # the launch's name for the model (sevenn-7net-0, gap-my_gap, ase-pkg.mod-make)
+    label = models.get_family(model).label(Path(resolved) if model_file else None, options)
     return atoms, challenge, label, resolved
 
 

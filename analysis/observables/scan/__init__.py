@@ -93,8 +93,7 @@ def _run(args: argparse.Namespace) -> int:
         first, model_file = config.model_calculator(name, model_file_given, options, challenge)
         family = models.get_family(name)
         made = [first]
-        label = name.replace(":", "-") + (f"-{Path(model_file).stem}" if model_file_given
-                                          else "")
+        label = family.label(Path(model_file) if model_file_given else None, options)
         print(f"scanning {label}: {len(distances)} heights {distances[0]:g}-{distances[-1]:g} A",
               flush=True)
         result = scan.run_scan(atoms, groups,
