@@ -372,3 +372,14 @@ def test_mace_foundation_families_load_through_maces_own_loaders(family_name: st
     (energy, forces), = family.batch_evaluator(model, {})([atoms])
     assert np.abs(forces - own.results["forces"]).max() <= 1e-10
     assert family.elements(model, {}) == {"C", "H", "N", "O"}  # the file's own table
+
+
+def test_labels_in_a_config_file(tmp_path: Path) -> None:
+    """A config file takes ``label`` as a ``[label]`` table, as ``[model-file]``."""
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('model = ["harmonic", "xtb"]\nreplicas = 1\ntemperatures = [300]\n'
+                   '[label]\nharmonic = "well"\n')
+    proc = launch("--config", str(cfg), "--out", str(tmp_path), "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert f"{tmp_path}/{CHALLENGE}/well/300K/replica-00.h5" in proc.stdout
+    assert f"{tmp_path}/{CHALLENGE}/xtb/300K/replica-00.h5" in proc.stdout
