@@ -420,9 +420,11 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
     plan: list[RunSpec] = []
     for name in names:
         family = models.get_family(name)
+        # a dry run plans with the cache path of published weights and fetches nothing
         model_file = models.resolve_model_file(family, files[name], challenge.name,
-                                               options[name])
-        check_elements(family, model_file, challenge, options[name])
+                                               options[name], fetch=not settings["dry_run"])
+        if model_file is None or model_file.exists():
+            check_elements(family, model_file, challenge, options[name])
         for start in starts:
             atoms = read_structure(start)
             atoms.info["source"] = Path(start).name

@@ -246,7 +246,7 @@ def test_offline_without_cached_weights_says_what_to_download(tmp_path: Path,
     target = tmp_path / "cache" / "tea-harness" / "models" / "mace-off" / \
         "MACE-OFF23_medium.model"
     _assert_user_error(
-        launch("--model", "mace-off", "--out", str(tmp_path / "out"), "--dry-run"),
+        launch("--model", "mace-off", "--out", str(tmp_path / "out")),
         "download https://raw.githubusercontent.com/ACEsuit/mace-off/main/mace_off23/"
         f"MACE-OFF23_medium.model and put it at {target} (sha256 4842c52a")
 
@@ -297,6 +297,16 @@ def test_unreachable_weights_say_what_to_download_and_where(tmp_path: Path,
     message = str(caught.value)
     assert "\n" not in message
     assert f"put it at {tmp_path / 'cache' / 'fam' / 'w.model'}" in message
+
+
+def test_a_dry_run_fetches_nothing(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TEA_HARNESS_OFFLINE", "1")
+    monkeypatch.setenv("TEA_HARNESS_MODEL_CACHE", str(tmp_path / "cache"))
+    proc = launch("--model", "mace-mp", "--replicas", "1", "--temperatures", "300",
+                  "--out", str(tmp_path / "out"), "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert f"{CHALLENGE}/mace-mp-medium-mpa-0/300K/replica-00.h5" in proc.stdout
+    assert not (tmp_path / "cache").exists()
 
 
 def test_declared_elements_decide_without_the_package() -> None:
@@ -372,3 +382,14 @@ def test_mace_foundation_families_load_through_maces_own_loaders(family_name: st
     (energy, forces), = family.batch_evaluator(model, {})([atoms])
     assert np.abs(forces - own.results["forces"]).max() <= 1e-10
     assert family.elements(model, {}) == {"C", "H", "N", "O"}  # the file's own table
+
+
+def test_labels_in_a_config_file(tmp_path: Path) -> None:
+    """A config file takes ``label`` as a ``[label]`` table, as ``[model-file]``."""
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('model = ["harmonic", "xtb"]\nreplicas = 1\ntemperatures = [300]\n'
+                   '[label]\nharmonic = "well"\n')
+    proc = launch("--config", str(cfg), "--out", str(tmp_path), "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert f"{tmp_path}/{CHALLENGE}/well/300K/replica-00.h5" in proc.stdout
+    assert f"{tmp_path}/{CHALLENGE}/xtb/300K/replica-00.h5" in proc.stdout

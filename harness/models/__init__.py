@@ -343,10 +343,12 @@ def sha256_of(paths: list[Path] | Path | None) -> str | None:
 
 
 def resolve_model_file(family: ModelFamily, model_file: str | None, challenge: str,
-                       options: dict[str, Any] | None = None) -> Path | None:
+                       options: dict[str, Any] | None = None, fetch: bool = True
+                       ) -> Path | None:
     """The model file a run will use: the user's, the family's default for the challenge, or
     the published weights of the pretrained model ``options`` name (fetched into the cache on
-    first use, hash checked: :mod:`harness.models.weights`).
+    first use, hash checked: :mod:`harness.models.weights`; with ``fetch=False``, as for a
+    dry run, only its cache path, which may not exist yet).
 
     Raises
     ------
@@ -367,6 +369,8 @@ def resolve_model_file(family: ModelFamily, model_file: str | None, challenge: s
     if entry is not None and isinstance(entry.weights, Download):
         from harness.models import weights
 
+        if not fetch:
+            return weights.cached_path(entry.weights, family.name)
         return weights.fetch(entry.weights, family.name, entry.name)
     default = family.default_model_file(challenge)
     if default is None and family.needs_model_file:
