@@ -51,6 +51,9 @@ class RunSpec:
     #: of a replica-exchange ladder, :mod:`harness.protocols.remd`) and its settings
     protocol: str = "md"
     protocol_options: dict[str, Any] = field(default_factory=dict)
+    #: the interpreter the model's force client runs under (``--model-python``; None: the
+    #: harness's own)
+    model_python: str | None = None
 
     @property
     def length_ps(self) -> float:
