@@ -62,8 +62,10 @@ def check_protocol(expected: int) -> None:
 
 
 # ---------------------------------------------------------------- child side
-def probe(modules: list[str], packages: list[str]) -> dict[str, Any]:
-    """What this interpreter offers: its version, which modules it finds, package versions."""
+def probe(modules: list[str], packages: list[str], everything: bool = False
+          ) -> dict[str, Any]:
+    """What this interpreter offers: its version, which modules it finds, package versions
+    (with ``everything``, also every installed distribution: the model's whole stack)."""
     versions = {}
     for dist in packages:
         try:
@@ -79,6 +81,9 @@ def probe(modules: list[str], packages: list[str]) -> dict[str, Any]:
         "harness_source": str(PACKAGE_DIR),
         "found": {m: importlib.util.find_spec(m) is not None for m in modules},
         "versions": versions,
+        "distributions": dict(sorted(
+            (d.metadata["Name"], d.version) for d in importlib.metadata.distributions()
+            if d.metadata["Name"])) if everything else None,
     }
 
 
@@ -87,9 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.model_python")
     parser.add_argument("--modules", default="", help="modules to look for, comma separated")
     parser.add_argument("--packages", default="", help="distributions whose versions to report")
+    parser.add_argument("--all", action="store_true", help="also every installed distribution")
     args = parser.parse_args(argv)
     split = [s for s in args.modules.split(",") if s], [s for s in args.packages.split(",") if s]
-    print(json.dumps(probe(*split)), flush=True)
+    print(json.dumps(probe(*split, everything=args.all)), flush=True)
     return 0
 
 
@@ -132,7 +138,7 @@ def normalise(path: str) -> str:
 
 
 def run_probe(python: str, modules: tuple[str, ...] = (),
-              packages: tuple[str, ...] = ()) -> dict[str, Any]:
+              packages: tuple[str, ...] = (), everything: bool = False) -> dict[str, Any]:
     """Run the probe under ``python``; UserError when that is not a usable interpreter."""
     flag = "--model-python"
     if not os.path.exists(python):
@@ -144,7 +150,8 @@ def run_probe(python: str, modules: tuple[str, ...] = (),
     with tempfile.TemporaryDirectory(prefix="tea-probe-") as tmp:
         env = client_env(dict(os.environ), Path(tmp))
         cmd = client_command(python, "harness.model_python") + [
-            "--modules", ",".join(modules), "--packages", ",".join(packages)]
+            "--modules", ",".join(modules), "--packages", ",".join(packages)] + (
+            ["--all"] if everything else [])
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
                                   timeout=PROBE_TIMEOUT_S, cwd=tmp, check=False)
@@ -201,12 +208,13 @@ def provenance(python: str, packages: tuple[str, ...]) -> dict[str, Any]:
     """What the provenance records of a model interpreter: path, Python and package versions
     as that interpreter sees them (or the error, when it cannot be asked any more)."""
     try:
-        answer = run_probe(python, (), tuple(dict.fromkeys((*packages, *BASE_MODULES))))
+        answer = run_probe(python, (), tuple(dict.fromkeys((*packages, *BASE_MODULES))),
+                           everything=True)
     except UserError as exc:
         return {"executable": python, "error": str(exc)}
     return {"executable": python, "resolved": answer["executable"], "prefix": answer["prefix"],
             "python": answer["python"], "versions": answer["versions"],
-            "client_protocol": answer["protocol"]}
+            "distributions": answer["distributions"], "client_protocol": answer["protocol"]}
 
 
 if __name__ == "__main__":
