@@ -359,7 +359,7 @@ def test_sevenn_batched_graphs_equal_one_at_a_time(tmp_path: Path) -> None:
     """Three structures in one SevenNet call give each structure's own forces and energy, on
     the gas-phase peptide and on the periodic perovskite. SevenNet computes in float32 (sevenn
     casts every graph to float32), so the bound is float32 round-off: forces to 1e-5 eV/A,
-    energies to 2e-7 of their size."""
+    energies to 1e-6 of their size (a few float32 steps: the sum runs in another order)."""
     starts = [REPO / "harness" / "challenges" / name / "starts" / "start-00.xyz"
               for name in (CHALLENGE, "mapbi3")]
     env = model_python.client_env(dict(os.environ, OMP_NUM_THREADS="1"), tmp_path)
@@ -373,4 +373,4 @@ def test_sevenn_batched_graphs_equal_one_at_a_time(tmp_path: Path) -> None:
         n_atoms = len(read_structure(path))
         assert got["shapes"] == [[n_atoms, 3]] * 3
         assert got["dforce"] <= 1e-5, got
-        assert got["denergy"] <= 2e-7 * got["energy"], got
+        assert got["denergy"] <= 1e-6 * got["energy"], got  # a few float32 ulps
