@@ -107,12 +107,21 @@ class FrameSelection:
     """Which frames of a trajectory an observable uses: ``--skip`` and ``--every``, once.
 
     The first ``skip_ps`` of every run are dropped (equilibration), then every ``every``-th
-    frame is used. Time blocks (for block bootstrap intervals when a group has few runs) are
-    contiguous ranges of the selected frames.
+    frame is used, up to ``stop_ps`` when it is set. Time blocks (for block bootstrap
+    intervals when a group has few runs) are contiguous ranges of the selected frames.
     """
 
     skip_ps: float = 0.0
     every: int = 1
+    #: Frames later than this (ps from the run's first frame) are not used (None: all). The
+    #: controls of the verdicts read a run's opening this way.
+    stop_ps: float | None = None
+
+    def last_frame(self, n_frames: int, frame_dt_ps: float) -> int:
+        """One past the last frame index used (``n_frames`` unless ``stop_ps`` cuts)."""
+        if self.stop_ps is None or frame_dt_ps <= 0:
+            return n_frames
+        return min(n_frames, int(np.floor(self.stop_ps / frame_dt_ps + 1e-9)) + 1)
 
     def first_frame(self, frame_dt_ps: float) -> int:
         """Index of the first frame used in a trajectory with this frame spacing."""
@@ -127,6 +136,7 @@ class FrameSelection:
         Each start lies on the ``every`` grid counted from the first frame used, so the
         blocks together hold exactly the selected frames. Blocks may be empty.
         """
+        n_frames = self.last_frame(n_frames, frame_dt_ps)
         first = min(self.first_frame(frame_dt_ps), n_frames)
         n_used = len(range(first, n_frames, self.every))
         bounds = np.linspace(0, n_used, n_blocks + 1).round().astype(int)

@@ -34,6 +34,8 @@ class ReferenceSet:
     files: list[Path]
     shipped: bool
     info: dict[str, Any] = field(default_factory=dict)
+    #: Why this reference was chosen, when the challenge ships more than one kind.
+    why: str = ""
 
     @property
     def n_runs(self) -> int:
@@ -50,7 +52,7 @@ class ReferenceSet:
                     f"replica exchange, {self.n_runs} independent ladder"
                     f"{'s' if self.n_runs != 1 else ''} ({where}{state})")
         return (f"{self.method} at {self.temperature_K:g} K, {self.n_runs} trajectories "
-                f"({where})")
+                f"({where}{'; ' + self.why if self.why else ''})")
 
 
 def _attrs(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -101,8 +103,14 @@ def load(challenge: challenges.Challenge, directory: Path | str | None = None
                         f"({', '.join(f'{t:g} K' for t in sorted(temps))}); give one folder per "
                         "temperature")
     method = ref.get("method") or challenge.raw.get("reference_method", "reference")
+    why = ""
+    if shipped and (equilibrium := load_equilibrium(challenge)) is not None:
+        why = ("the default: straight runs from the challenge's starts, which models' runs pair "
+               "with start by start; the replica-exchange ensemble also ships ("
+               + ("converged" if equilibrium.info.get("converged") else "NOT converged")
+               + ", --reference equilibrium)")
     return ReferenceSet(directory=folder, method=str(method), temperature_K=temps.pop(),
-                        files=files, shipped=shipped, info=ref)
+                        files=files, shipped=shipped, info=ref, why=why)
 
 
 EQUILIBRIUM_FOLDER = "equilibrium"

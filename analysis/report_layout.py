@@ -108,7 +108,7 @@ def _glance(report: Report) -> list[Block]:
             lines += ["| model | T (K) | " + " | ".join(map(cell, observables)) + " |",
                       "|---|---:" + "|---" * len(observables) + "|"]
             for model, temp in rows:
-                marks = [mark(cells[(model, temp, o)].decision) if (model, temp, o) in cells
+                marks = [_glance_cell(cells[(model, temp, o)]) if (model, temp, o) in cells
                          else NONE for o in observables]
                 label = "all" if temp is None else f"{temp:g}"
                 lines.append(f"| {cell(model)} | {label} | " + " | ".join(marks) + " |")
@@ -116,6 +116,18 @@ def _glance(report: Report) -> list[Block]:
             lines.append("No section gave a verdict.")
         out.append(Text("\n".join(lines)))
     return out
+
+
+def scope_label(v: Verdict) -> str:
+    """What a verdict rests on, in a few words (``paired by start, first 0.5 ps``; '' if unsaid)."""
+    return str((v.scope or {}).get("label") or "")
+
+
+def _glance_cell(v: Verdict) -> str:
+    """A summary cell: the decision's mark and, beside it, the verdict's scope."""
+    if v.decision == "no_reference" and not scope_label(v):
+        return mark(v.decision)
+    return cell(f"{mark(v.decision)} ({scope_label(v) or 'scope not stated'})")
 
 
 def _challenge(chal: ChallengeReport, taken: set[str], figure: list[int],
@@ -192,14 +204,15 @@ def _verdict_table(section: Section) -> str:
     """The verdicts of a section; an observable column only when there are several."""
     several = len({v.observable for v in section.verdicts}) > 1
     rows = ["| " + ("observable | " if several else "") + "model | T (K) | within tolerance | "
-            "value [95% interval], tolerance | runs | numbers and tolerance |",
-            "|---" * several + "|---|---:|---|---|---:|---|"]
+            "scope | value [95% interval], tolerance | runs | numbers and tolerance |",
+            "|---" * several + "|---|---:|---|---|---|---:|---|"]
     for v in sorted(section.verdicts, key=lambda v: (v.observable, v.model,
                                                      v.temperature_K or 0)):
         temp = "-" if v.temperature_K is None else f"{v.temperature_K:g}"
         rows.append("| " + (f"{cell(v.observable)} | " if several else "")
                     + f"{cell(v.model)} | {temp} | {mark(v.decision)} | "
-                    f"{cell(v.interval_text()) or '-'} | {v.n_runs or '-'} | {cell(v.detail)} |")
+                    f"{cell(scope_label(v)) or '-'} | {cell(v.interval_text()) or '-'} | "
+                    f"{v.n_runs or '-'} | {cell(v.detail)} |")
     name = section.title if several else section.verdicts[0].observable
     return f"**Verdicts: {name}**\n\n" + "\n".join(rows)
 

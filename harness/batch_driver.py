@@ -124,7 +124,7 @@ class GroupClient:
             calculator = self.family.ase_calculator(self.model_file, dict(self.options))
         work = Path(request["work"])
         server = ModelServer(calculator, start.get_chemical_symbols(), spec.periodic, monitor,
-                             ModelClock(work / MODEL_CLOCK_FILE))
+                             ModelClock(work / MODEL_CLOCK_FILE), spec.vacuum_box)
         server.atoms.set_initial_charges(start.get_initial_charges())
         self.members[token] = Member(token=token, work=work, server=server,
                                      address=request["address"],

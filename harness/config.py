@@ -44,6 +44,9 @@ OPTIONS: tuple[Option, ...] = (
            "files"),
     Option("model-option", "KEY=VALUE passed to the model's calculator, repeatable; "
            "MODEL:KEY=VALUE for one model only", None, "list"),
+    Option("label", "the name of the model in folders, files and the report (default: the "
+           "family and its pretrained model or file, e.g. sevenn-7net-0); with several models "
+           "MODEL=NAME, repeatable", None, "files"),
     Option("challenge", "challenge name or folder", "alanine-tetrapeptide"),
     Option("preset", "demo (short taste, default) or tea2023 (12 replicas, 300/500/700 K, 1 ns)",
            "demo"),
@@ -281,16 +284,60 @@ def model_pythons(settings: dict[str, Any], names: list[str]) -> dict[str, str |
     return pythons
 
 
+def model_labels(items: list[str] | None, names: list[str]) -> dict[str, str | None]:
+    """``--label`` values per model: ``NAME`` for a single model, ``MODEL=NAME`` each.
+
+    Raises
+    ------
+    UserError
+        For a label that cannot name a folder, a bare label with several models, two labels
+        for one model, or a model that is not among ``--model``.
+    """
+    labels: dict[str, str | None] = {name: None for name in names}
+    for item in items or []:
+        name, sep, label = item.partition("=")
+        if sep and name in labels:
+            target = name
+        elif sep:
+            raise UserError(f"--label {item}: model {name!r} is not among --model "
+                            f"{','.join(names)}")
+        elif len(names) == 1:
+            target, label = names[0], item
+        else:
+            raise UserError(f"--label {item}: with several models write MODEL=NAME, e.g. "
+                            f"--label {names[0]}={item}")
+        if labels[target] is not None:
+            raise UserError(f"--label: two labels for model {target!r} ({labels[target]} and "
+                            f"{label}); give one")
+        labels[target] = models.check_label(label)
+    return labels
+
+
+def check_unique_labels(labels: dict[str, str]) -> None:
+    """Refuse two models that would share a label (their runs would share folders)."""
+    seen: dict[str, str] = {}
+    for name, label in labels.items():
+        if label in seen:
+            raise UserError(f"--label: label {label!r} used twice (models {seen[label]!r} and "
+                            f"{name!r}); give each model its own with --label MODEL=NAME")
+        seen[label] = name
+
+
 def check_elements(family: models.ModelFamily, model_file: Path | None,
-                    challenge: challenges.Challenge) -> None:
-    covered = family.model_elements(model_file)
+                    challenge: challenges.Challenge, options: dict[str, Any] | None = None
+                    ) -> None:
+    """Refuse a model that lacks an element of the challenge (before anything runs)."""
+    covered = family.elements(model_file, options or {})
     if covered is None:
         return
     missing = sorted(set(challenge.elements) - covered)
     if missing:
-        raise UserError(f"model {family.name!r} ({model_file}) covers {','.join(sorted(covered))}"
-                        f" but challenge {challenge.name!r} needs {','.join(missing)} too: "
-                        "use a model trained on all its elements")
+        what = (str(model_file) if model_file is not None
+                else family.label(None, options or {}))
+        shown = ",".join(sorted(covered)) if len(covered) <= 20 else f"{len(covered)} elements"
+        raise UserError(f"model {family.name!r} ({what}) covers {shown} but challenge "
+                        f"{challenge.name!r} needs {','.join(missing)} too: use a model "
+                        "trained on all its elements")
 
 
 def model_calculator(name: str, model_file: str | None, options: dict[str, Any],
@@ -306,8 +353,10 @@ def model_calculator(name: str, model_file: str | None, options: dict[str, Any],
         raise UserError(f"model {name!r} runs only inside LAMMPS (a pair style), so commands "
                         "that call the model directly cannot use it; run it with "
                         "python -m harness.launch instead")
-    resolved = models.resolve_model_file(family, model_file, challenge.name)
-    check_elements(family, resolved, challenge)
+    if not model_file:  # declared elements: refused before any download
+        check_elements(family, None, challenge, options)
+    resolved = models.resolve_model_file(family, model_file, challenge.name, options)
+    check_elements(family, resolved, challenge, options)
     return family.ase_calculator(resolved, options), resolved
 
 
@@ -390,24 +439,32 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
         raise UserError("no model given: use --model NAME (one of "
                         + ", ".join(models.families()) + ")")
     names = list(dict.fromkeys(settings["model"]))
-    pythons = model_pythons(settings, names)
     files = model_files(settings["model_file"], names)
     options = model_options(settings["model_option"], names)
+    labels = resolve_labels(settings, names, files, options)
+    for name in names:  # the declared elements first: no install or download for a refusal
+        family = models.get_family(name)
+        if not files[name]:
+            check_elements(family, None, challenge, options[name])
+    # installed here, or under the model's own interpreter (--model-python), asked there
+    pythons = model_pythons(settings, names)
     out_dir = Path(settings["out"]).expanduser().resolve()
     n_steps = n_steps_for(length_ps, dt_fs)
     watchdog = watchdog_settings(settings, challenge, dt_fs)
+    starts = sorted({str(challenge.start_for_replica(r)) for r in range(replicas)})
     plan: list[RunSpec] = []
     for name in names:
         family = models.get_family(name)
-        model_file = models.resolve_model_file(family, files[name], challenge.name)
-        check_elements(family, model_file, challenge)
-        for start in sorted({challenge.start_for_replica(r) for r in range(replicas)}):
+        model_file = models.resolve_model_file(family, files[name], challenge.name,
+                                               options[name])
+        check_elements(family, model_file, challenge, options[name])
+        for start in starts:
             atoms = read_structure(start)
             atoms.info["source"] = Path(start).name
             family.check_structure(model_file, atoms)
-        label = name.replace(":", "-")
-        if files[name]:
-            label = f"{label}-{Path(model_file).stem}"
+        box = (models.vacuum_box(family, starts)
+               if family.periodic_only and not challenge.periodic else {})
+        label = labels[name]
         label += get_engine(settings["engine"]).label_suffix  # another thermostat: not the
         # same conditions
         if ensemble != "nvt":
@@ -430,12 +487,24 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
                     omp_threads=settings["threads"] or 1, watchdog=watchdog,
                     engine=settings["engine"], lammps_exe=settings["lammps_exe"],
                     mpi_ranks=settings["mpi_ranks"], mpi_launcher=settings["mpi_launcher"],
-                    ensemble=ensemble, model_python=pythons[name],
+                    ensemble=ensemble, vacuum_box=box, model_python=pythons[name],
                 ))
         from harness.engines.lammps_run import check_spec  # engine, LAMMPS build, MPI
 
         check_spec(plan[-1])
     return plan
+
+
+def resolve_labels(settings: dict[str, Any], names: list[str],
+                   files: dict[str, str | None], options: dict[str, dict[str, Any]]
+                   ) -> dict[str, str]:
+    """The label of each model: ``--label``, else the family's readable name
+    (:meth:`harness.models.ModelFamily.label`); two models may not share one."""
+    given = model_labels(settings.get("label"), names)
+    labels = {name: given[name] or models.get_family(name).label(
+        Path(files[name]) if files[name] else None, options[name]) for name in names}
+    check_unique_labels(labels)
+    return labels
 
 
 def default_jobs() -> int:

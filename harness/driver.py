@@ -88,10 +88,19 @@ class ModelServer:
     """
 
     def __init__(self, calculator, symbols: list[str], periodic: bool, monitor=None,
-                 clock: ModelClock | None = None):
+                 clock: ModelClock | None = None, vacuum_box: dict[str, float] | None = None):
         from ase import Atoms
 
-        self.atoms = Atoms(symbols=symbols, pbc=periodic)
+        # A periodic-only model on a gas-phase run sees the molecule in a fixed cubic vacuum
+        # box (harness.models.vacuum_box). Only the model sees it: i-PI integrates without
+        # periodic boundaries (its cell is the 200 A placeholder of a gas-phase run) and the
+        # trajectory holds i-PI's unwrapped positions and the forces computed in the box.
+        self.box_edge = float(vacuum_box["edge_angstrom"]) if vacuum_box else None
+        self.box_reach = (self.box_edge - float(vacuum_box["cutoff_angstrom"])
+                          if vacuum_box else None)
+        self.atoms = Atoms(symbols=symbols, pbc=periodic or self.box_edge is not None)
+        if self.box_edge is not None:
+            self.atoms.cell[:] = np.eye(3) * self.box_edge
         self.atoms.calc = calculator
         self.calculator = calculator
         self.periodic = periodic
@@ -111,6 +120,13 @@ class ModelServer:
         self.atoms.positions[:] = pos_au.reshape(-1, 3) * self.bohr_to_ang
         if self.periodic:
             self.atoms.cell[:] = cell_au.T * self.bohr_to_ang
+        elif self.box_reach is not None:
+            extent = float(np.ptp(self.atoms.positions, axis=0).max())
+            if extent > self.box_reach:
+                raise RuntimeError(
+                    f"the molecule spans {extent:.1f} A, more than its vacuum box of "
+                    f"{self.box_edge:g} A less the model's cutoff allows ({self.box_reach:g} A): "
+                    "periodic images would interact; the run stops here")
 
     def evaluate(self) -> tuple[float, np.ndarray]:
         """Energy (eV) and forces (eV/A) of the calculator at ``self.atoms``."""
@@ -216,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     start = read(spec.start_file)
     monitor = None if args.no_watchdog else step_monitor(spec, start, args.first_step)
     clock = ModelClock(Path(args.spec).parent / MODEL_CLOCK_FILE)  # the run's work folder
-    server = ModelServer(calculator, start.get_chemical_symbols(), spec.periodic, monitor, clock)
+    server = ModelServer(calculator, start.get_chemical_symbols(), spec.periodic, monitor, clock,
+                         spec.vacuum_box)
     # Formal charges and magnetic moments stored in the start file (charged peptides, a new
     # challenge's --charge/--multiplicity) reach calculators that read
     # Atoms.get_initial_charges()/get_initial_magnetic_moments(), e.g. tblite's total charge

@@ -49,13 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         return _submit(sys.argv[1:] if argv is None else argv, args)
     try:
         settings = config.resolve_settings(args)
-        if protocols.protocol_of(settings).name == "remd":
-            from harness.protocols import remd
-
+        protocol = protocols.protocol_of(settings)
+        if protocol.launch is not None:  # a protocol that runs as a whole (replica exchange)
             if not settings["dry_run"]:
                 storage.check_writable(Path(settings["out"]).expanduser().resolve())
-            return remd.launch(settings)
-        plan = protocols.protocol_of(settings).plan(settings)
+            return protocol.launch(settings)
+        plan = protocol.plan(settings)
         if not settings["dry_run"]:  # before any run starts (and before --task's run)
             storage.check_writable(Path(settings["out"]).expanduser().resolve())
     except UserError as exc:
@@ -123,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{temps} K x {format_time_ps(full.length_ps)}) is: python -m harness.launch --model "
               + ",".join(settings["model"])
               + "".join(f" --model-file {f}" for f in settings["model_file"] or [])
+              + "".join(f" --label {label}" for label in settings.get("label") or [])
               + f" --challenge {settings['challenge']} --preset tea2023"
               "  (or on a cluster: sbatch slurm/run_challenge.sh)")
     return exit_code(summary)
@@ -152,13 +152,14 @@ def _submit(argv: list[str], args) -> int:
         storage.check_writable(Path(settings["out"]).expanduser().resolve())
         if settings["task"] is not None:
             raise UserError("--task and --submit exclude each other: --submit makes the tasks")
-        if protocols.protocol_of(settings).name == "remd":
-            return _submit_remd(task_args, settings, args)
+        protocol = protocols.protocol_of(settings)
+        if protocol.submit is not None:  # a protocol with its own Slurm submission
+            return protocol.submit(task_args, settings, args)
         batch = settings["batch"]
         if batch > 1 and args.farm:
             raise UserError("--farm and --batch exclude each other: submit the groups as an "
                             "array (--submit --batch N) or drop --batch for the task farm")
-        plan = protocols.protocol_of(settings).plan(settings)
+        plan = protocol.plan(settings)
         check_batch(plan, batch)
         todo, _ = pending(plan, settings["retry_failed"])
         _print_plan(plan, todo)
@@ -171,22 +172,6 @@ def _submit(argv: list[str], args) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    print(slurm.describe(submission, out))
-    return 0
-
-
-def _submit_remd(task_args: list[str], settings: dict, args) -> int:
-    """``--protocol remd --submit``: the whole ladder is one array task (it requeues and
-    resumes like any run)."""
-    from harness.protocols import remd
-
-    if args.farm:
-        raise UserError("--farm does not apply to --protocol remd: one ladder is one task")
-    plan = remd.plan_from_settings(settings)
-    print(remd.describe(plan))
-    out = Path(settings["out"]).expanduser().resolve()
-    submission = slurm.submit(task_args, 1, [0], out, template=args.slurm_template,
-                              sbatch_options=args.sbatch_option, n_runs=1)
     print(slurm.describe(submission, out))
     return 0
 

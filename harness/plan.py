@@ -54,6 +54,10 @@ class RunSpec:
     #: the interpreter the model's force client runs under (``--model-python``; None: the
     #: harness's own)
     model_python: str | None = None
+    #: the vacuum box a periodic-only model gets around a gas-phase molecule
+    #: (:func:`harness.models.vacuum_box`: ``edge_angstrom``, ``molecule_extent_angstrom``,
+    #: ``cutoff_angstrom``, ``margin_angstrom``); empty when the model sees no box
+    vacuum_box: dict[str, float] = field(default_factory=dict)
 
     @property
     def length_ps(self) -> float:

@@ -39,6 +39,27 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
+def pretrained_record(family: models.ModelFamily, spec: RunSpec) -> dict[str, Any] | None:
+    """Which pretrained model a run used and where its weights came from (None: the user's
+    own file, or a family without pretrained models)."""
+    if not family.pretrained:
+        return None
+    entry = family.pretrained_model(spec.model_options)
+    record: dict[str, Any] = {"name": entry.name, "modal": family.modal(spec.model_options),
+                              "licence": entry.licence, "elements": sorted(entry.elements)}
+    if isinstance(entry.weights, models.Download):
+        from harness.models import weights
+
+        record["weights"] = weights.provenance(entry.weights, family.name)
+        if spec.model_file != record["weights"]["cache_path"]:
+            return None  # the user's own file (--model-file)
+    elif spec.model_file is not None:
+        return None
+    else:
+        record["weights"] = f"shipped in the {family.packages[0]} wheel"
+    return record
+
+
 def collect(spec: RunSpec) -> dict[str, Any]:
     """Everything needed to say how a run was made (model metadata included).
 
@@ -70,6 +91,8 @@ def collect(spec: RunSpec) -> dict[str, Any]:
         "model_sha256": models.sha256_of(family.model_files(model_file)) if model_file else None,
         "model_files": [p.name for p in family.model_files(model_file)] if model_file else [],
         "model_metadata": family.model_metadata(model_file),
+        "pretrained": pretrained_record(family, spec),
+        "vacuum_box": dict(spec.vacuum_box) or None,
         "seed": spec.seed,
         "ensemble": spec.ensemble,
         "thermostat": None if spec.ensemble == "nve" else spec.thermostat,

@@ -208,3 +208,46 @@ def test_report_json_verdicts_carry_intervals_for_every_observable(tmp_path: Pat
     assert "tolerance 0.1: differs" in md and "time blocks resampled" in md
     assert "fails sooner than" in md or "fail alike" in md  # log-rank in the stability section
     assert "**these models disagree**" in md  # stiff vs xtb spectra, model against model
+
+
+def test_the_control_of_a_generic_verdict_vetoes_agreement_it_cannot_support(
+        tmp_path: Path) -> None:
+    """Every comparison verdict is also decided for a control that never gets further than its
+    start (each run's first 0.1 ps repeated over its length). Surface heights, 4 runs x 0.5 ps
+    per model. (1) The reference stays near its starts: a model that samples the same heights
+    is within tolerance, but so is the control, so the verdict cannot be `agrees` and says
+    why. (2) The reference leaves its starts within 0.1 ps: a model that does the same
+    `agrees` (its control differs), and one that stays at the starts `differs`."""
+    from test_surface_analysis import write_run as surface_run
+
+    def heights(rng, opening: float, rest: float) -> np.ndarray:
+        d = rng.normal(rest, 0.15, 1000)  # 0.5 fs per frame: 0.5 ps, opening = 200 frames
+        d[:200] = rng.normal(opening, 0.15, 200)
+        return d
+
+    def verdicts(out: Path) -> dict[str, dict]:
+        proc = run_analysis("report", str(out), "--quiet", "--sections", "surface")
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads((out / "reports" / "report.json").read_text())
+        return {v["model"]: v for c in report["challenges"] for v in c["verdicts"]
+                if v["observable"] == "surface"}
+
+    rng = np.random.default_rng(5)
+    near = tmp_path / "near"
+    for model in ("xtb", "sampler"):
+        for replica in range(4):
+            surface_run(near, model, 300.0, replica, heights(rng, 3.4, 3.4))
+    v = verdicts(near)["sampler"]
+    assert v["value"] <= v["tolerance"] and v["ci_high"] <= v["tolerance"]  # model alone: in
+    assert v["control_decision"] == "agrees"
+    assert v["decision"] == "inconclusive" and v["reason"] == "control_not_excluded", v
+    assert "cannot tell a model that samples from one that stays put" in v["detail"]
+
+    away = tmp_path / "away"
+    for model, rest in (("xtb", 3.4), ("mover", 3.4), ("stuck", 4.6)):
+        for replica in range(4):
+            surface_run(away, model, 300.0, replica, heights(rng, 4.6, rest))
+    found = verdicts(away)
+    assert found["mover"]["decision"] == "agrees", found["mover"]
+    assert found["mover"]["control_decision"] == "differs"
+    assert found["stuck"]["decision"] == "differs"

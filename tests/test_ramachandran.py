@@ -789,6 +789,22 @@ def test_pairing_by_start_only_where_it_holds(tmp_path):
     [verdict] = verdicts(study)
     assert verdict.method == "runs paired by start" and "paired by start (4 starts" in \
         verdict.detail and "cut to the model's 1.99 ps" in verdict.detail
+    # what the page shows beside a paired verdict is what it compared: the reference's 4
+    # runs from the same starts cut to 1.99 ps (the figure's last column), and each pair's JS
+    # as compared with its interval (the table), next to the JS against the whole reference
+    from analysis.observables.ramachandran.study import compared_reference, to_markdown
+
+    title, by_pair = compared_reference(study)
+    assert title == "reference as compared\n(4 runs, first 1.99 ps)"
+    ref = study.data[study.reference.key]
+    ref_times, ref_angles = ref.split(ref.times_ps), ref.split(ref.angles)
+    expected = np.concatenate([a[t <= 1.99 + 1e-6] for t, a in zip(
+        ref_times[:4], ref_angles[:4], strict=True)])
+    for k, pair in enumerate(study.pairs):
+        np.testing.assert_array_equal(by_pair[pair.name], expected[:, 2 * k:2 * k + 2])
+        row = study.pair_intervals[group.key][pair.name]
+        assert f"| {row['value']:.3f} [{row['low']:.3f}, {row['high']:.3f}], paired by start " \
+            "(reference cut to 1.99 ps) |" in to_markdown(study)
     # --unpaired: the same runs compared unpaired, judged against the split-half
     proc = _analysis("ramachandran", str(four), "--unpaired", "--report-dir",
                      str(tmp_path / "unpaired"))

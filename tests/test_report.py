@@ -259,9 +259,11 @@ def test_challenge_one_runs_then_report(tmp_path: Path) -> None:
     # (inconclusive, with their interval); 1 failure within 0.5 ps is far above 0.5 per ns
     assert "verdicts: 0 within tolerance, 1 outside, 1 inconclusive" in proc.stdout
     md = (out / "reports" / "report.md").read_text()
-    assert "| harmonic | 300 | – inconclusive | 0 [0, 3.69e+04] failures/ns, tolerance 0.5: " \
-        "inconclusive | 2 | scope: 2 runs x 50 fs, failures per ns (0.1 ps simulated)" in md
-    assert re.search(r"\| ase-breaking_models-make \| 300 \| \S+ no \| [\d.e+]+ \[[\d.e+]+, "
+    assert "| harmonic | 300 | – inconclusive | 2 runs x 50 fs, failures per ns | 0 [0, 3.69e+04] "\
+        "failures/ns, tolerance 0.5: inconclusive | 2 | scope: 2 runs x 50 fs, failures per ns " \
+        "(0.1 ps simulated)" in md
+    assert re.search(r"\| ase-breaking_models-make \| 300 \| \S+ no \| 1 run x 0.5 ps, failures "
+                     r"per ns \| [\d.e+]+ \[[\d.e+]+, "
                      r"[\d.e+]+\] failures/ns, tolerance 0.5: differs \| 1 \| scope: 1 run x "
                      r"0.5 ps, failures per ns", md)
     # the failed run is listed with its event (bond_break N-C (3-4) when nothing else intervenes)
@@ -320,6 +322,8 @@ def _chromium_missing() -> str | None:
 def test_report_page_in_headless_chromium(built: dict, tmp_path: Path) -> None:
     from browser import ELEMENT, Browser, decode_png, resized
 
+    from analysis.render import NONE
+
     page = built["dir"] / "report.html"
     with Browser(tmp_path) as browser:
         browser.open(page.as_uri())
@@ -368,6 +372,28 @@ def test_report_page_in_headless_chromium(built: dict, tmp_path: Path) -> None:
         assert "scope: 2 runs x 1.99 ps, failures per ns" in text
         assert re.search(r"\d \[[\d.e-]+, [\d.e-]+\] bits, tolerance 0\.15: \w+", text)
         assert "failures per ns [95%]" in text and "fail" in text
+        # the summary table itself says what each verdict rests on, cell by cell
+        glance = browser.run(
+            "const h = Array.from(document.querySelectorAll('h2'))"
+            ".find(e => e.textContent === 'Verdicts at a glance');"
+            "let e = h.nextElementSibling; while (e && !e.querySelector('table')"
+            " && e.tagName !== 'TABLE') { e = e.nextElementSibling; }"
+            "const t = e.tagName === 'TABLE' ? e : e.querySelector('table');"
+            "return Array.from(t.querySelectorAll('td')).map(td => [td.className,"
+            " td.textContent, td.offsetHeight > 0]);")
+        decided = [(cls, words) for cls, words, shown in glance if cls and shown]
+        assert decided, glance
+        assert any(words.endswith("(2 runs x 1.99 ps, failures per ns)")
+                   for _, words in decided), decided
+        assert any(re.search(r"\((paired by start, first [\d.]+ ps|unpaired, the runs' "
+                             r"distribution against the reference's)\)$", words)
+                   for _, words in decided), decided
+        # every decided cell states a scope: a decision with no scope is no longer shown bare
+        bare = [words for _, words in decided
+                if not re.search(r"\(.+\)$", words) and words not in (NONE, f"{NONE} n/a")]
+        assert not bare, bare
+        # the test plug-in gives old-style verdicts (agrees only): said, not hidden
+        assert any(words.endswith("(scope not stated)") for _, words in decided), decided
         red = [tuple(map(int, re.findall(r"\d+", c)[:3])) for c in bad]
         green = [tuple(map(int, re.findall(r"\d+", c)[:3])) for c in ok]
         assert all(r > g for r, g, _ in red) and all(g > r for r, g, _ in green)

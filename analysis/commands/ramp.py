@@ -146,6 +146,7 @@ def verdicts_of(result: Any, intact_to_K: float | None = None) -> list[Verdict]:
             ci_low=low if math.isfinite(low) else None,
             ci_high=high if math.isfinite(high) else None, tolerance=need,
             n_runs=len(m.runs), unit="K",
+            scope={"kind": "ramp", "label": f"{len(m.runs)} runs heated {result.ramp.text}"},
             method="Kaplan-Meier over temperature, log-log band, and the Wilson interval of "
             "the fraction intact at the tolerance; scope: this ramp's rate (a slower ramp "
             "breaks lower); control: runs that all break at the start"))

@@ -39,6 +39,12 @@ N_BLOCKS = 8
 #: Bootstrap resamples and seed (fixed: reruns print the same intervals).
 N_RESAMPLES = 1000
 SEED = 0
+#: A verdict's control: each model run replaced by its own opening (this many ps from its first
+#: frame) repeated over the run's length, as in the Ramachandran verdict. A model that never
+#: gets further than its start looks like this.
+CONTROL_OPENING_PS = 0.1
+#: What an observable's declaration may say of its control (:attr:`TrajectoryObservable.control`).
+CONTROL_KINDS = ("veto", "stated", "none")
 #: The shared options, each declared once here with one type.
 SHARED_OPTIONS = ("skip", "every", "challenge", "report_dir", "reference", "model_file")
 
@@ -303,6 +309,8 @@ class Group:
     method: str
     is_reference: bool = False
     source: str = ""
+    #: The units of the group's control (:meth:`TrajectoryObservable.control_units`), if any.
+    control_units: np.ndarray | None = None
 
     @property
     def key(self) -> tuple[str, str, float]:
@@ -429,6 +437,12 @@ class TrajectoryObservable(Observable):
     #: The largest value the distance can take (1 for a JS divergence in bits; None: no
     #: bound): intervals are clipped to it.
     distance_max: float | None = None
+    #: The verdict's control (:data:`CONTROL_OPENING_PS`): ``veto`` (``agrees`` stands only
+    #: where the control ``differs``; the default), ``stated`` (a structure that stays put can
+    #: honestly be right here, e.g. RDF peak positions: the control is decided and said, the
+    #: decision kept) or ``none`` (no control can be formed; :attr:`control_note` says why).
+    control = "veto"
+    control_note = ""
 
     # the observable's own parts ------------------------------------------------------------
     def settings(self, challenge, args: argparse.Namespace | None) -> dict[str, Any]:
@@ -528,6 +542,9 @@ class TrajectoryObservable(Observable):
             if ref is not None:
                 study.references[brought.temperature_K] = ref
         study.reference_text = self.reference_text(study, ref_model)
+        for g in groups:
+            if g.model != ref_model and g.temperature_K in study.references:
+                g.control_units = self.control_units(g, sel, settings)
         study.verdicts = [self.verdict(g, study.references.get(g.temperature_K), settings,
                                        ref_model, options.bootstrap)
                           for g in groups if g.model != ref_model]
@@ -542,6 +559,33 @@ class TrajectoryObservable(Observable):
         parts = [f"{t:g} K: " + (g.source if g.is_reference else f"the {g.model} runs here")
                  for t, g in sorted(study.references.items())]
         return "Reference " + "; ".join(parts) + "."
+
+    def control_units(self, group: Group, sel: FrameSelection,
+                      settings: dict[str, Any]) -> np.ndarray | None:
+        """The units of the group's control: each run's opening (its first
+        :data:`CONTROL_OPENING_PS`) repeated over the frames the run contributes, i.e. the
+        opening's contributions scaled to the run's frame count (every time block alike).
+        None when the declaration says ``none`` or a run has no opening to read."""
+        from analysis import framesets
+
+        if self.control == "none":
+            return None
+        opening = FrameSelection(0.0, sel.every, CONTROL_OPENING_PS)
+        n_blocks = 1 if group.method == "runs" else N_BLOCKS
+        rows = []
+        for path in group.files:
+            meta = framesets.info(path)
+            used = sum(len(range(a, b, sel.every))
+                       for a, b in sel.ranges(meta.n_frames, meta.frame_dt_ps))
+            read = sum(len(range(a, b, sel.every))
+                       for a, b in opening.ranges(meta.n_frames, meta.frame_dt_ps))
+            if used == 0:
+                continue
+            if read == 0:
+                return None
+            first = np.atleast_2d(self.contributions(path, opening, settings, 1))[0]
+            rows += [first * (used / read / n_blocks)] * n_blocks
+        return np.array(rows) if rows else None
 
     def _distance(self, settings: dict[str, Any]) -> Callable[[np.ndarray, np.ndarray], float]:
         return lambda a, b: self.distance(a, b, settings)
@@ -558,17 +602,53 @@ class TrajectoryObservable(Observable):
         ci = interval([group.units, ref.units], self._distance(settings), method,
                       upper=self.distance_max, bootstrap=bootstrap)
         decision = decide(ci, self.tolerance, bootstrap)
+        reason = REASONS.get(decision, decision)
+        facts: dict[str, Any] = {"control": {"kind": self.control,
+                                             "opening_ps": CONTROL_OPENING_PS}}
+        control_decision = None
+        if group.control_units is not None:
+            cci = interval([group.control_units, ref.units], self._distance(settings), method,
+                           upper=self.distance_max, bootstrap=bootstrap)
+            control_decision = decide(cci, self.tolerance, bootstrap)
+            facts["control"].update(decision=control_decision, value=cci.value, low=cci.low,
+                                    high=cci.high)
+            if self.control == "veto" and decision == "agrees" \
+                    and control_decision != "differs":
+                decision, reason = "inconclusive", "control_not_excluded"
         against = ref.source or f"{ref.model} runs"
         verdict = Verdict(self.name, group.model, group.temperature_K, None, "",
                           decision=decision, value=ci.value, ci_low=ci.low, ci_high=ci.high,
                           tolerance=self.tolerance, n_runs=group.n_runs, unit=self.unit,
-                          method=method, reason=REASONS.get(decision, decision),
+                          method=method, reason=reason,
                           scope={"kind": "unpaired", "label": "unpaired, the runs' "
                                  "distribution against the reference's"},
-                          detectable=detectable(ci, self.tolerance))
+                          control_decision=control_decision,
+                          detectable=detectable(ci, self.tolerance), facts=facts)
         verdict.detail = (f"{self.measure} vs {against}: {verdict.interval_text()} "
-                          f"({_resampled(group, ref)})")
+                          f"({_resampled(group, ref)})" + self._control_text(verdict))
         return verdict
+
+    def _control_text(self, verdict: Verdict) -> str:
+        """The control's part of a verdict's words, from its facts (written once, here)."""
+        found = verdict.facts.get("control", {})
+        if self.control == "none":
+            return f". No control: {self.control_note}" if self.control_note else ""
+        if found.get("decision") is None:
+            return ""
+        value = Verdict(self.name, "", None, None, "", decision=found["decision"],
+                        value=found["value"], ci_low=found["low"], ci_high=found["high"],
+                        tolerance=self.tolerance, unit=self.unit).interval_text()
+        text = (f". Control (each run's first {found['opening_ps']:g} ps repeated over its "
+                f"length, a model that stays where it started): {value}")
+        if verdict.reason == "control_not_excluded":
+            text += ("; since the control is not told apart from the reference either, these "
+                     "runs cannot tell a model that samples from one that stays put: "
+                     "inconclusive (longer runs, or a reference further from the starts, "
+                     "would decide)")
+        elif self.control == "stated" and found["decision"] == "agrees":
+            text += (f"; the control passes too, and that is expected here: "
+                     f"{self.control_note}")
+        return text
 
     def model_pairs(self, groups: list[Group], settings: dict[str, Any],
                     bootstrap: bool = True) -> list[dict[str, Any]]:

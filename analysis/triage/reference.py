@@ -79,7 +79,7 @@ def reference_method(challenge: Any, name: str | None = None, model_file: str | 
     options = model_options(option_items, [chosen])[chosen]
     if not options and chosen == table.get("model"):
         options = dict(table.get("options", {}))  # the settings of the shipped reference
-    resolved = models.resolve_model_file(family, model_file, challenge.name)
+    resolved = models.resolve_model_file(family, model_file, challenge.name, options)
     return ReferenceMethod(chosen, str(resolved) if resolved else None, options)
 
 

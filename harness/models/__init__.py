@@ -19,8 +19,85 @@ from typing import Any
 
 from harness.errors import UserError
 
+#: Characters a run label may hold: it names folders and files.
+LABEL_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-")
+
 MODELS_DIR = Path(__file__).resolve().parent
 DEMO_DIR = MODELS_DIR / "demo"
+
+
+@dataclass(frozen=True)
+class Download:
+    """Published weights that the family fetches on the user's machine on first use.
+
+    Attributes
+    ----------
+    url
+        Where the authors publish the file.
+    sha256
+        Its expected SHA-256; a file with another hash is refused.
+    filename
+        The name it is cached under (``$XDG_CACHE_HOME/tea-harness/models/<family>/``).
+    sha256_source
+        Where the expected hash comes from (it is stated in the docs and the provenance).
+    """
+
+    url: str
+    sha256: str
+    filename: str
+    sha256_source: str = ""
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """One pretrained model of a family, chosen with ``--model-option FAMILY:model=NAME``.
+
+    Attributes
+    ----------
+    name
+        Its readable name (used in folders, files and the report: ``<family>-<name>``).
+    elements
+        The chemical symbols it was trained on (checked against the challenge before anything
+        runs, without importing the model's package).
+    weights
+        ``"wheel"`` (shipped inside the family's package) or a :class:`Download`.
+    licence
+        The licence of the weights.
+    aliases
+        Other names the package accepts for it (mapped to ``name``).
+    modals
+        The levels of theory of a multi-fidelity model (``--model-option FAMILY:modal=...``);
+        empty for a single-fidelity model.
+    default_modal
+        The modal used when none is given.
+    loader_name
+        The name the package's own loader takes (default: ``name``).
+    """
+
+    name: str
+    elements: frozenset[str]
+    weights: str | Download = "wheel"
+    licence: str = ""
+    aliases: tuple[str, ...] = ()
+    modals: tuple[str, ...] = ()
+    default_modal: str | None = None
+    loader_name: str | None = None
+
+    @property
+    def package_name(self) -> str:
+        """The name the package's loader takes."""
+        return self.loader_name or self.name
+
+
+def element_range(first: int, last: int) -> frozenset[str]:
+    """Chemical symbols of atomic numbers ``first`` to ``last`` inclusive."""
+    from ase.data import chemical_symbols
+
+    return frozenset(chemical_symbols[first:last + 1])
+
+
+#: The 89 elements of the Materials Project trajectory set (MPtrj): H-Bi and Ac-Pu.
+MPTRJ_ELEMENTS = element_range(1, 83) | element_range(89, 94)
 
 
 @dataclass(frozen=True)
@@ -69,6 +146,17 @@ class ModelFamily:
         ``batch_evaluator(model_file, options) -> evaluate`` where ``evaluate(list_of_atoms)``
         returns ``[(energy_eV, forces_eV_per_A), ...]`` for several structures in one model
         call (``--batch``). None: the batched client loops over one calculator per run.
+    pretrained
+        The family's pretrained models (``--model-option FAMILY:model=NAME``); empty for a
+        family that always needs ``--model-file`` or has one fixed model.
+    default_pretrained
+        The pretrained model used when none is named.
+    periodic_only
+        Whether the model needs a periodic cell: a gas-phase challenge is then served in a
+        vacuum box (:func:`vacuum_box`), stated in the provenance.
+    cutoff_angstrom
+        The model's interaction cutoff (the vacuum box is wider than the molecule by this
+        much plus a margin, so no periodic image lies within it).
     """
 
     name: str
@@ -90,6 +178,65 @@ class ModelFamily:
     lammps_requirement: Any = None
     batch_evaluator: Callable[[Path | None, dict[str, Any]], Callable[[list[Any]], list[
         tuple[float, Any]]]] | None = None
+    pretrained: tuple[Pretrained, ...] = ()
+    default_pretrained: str | None = None
+    periodic_only: bool = False
+    cutoff_angstrom: float | None = None
+
+    def pretrained_model(self, options: dict[str, Any]) -> Pretrained | None:
+        """The pretrained model ``options`` name (its ``model`` key, else the default).
+
+        Raises
+        ------
+        UserError
+            For a name the family does not know, or a modal the model lacks.
+        """
+        if not self.pretrained:
+            return None
+        wanted = str(options.get("model", self.default_pretrained))
+        for entry in self.pretrained:
+            if wanted.lower() in {entry.name.lower(), *(a.lower() for a in entry.aliases)}:
+                modal = options.get("modal")
+                if modal is not None and str(modal) not in entry.modals:
+                    allowed = ", ".join(entry.modals) if entry.modals else "none (one level)"
+                    raise UserError(f"--model-option {self.name}:modal={modal}: "
+                                    f"{self.name} {entry.name} has modals {allowed}")
+                return entry
+        raise UserError(f"--model-option {self.name}:model={wanted}: unknown pretrained "
+                        f"{self.name} model; choose one of "
+                        + ", ".join(e.name for e in self.pretrained)
+                        + ", or give your own file with --model-file")
+
+    def modal(self, options: dict[str, Any]) -> str | None:
+        """The modal (level of theory) of a multi-fidelity pretrained model, else None."""
+        entry = self.pretrained_model(options)
+        if entry is None or not entry.modals:
+            return None
+        return str(options.get("modal", entry.default_modal))
+
+    def elements(self, model_file: Path | None, options: dict[str, Any]) -> set[str] | None:
+        """Elements the model covers: read from the user's file, else declared by the
+        pretrained model (no import of the model's package), None when any element goes."""
+        if model_file is None and self.pretrained:
+            entry = self.pretrained_model(options)
+            return set(entry.elements) if entry is not None else None
+        return self.model_elements(model_file)
+
+    def label(self, user_file: Path | None, options: dict[str, Any]) -> str:
+        """The readable name of the model in folders, files and the report.
+
+        ``sevenn-7net-0``, ``chgnet-0.3.0``, ``mace-mp-medium-mpa-0`` for a pretrained model
+        (its modal appended for a multi-fidelity one); the family name with the file's stem for
+        the user's own file; ``ase-<module>-<factory>`` for the generic route.
+        """
+        base = self.name.replace(":", "-")
+        if user_file is not None:
+            return f"{base}-{Path(user_file).stem}"
+        entry = self.pretrained_model(options)
+        if entry is None:
+            return base
+        modal = self.modal(options)
+        return f"{base}-{entry.name}" + (f"-{modal}" if modal else "")
 
     def check_installed(self) -> None:
         """Raise UserError naming the install command when a required package is missing."""
@@ -195,8 +342,11 @@ def sha256_of(paths: list[Path] | Path | None) -> str | None:
     return digest.hexdigest()
 
 
-def resolve_model_file(family: ModelFamily, model_file: str | None, challenge: str) -> Path | None:
-    """The model file a run will use: the user's, or the family's default for the challenge.
+def resolve_model_file(family: ModelFamily, model_file: str | None, challenge: str,
+                       options: dict[str, Any] | None = None) -> Path | None:
+    """The model file a run will use: the user's, the family's default for the challenge, or
+    the published weights of the pretrained model ``options`` name (fetched into the cache on
+    first use, hash checked: :mod:`harness.models.weights`).
 
     Raises
     ------
@@ -213,8 +363,48 @@ def resolve_model_file(family: ModelFamily, model_file: str | None, challenge: s
             raise UserError(f"--model-file {model_file}: no such file; give the path of a "
                             f"trained {family.name} model")
         return path
+    entry = family.pretrained_model(options or {})
+    if entry is not None and isinstance(entry.weights, Download):
+        from harness.models import weights
+
+        return weights.fetch(entry.weights, family.name, entry.name)
     default = family.default_model_file(challenge)
     if default is None and family.needs_model_file:
         raise UserError(f"model {family.name!r} has no built-in model for challenge "
                         f"{challenge!r}: give one with --model-file FILE")
     return default
+
+
+def vacuum_box(family: ModelFamily, start_files: list[str], margin_angstrom: float = 10.0
+               ) -> dict[str, float]:
+    """The cubic box a periodic-only model gets around a gas-phase molecule.
+
+    Edge = the molecule's largest extent over ``start_files`` (its diameter, the largest
+    interatomic distance, so any orientation fits) + the model's cutoff + ``margin_angstrom``.
+    The molecule is not moved: images are one edge apart along each axis, so while its extent
+    along every axis stays below ``edge - cutoff`` no image lies within the cutoff; the force
+    client checks this at every call (:class:`harness.driver.ModelServer`).
+    """
+    import numpy as np
+
+    from harness.structures import read_structure
+
+    if family.cutoff_angstrom is None:
+        raise ValueError(f"family {family.name} is periodic-only but declares no cutoff")
+    diameter = 0.0
+    for path in start_files:
+        pos = read_structure(path).positions
+        diffs = pos[:, None, :] - pos[None, :, :]
+        diameter = max(diameter, float(np.sqrt((diffs ** 2).sum(-1)).max()))
+    edge = float(np.ceil(diameter + family.cutoff_angstrom + margin_angstrom))
+    return {"edge_angstrom": edge, "molecule_extent_angstrom": round(diameter, 3),
+            "cutoff_angstrom": float(family.cutoff_angstrom),
+            "margin_angstrom": float(margin_angstrom)}
+
+
+def check_label(label: str, flag: str = "--label") -> str:
+    """A run label as given by the user, checked to be usable as a folder name."""
+    if not label or label in (".", "..") or not set(label) <= LABEL_CHARACTERS:
+        raise UserError(f"{flag} {label!r}: a label names folders and files; use letters, "
+                        "digits and . _ + - only")
+    return label

@@ -30,13 +30,13 @@ INSTALL = ("pip install 'tea-harness[mace]' (CPU clusters: pip install torch==2.
            "or pip fetches several GB of CUDA wheels)")
 
 
-def _allow_pickled_model() -> None:
+def allow_pickled_model() -> None:
     """The user named this file: let torch.load unpickle it (and e3nn import)."""
     os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
 
 
 @contextmanager
-def _quiet():
+def quiet():
     """Hide the import-time chatter of e3nn/mace (a weights_only warning per import and a
     cuequivariance notice on stdout) that would otherwise precede every plan and run."""
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -48,11 +48,11 @@ def _quiet():
 @lru_cache(maxsize=4)
 def _load(model_file: Path, mtime: float):
     """The torch module in a .model file (cached per file and modification time)."""
-    _allow_pickled_model()
+    allow_pickled_model()
     import torch
 
     try:
-        with _quiet():
+        with quiet():
             return torch.load(str(model_file), map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
         raise UserError(f"model file {model_file} is not a readable MACE model "
@@ -68,20 +68,20 @@ def _module(model_file: Path):
     return model
 
 
-def _elements(model_file: Path | None) -> set[str] | None:
+def elements(model_file: Path | None) -> set[str] | None:
     if model_file is None:
         return None
     return {chemical_symbols[int(z)] for z in _module(model_file).atomic_numbers}
 
 
-def _metadata(model_file: Path | None) -> dict[str, Any]:
+def metadata(model_file: Path | None) -> dict[str, Any]:
     """The architecture and training constants the file carries (mace-torch's own reader)."""
     if model_file is None:
         return {}
     model = _module(model_file)
     meta: dict[str, Any] = {"class": type(model).__name__}
     try:
-        with _quiet():
+        with quiet():
             from mace.tools.scripts_utils import extract_config_mace_model
 
             config = extract_config_mace_model(model)
@@ -98,10 +98,10 @@ def _metadata(model_file: Path | None) -> dict[str, Any]:
     return json_safe(meta)
 
 
-def _calculator(model_file: Path | None, options: dict[str, Any]):
+def calculator(model_file: Path | None, options: dict[str, Any]):
     assert model_file is not None
-    _allow_pickled_model()
-    with _quiet():
+    allow_pickled_model()
+    with quiet():
         from mace.calculators import MACECalculator
 
         settings = {"device": "cpu", "default_dtype": "float64"}
@@ -109,14 +109,14 @@ def _calculator(model_file: Path | None, options: dict[str, Any]):
         return MACECalculator(model_paths=str(model_file), **settings)
 
 
-def _batch_evaluator(model_file: Path | None, options: dict[str, Any]):
+def batch_evaluator(model_file: Path | None, options: dict[str, Any]):
     """Evaluate many structures as one batched graph (one model call for a whole group).
 
     Uses the calculator's own settings (element table, cutoff, heads, dtype, device, units);
     falls back to one call per structure for committees and compiled models, whose outputs
     the calculator post-processes itself.
     """
-    calc = _calculator(model_file, options)
+    calc = calculator(model_file, options)
     if len(calc.models) != 1 or getattr(calc, "use_compile", False):
         def one_by_one(structures: list) -> list[tuple[float, Any]]:
             out = []
@@ -163,17 +163,17 @@ def _batch_evaluator(model_file: Path | None, options: dict[str, Any]):
 FAMILY = ModelFamily(
     name="mace",
     description="MACE (mace-torch .model files; options device, default_dtype)",
-    ase_calculator=_calculator,
+    ase_calculator=calculator,
     packages=("mace-torch", "torch", "e3nn"),
     requires=("mace", "torch"),
     install_hint=INSTALL,
     needs_model_file=True,
-    model_elements=_elements,
-    model_metadata=_metadata,
+    model_elements=elements,
+    model_metadata=metadata,
     options=("device", "default_dtype", "head", "enable_cueq"),
     # --engine lammps: a MACE model exported for LAMMPS (mace_create_lammps_model, *.pt) served
     # by `pair_style mliap unified`, which needs a LAMMPS built with ML-IAP and PYTHON
     lammps_pair=lammps_pairs.mliap_unified,
     lammps_requirement=lammps_pairs.MLIAP_UNIFIED,
-    batch_evaluator=_batch_evaluator,
+    batch_evaluator=batch_evaluator,
 )

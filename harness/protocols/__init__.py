@@ -40,6 +40,10 @@ class Protocol:
     plan: Callable[[dict[str, Any]], list[RunSpec]] | None = None
     #: ``edit_ipi_input(root, spec, start_step)``: change a fresh run's i-PI input in place
     edit_ipi_input: Callable[[ET.Element, RunSpec, int], None] | None = None
+    #: ``launch(settings) -> exit code``: a protocol that runs as a whole (no ``plan``)
+    launch: Callable[[dict[str, Any]], int] | None = None
+    #: ``submit(task_args, settings, args) -> exit code``: its ``--submit`` (Slurm)
+    submit: Callable[[list[str], dict[str, Any], Any], int] | None = None
 
 
 def _md_plan(settings: dict[str, Any]) -> list[RunSpec]:
@@ -60,6 +64,18 @@ def _ramp_input(root: ET.Element, spec: RunSpec, start_step: int) -> None:
     ramp.edit_ipi_input(root, spec, start_step)
 
 
+def _remd_launch(settings: dict[str, Any]) -> int:
+    from harness.protocols import remd
+
+    return remd.launch(settings)
+
+
+def _remd_submit(task_args: list[str], settings: dict[str, Any], args: Any) -> int:
+    from harness.protocols import remd
+
+    return remd.submit(task_args, settings, args)
+
+
 def _sweep_plan(settings: dict[str, Any]) -> list[RunSpec]:
     from harness.protocols import dt_sweep
 
@@ -71,7 +87,8 @@ PROTOCOLS: dict[str, Protocol] = {
                    plan=_md_plan),
     "remd": Protocol("remd", "replica exchange over a temperature ladder (one i-PI "
                      "simulation, one system per temperature)",
-                     ("ladder", "exchange_stride", "ladder_id")),
+                     ("ladder", "exchange_stride", "ladder_id"), launch=_remd_launch,
+                     submit=_remd_submit),
     "ramp": Protocol("ramp", "heating ramp: every replica heated from START to END at RATE "
                      "(--ramp 300K:3000K:500K/ps); its breaking temperature is the "
                      "thermostat's at its first failure", ("ramp",), plan=_ramp_plan,

@@ -744,9 +744,13 @@ def plan_from_settings(settings: dict[str, Any]) -> RemdPlan:
     if family.ase_calculator is None:
         raise UserError(f"model {name!r} is served by LAMMPS only; --protocol remd needs a "
                         "model with an ASE calculator (the python force client)")
-    model_file = models.resolve_model_file(
-        family, config.model_files(settings["model_file"], names)[name], challenge.name)
-    config.check_elements(family, model_file, challenge)
+    if family.periodic_only and not challenge.periodic:
+        raise UserError(f"model {name!r} needs a periodic cell and --protocol remd does not "
+                        "box a gas-phase molecule yet: run it with --protocol md")
+    files = config.model_files(settings["model_file"], names)
+    options = config.model_options(settings["model_option"], names)
+    model_file = models.resolve_model_file(family, files[name], challenge.name, options[name])
+    config.check_elements(family, model_file, challenge, options[name])
     ladder_id = settings["ladder_id"] if settings["ladder_id"] is not None else 1
     if ladder_id < 1:
         raise UserError(f"--ladder-id {ladder_id}: give 1, 2, ...")
@@ -762,9 +766,7 @@ def plan_from_settings(settings: dict[str, Any]) -> RemdPlan:
         raise UserError(f"--stride {stride}: give at least 1")
     n_steps = n_steps_for(length_ps, dt_fs)
     config.check_frame_interval(settings, n_steps, stride, dt_fs)
-    label = name.replace(":", "-")
-    if model_file and settings["model_file"]:
-        label = f"{label}-{Path(model_file).stem}"
+    label = config.resolve_labels(settings, names, files, options)[name]
     label = f"{label}-remd-ladder{ladder_id}"
     starts = [str(challenge.start_for_replica(walker_start(k, ladder_id,
                                                            len(challenge.starts))))
@@ -778,7 +780,7 @@ def plan_from_settings(settings: dict[str, Any]) -> RemdPlan:
         dt_fs=dt_fs, n_steps=n_steps, stride=stride, exchange_stride=stride_x,
         thermostat_tau_fs=base.thermostat_tau_fs, periodic=challenge.periodic,
         folder=str(out / challenge.name / label), ladder=ladder_id,
-        model_options=config.model_options(settings["model_option"], names)[name],
+        model_options=options[name],
         clients=max(1, settings["jobs"] or min(len(temps), config.default_jobs())),
         omp_threads=settings["threads"] or 1, stall_timeout_s=settings["stall_timeout"],
         startup_timeout_s=settings["startup_timeout"],
@@ -792,6 +794,24 @@ def describe(plan: RemdPlan) -> str:
             f"(ladder {plan.ladder}) at T = {temps} K, {plan.n_steps * plan.dt_fs * 1e-3:g} ps "
             f"per temperature (dt {plan.dt_fs:g} fs, frame every {plan.stride} steps, exchange "
             f"every {plan.exchange_stride} steps), {plan.clients} force client(s)")
+
+
+
+def submit(task_args: list[str], settings: dict[str, Any], args: Any) -> int:
+    """``--protocol remd --submit``: the whole ladder is one Slurm array task (it requeues
+    on USR1 and resumes like any run). ``args``: the launch's parsed options (farm, template,
+    extra sbatch options)."""
+    from harness import slurm
+
+    if args.farm:
+        raise UserError("--farm does not apply to --protocol remd: one ladder is one task")
+    plan = plan_from_settings(settings)
+    print(describe(plan))
+    out = Path(settings["out"]).expanduser().resolve()
+    submission = slurm.submit(task_args, 1, [0], out, template=args.slurm_template,
+                              sbatch_options=args.sbatch_option, n_runs=1)
+    print(slurm.describe(submission, out))
+    return 0
 
 
 def launch(settings: dict[str, Any]) -> int:

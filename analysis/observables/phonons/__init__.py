@@ -72,7 +72,10 @@ def build_atoms(challenge_name: str, start: int, model: str, model_file: str | N
     atoms = read(challenge.starts[start])
     atoms.pbc = challenge.periodic
     atoms.calc = calculator
-    label = model.replace(":", "-") + (f"-{Path(resolved).stem}" if model_file else "")
+    from harness import models
+
+    # the launch's name for the model (sevenn-7net-0, gap-my_gap, ase-pkg.mod-make)
+    label = models.get_family(model).label(Path(resolved) if model_file else None, options)
     return atoms, challenge, label, resolved
 
 
@@ -160,7 +163,9 @@ def report_sections_of(files: list[Path]) -> list[Section]:
             verdict = Verdict("phonons", model, None, None, "",
                               decision="agrees" if shift <= MEAN_SHIFT_TOLERANCE_CM
                               else "differs", value=shift, tolerance=MEAN_SHIFT_TOLERANCE_CM,
-                              n_runs=1, unit="cm^-1", method="single calculation")
+                              n_runs=1, unit="cm^-1", method="single calculation",
+                              scope={"kind": "single calculation",
+                                     "label": "one relaxed structure per model"})
             verdict.detail = (f"mean |shift| of modes above 50 cm^-1 vs {ref_model}: "
                               f"{verdict.interval_text()} (one relaxed structure each: no "
                               "interval)")

@@ -21,7 +21,9 @@ from analysis.settings import DEFAULT, AnalysisSettings
 _OVERRIDES = ("eps_deg", "min_samples", "min_fraction", "merge_transitions", "max_points",
               "bins", "js_tolerance", "pair_by_start")
 CAPTIONS = ("Backbone dihedral densities on the torus (log grey scale) with DBSCAN clusters and "
-            "their populations in percent; grey number: percent of frames in any cluster.",
+            "their populations in percent; grey number: percent of frames in any cluster. "
+            "Where a verdict was paired by start, the last column shows the reference as it was "
+            "compared: its runs from the models' starts, each cut to its model run's length.",
             "Transitions between clusters: arrows labelled with the number of jumps.")
 
 

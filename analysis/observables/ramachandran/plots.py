@@ -102,17 +102,47 @@ def group_title(group: GroupResult) -> str:
     return f"{name} {group.temperature_K:g} K"
 
 
+def plot_compared(pair: PairResult, points: np.ndarray, ax, title: str = ""):
+    """The frames a verdict compared (e.g. the reference cut to the model runs' length, paired
+    by start) as a density of their points on the same log grey scale, without clusters."""
+    from matplotlib.colors import LogNorm
+
+    dens, _, _ = np.histogram2d(points[:, 0], points[:, 1], bins=36,
+                                range=[[-180, 180], [-180, 180]])
+    positive = dens[dens > 0]
+    if positive.size:
+        ax.imshow(dens.T, origin="lower", extent=(-180, 180, -180, 180), cmap="Greys",
+                  norm=LogNorm(vmin=max(positive.min(), positive.max() * 1e-3),
+                               vmax=positive.max()), interpolation="nearest")
+    ax.text(-172, -172, f"{len(points)} frames", color="grey", fontsize=8)
+    _frame_axes(ax, pair)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
 def figure_grid(groups: list[GroupResult], points: dict[str, np.ndarray], kind: str,
-                path: Path) -> Path:
-    """One row per dihedral pair, one column per group; ``kind`` is density or transitions."""
+                path: Path, compared: tuple[str, dict[str, np.ndarray]] | None = None) -> Path:
+    """One row per dihedral pair, one column per group; ``kind`` is density or transitions.
+
+    ``compared`` = (title, points per pair name) adds a last density column with the frames
+    a verdict actually compared when they are not a whole group (the reference cut as the
+    paired comparison cut it)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     pair_names = list(groups[0].pairs)
-    fig, axes = plt.subplots(len(pair_names), len(groups),
-                             figsize=(3.0 * len(groups), 3.0 * len(pair_names)), squeeze=False)
+    extra = compared is not None and kind == "density"
+    n_cols = len(groups) + extra
+    fig, axes = plt.subplots(len(pair_names), n_cols,
+                             figsize=(3.0 * n_cols, 3.0 * len(pair_names)), squeeze=False)
+    if extra:
+        title, by_pair = compared
+        for row, name in enumerate(pair_names):
+            plot_compared(groups[0].pairs[name], by_pair[name], axes[row, -1],
+                          f"{title}: {name}")
     for col, group in enumerate(groups):
         for row, name in enumerate(pair_names):
             pair = group.pairs[name]

@@ -45,6 +45,8 @@ class ChallengeStudy:
     #: Model against model: worst-pair JS with interval and the 'disagree' flag.
     model_pairs: list[dict[str, Any]] = field(default_factory=list)
     reference_text: str = ""
+    #: ``straight`` (runs from the starts), ``equilibrium`` (replica exchange) or ``""``.
+    reference_kind: str = ""
     data: dict[str, rama.Trajectories] = field(default_factory=dict, repr=False)
     #: The same intervals for each group's control (:func:`control_trajectories`).
     control_intervals: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -86,6 +88,7 @@ def _study_challenge(name: str, records: list[trajectories.RunRecord],
     study = ChallengeStudy(name, challenge.title, settings, pairs, [], bootstrap=bootstrap)
     study.reference_text = f"Reference: {refset.describe()}." if refset else \
         "No reference trajectories for this challenge."
+    study.reference_kind = reference_mod.kind_of(refset) if refset else ""
     grouped: dict[tuple[str, float], list[trajectories.RunRecord]] = defaultdict(list)
     for rec in records:
         grouped[(rec.model, rec.temperature_K)].append(rec)
@@ -401,6 +404,30 @@ def run_study(paths: list[Path], overrides: dict[str, Any] | None = None,
     return studies
 
 
+def compared_reference(study: ChallengeStudy) -> tuple[str, dict[str, np.ndarray]] | None:
+    """The reference's frames as a paired verdict compared them: each paired reference run cut
+    at its model run's length (the first paired model group's pairing), as (panel title,
+    points per pair). None when no verdict was paired."""
+    ref = study.reference
+    for group in study.groups:
+        found = study.intervals.get(group.key, {}).get("paired")
+        if group.is_reference or not found or ref is None:
+            continue
+        pairs = pairing(study, group)
+        if pairs is None:
+            continue
+        data = study.data[ref.key]
+        times, angles = data.split(data.times_ps), data.split(data.angles)
+        cut = np.concatenate([angles[j][times[j] <= c + 1e-6]
+                              for j, c in zip(pairs.reference_runs, pairs.cut_ps, strict=True)])
+        low, high = found["reference_cut_ps"]
+        span = f"{high:g} ps" if abs(high - low) < 1e-6 else f"{low:g}-{high:g} ps"
+        title = f"reference as compared\n({len(pairs.reference_runs)} runs, first {span})"
+        return title, {pair.name: cut[:, 2 * k:2 * k + 2]
+                       for k, pair in enumerate(study.pairs)}
+    return None
+
+
 def plot_points(study: ChallengeStudy) -> dict[str, np.ndarray]:
     """Every frame's point per group and pair (views, frame by frame like the cluster labels,
     which the scatter plot subsamples together with them)."""
@@ -495,7 +522,8 @@ def to_markdown(study: ChallengeStudy, figures: list[Path] | None = None) -> str
     for pair in study.pairs:
         lines += [f"**Pair {pair.name} ({pair.label})**", "",
                   "| group | frames | assigned % | clusters (population %, centre phi/psi deg) "
-                  "| transitions | JS vs ref (bits) | Hellinger |", "|---|---|---|---|---|---|---|"]
+                  "| transitions | JS vs ref (bits) | Hellinger | JS as the verdict compared "
+                  "(bits) [95%] |", "|---|---|---|---|---|---|---|---|"]
         for group in study.groups:
             res = group.pairs[pair.name]
             clusters = "; ".join(f"{c['id']}: {c['population_percent']:.1f} "
@@ -509,7 +537,7 @@ def to_markdown(study: ChallengeStudy, figures: list[Path] | None = None) -> str
             name = f"{group.model} {group.temperature_K:g} K"
             name = f"**reference** {name}" if group.is_reference else name
             lines.append(f"| {name} | {res.n_frames} | {res.assigned_percent:.1f} | {clusters} "
-                         f"| {n_trans} | {js} | {hel} |")
+                         f"| {n_trans} | {js} | {hel} | {_as_compared(study, group, pair)} |")
         if pair.name in study.reference_noise:
             lines += ["", f"Sampling noise scale: JS between the halves of the reference "
                           f"({study.reference_split}): "
@@ -534,13 +562,31 @@ def to_markdown(study: ChallengeStudy, figures: list[Path] | None = None) -> str
     return "\n".join(lines) + "\n"
 
 
+def _as_compared(study: ChallengeStudy, group: rama.GroupResult, pair) -> str:
+    """The JS of one pair as the verdict compared it: paired by start (the reference cut to the
+    model's runs) where it was, with its interval; '-' for the reference itself."""
+    row = study.pair_intervals.get(group.key, {}).get(pair.name)
+    if group.is_reference or not row or row.get("value") is None:
+        return "-"
+    text = f"{row['value']:.3f}"
+    if row.get("low") is not None and row.get("high") is not None:
+        text += f" [{row['low']:.3f}, {row['high']:.3f}]"
+    found = study.intervals.get(group.key, {}).get("paired")
+    if row.get("paired") and found:
+        low, high = found["reference_cut_ps"]
+        span = f"{high:g} ps" if abs(high - low) < 1e-6 else f"{low:g}-{high:g} ps"
+        text += f", paired by start (reference cut to {span})"
+    return text
+
+
 def write_figures(study: ChallengeStudy, folder: Path) -> list[Path]:
     """Density and transition-graph grids of one challenge."""
     from analysis.observables.ramachandran import plots
 
     pts = plot_points(study)
     return [plots.figure_grid(study.groups, pts, "density",
-                              folder / f"ramachandran-{study.challenge}.png"),
+                              folder / f"ramachandran-{study.challenge}.png",
+                              compared_reference(study)),
             plots.figure_grid(study.groups, pts, "transitions",
                               folder / f"transitions-{study.challenge}.png")]
 

@@ -279,6 +279,9 @@ def judge(study, group: rama.GroupResult, model: Evidence, control: Evidence | N
                  "label": f"paired by start, first {_span(cut)}"}
     elif reason == "other_temperature":
         scope = {"kind": "qualitative", "label": "qualitative, other temperature"}
+    elif getattr(study, "reference_kind", "") == "equilibrium":
+        scope = {"kind": "equilibrium",
+                 "label": "equilibrium, unpaired against the replica-exchange ensemble"}
     else:
         scope = {"kind": "unpaired",
                  "label": "unpaired, the runs' distribution against the reference's"}

@@ -31,6 +31,9 @@ class RDF(base.TrajectoryObservable):
     measure = "largest shift of the highest g(r) peak"
     unit = "A"
     tolerance = 0.05
+    control = "stated"
+    control_note = ("peak positions are set by bond lengths and the lattice, which a structure "
+                    "that stays near its start can honestly have right")
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--pairs", help="element pairs, e.g. Pb-I,C-N (default: the "

@@ -93,8 +93,7 @@ def _run(args: argparse.Namespace) -> int:
         first, model_file = config.model_calculator(name, model_file_given, options, challenge)
         family = models.get_family(name)
         made = [first]
-        label = name.replace(":", "-") + (f"-{Path(model_file).stem}" if model_file_given
-                                          else "")
+        label = family.label(Path(model_file) if model_file_given else None, options)
         print(f"scanning {label}: {len(distances)} heights {distances[0]:g}-{distances[-1]:g} A",
               flush=True)
         result = scan.run_scan(atoms, groups,
@@ -188,7 +187,8 @@ def section(challenge, workdir: Path) -> list:
         verdict = Verdict("adsorption energy (scan)", s.model, None, None, "",
                           decision="agrees" if abs(diff) <= ENERGY_TOLERANCE_EV else "differs",
                           value=abs(diff), tolerance=ENERGY_TOLERANCE_EV, n_runs=1, unit="eV",
-                          method="single calculation")
+                          method="single calculation",
+                          scope={"kind": "single calculation", "label": "one scan per model"})
         verdict.detail = (f"dU(inf) differs from {ref_model} by {diff:+.3f} eV: "
                           f"{verdict.interval_text()} (about 1.2 kcal/mol; one scan each: no "
                           "interval)")

@@ -33,6 +33,10 @@ class Spectrum(base.TrajectoryObservable):
     measure = "1 - cosine similarity of the spectra over 0-3500 cm^-1"
     unit = ""
     tolerance = 0.10
+    control = "none"
+    control_note = ("a spectrum needs correlation times up to --max-lag (1 ps), longer than a "
+                    "run's 0.1 ps opening, and it compares vibrations, which a model that stays "
+                    "near its start has honestly")
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--max-lag", type=base.duration, default=1.0, metavar="DURATION",

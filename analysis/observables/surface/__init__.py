@@ -61,7 +61,10 @@ class Surface(base.TrajectoryObservable):
     def contributions(self, path: Path, sel: FrameSelection, settings: dict[str, Any],
                       n_blocks: int) -> np.ndarray:
         series = settings["_series"].get(path) or self._series(path)
-        keep = np.flatnonzero(series.time_ps >= sel.skip_ps)[::sel.every]
+        used = series.time_ps >= sel.skip_ps
+        if sel.stop_ps is not None:
+            used &= series.time_ps <= sel.stop_ps + 1e-9
+        keep = np.flatnonzero(used)[::sel.every]
         out = np.zeros((n_blocks, len(D_EDGES) - 1))
         for k, part in enumerate(np.array_split(keep, n_blocks)):
             out[k] = np.histogram(series.D[part], bins=D_EDGES)[0]
