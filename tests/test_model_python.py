@@ -28,9 +28,6 @@ needs_sevenn_env = pytest.mark.skipif(
     not SEVENN_PY.exists(),
     reason=f"no second environment {SEVENN_PY.parent.parent}: run tests/install-model-envs.sh")
 CHALLENGE = "alanine-tetrapeptide"
-SEVENN = "ase:sevenn.calculator:SevenNetCalculator"
-SEVENN_ARGS = ("--model-option", f"{SEVENN}:model=7net-0",
-               "--model-option", f"{SEVENN}:device=cpu")
 
 
 def _user_error(proc: subprocess.CompletedProcess, expected: str) -> None:
@@ -255,8 +252,8 @@ def two_envs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tiny = make_mace(root / "tiny.model")
     out = root / "runs"
     # 10 steps, frames at 0, 5, 10: SevenNet-0 costs 1.5 to 6 s a step on 2 loaded cores
-    proc = launch("--model", f"mace,{SEVENN}", "--model-file", f"mace={tiny}", *SEVENN_ARGS,
-                  "--model-python", f"{SEVENN}={SEVENN_PY}", "--challenge", CHALLENGE,
+    proc = launch("--model", "mace,sevenn", "--model-file", f"mace={tiny}",
+                  "--model-python", f"sevenn={SEVENN_PY}", "--challenge", CHALLENGE,
                   "--temperatures", "500", "--replicas", "2", "--time", "5fs", "--stride", "5",
                   # loading torch models beside other work took over 300 s once
                   "--startup-timeout", "20min", "--stall-timeout", "10min",
@@ -266,7 +263,7 @@ def two_envs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-SEVENN_LABEL = SEVENN.replace(":", "-")
+SEVENN_LABEL = "sevenn-7net-0"
 
 
 def test_one_launch_runs_mace_and_sevenn_in_two_environments(two_envs: Path) -> None:
@@ -297,8 +294,10 @@ def test_one_report_compares_both(two_envs: Path) -> None:
     proc = analysis("report", str(two_envs), "--quiet", "--no-cache", "--sections", "stability")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = (two_envs / "reports" / "report.md").read_text()
-    assert f"**4 runs** of **2 models** ({SEVENN_LABEL}, mace-tiny)" in text
-    assert f"500 K: {SEVENN_LABEL} and mace-tiny fail alike" in text
+    assert f"**4 runs** of **2 models** (mace-tiny, {SEVENN_LABEL})" in text
+    alike = [line for line in text.splitlines() if "fail alike" in line]
+    assert len(alike) == 1 and "500 K" in alike[0]
+    assert "mace-tiny" in alike[0] and SEVENN_LABEL in alike[0]
     for label in ("mace-tiny", SEVENN_LABEL):
         assert f"| {label} | 500 | 2 / 2 |" in text
 
@@ -374,3 +373,54 @@ def test_sevenn_batched_graphs_equal_one_at_a_time(tmp_path: Path) -> None:
         assert got["shapes"] == [[n_atoms, 3]] * 3
         assert got["dforce"] <= 1e-5, got
         assert got["denergy"] <= 1e-6 * got["energy"], got  # a few float32 ulps
+
+
+# ------------------------------------------- must show: --model sevenn --challenge mapbi3
+SEVENN_PERIODIC_FORCES = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from ase import Atoms
+    from sevenn.calculator import SevenNetCalculator
+
+    data = np.load(sys.argv[1])
+    calc = SevenNetCalculator(model="7net-0", device="cpu")
+    forces = []
+    for positions, box in zip(data["positions"], data["boxes"]):
+        atoms = Atoms(numbers=data["numbers"], positions=positions, cell=box, pbc=True)
+        atoms.calc = calc
+        forces.append(atoms.get_forces())
+    np.save(sys.argv[2], np.array(forces))
+""")
+
+
+@needs_sevenn_env
+def test_sevenn_by_name_on_mapbi3_in_its_own_environment(tmp_path: Path) -> None:
+    """``--model sevenn --challenge mapbi3`` served from the second environment: 2 short
+    replicas complete, the report names the model ``sevenn-7net-0``, and the forces in the
+    files equal SevenNetCalculator's on the same frames with the cell (1e-6 eV/A)."""
+    out = tmp_path / "runs"
+    proc = launch("--model", "sevenn", "--model-python", f"sevenn={SEVENN_PY}",
+                  "--challenge", "mapbi3", "--temperatures", "300", "--replicas", "2",
+                  "--time", "5fs", "--stride", "5", "--startup-timeout", "20min",
+                  "--stall-timeout", "10min", "--out", str(out), timeout=2400)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 completed, 0 failed" in proc.stdout
+    report = analysis("report", str(out), "--quiet", "--no-cache", "--sections", "stability")
+    assert report.returncode == 0, report.stdout + report.stderr
+    text = (out / "reports" / "report.md").read_text()
+    assert "| sevenn-7net-0 | 300 | 2 / 2 |" in text
+    for replica in (0, 1):
+        path = out / "mapbi3" / "sevenn-7net-0" / "300K" / f"replica-{replica:02d}.h5"
+        run = h5md.read_frames(path)
+        meta = h5md.read_meta(path)
+        assert meta["provenance"]["model_python"]["executable"] == str(SEVENN_PY)
+        numbers = read_structure(meta["run_spec"]["start_file"]).numbers
+        boxes = run["box"]
+        frames = tmp_path / f"frames-{replica}.npz"
+        np.savez(frames, positions=run["positions"], boxes=boxes, numbers=numbers)
+        expected = tmp_path / f"forces-{replica}.npy"
+        calc = subprocess.run([str(SEVENN_PY), "-c", SEVENN_PERIODIC_FORCES, str(frames),
+                               str(expected)], capture_output=True, text=True, timeout=1200,
+                              env=dict(os.environ, OMP_NUM_THREADS="1"))
+        assert calc.returncode == 0, calc.stderr
+        np.testing.assert_allclose(run["forces"], np.load(expected), rtol=0, atol=1e-6)
