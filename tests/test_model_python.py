@@ -137,6 +137,13 @@ def test_model_python_does_not_apply_to_lammps_served_models(tmp_path: Path) -> 
                 "only a model served by the python force client")
 
 
+def test_model_python_is_refused_by_replica_exchange(tmp_path: Path) -> None:
+    _user_error(launch(*HARMONIC, "--protocol", "remd", "--ladder", "500K:600K:2",
+                       "--model-python", f"harmonic={sys.executable}", "--out", str(tmp_path),
+                       "--dry-run"),
+                "--model-python does not apply to --protocol remd yet")
+
+
 @needs_sevenn_env
 def test_model_python_without_the_family_package_asks_that_interpreter(tmp_path: Path
                                                                        ) -> None:
