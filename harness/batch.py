@@ -25,7 +25,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ from harness.engines.ipi_run import Supervisor
 from harness.engines.lammps_run import uses_lammps
 from harness.errors import UserError
 from harness.local import LocalLauncher, _Active
+from harness.model_python import CLIENT_PROTOCOL, client_command, client_env
 from harness.plan import RunSpec
 
 GROUPS_DIR = ".batch"  # under the output folder
@@ -133,7 +133,8 @@ class MemberSupervisor(Supervisor):
         token = seg.socket_dir.name
         request = {"address": sockets.full_path(seg.address),
                    "spec": str(self.work / "spec.json"), "work": str(self.work),
-                   "first_step": max(self.assembler.last_emitted, 0)}
+                   "first_step": max(self.assembler.last_emitted, 0),
+                   "protocol": CLIENT_PROTOCOL}
         join = self.group / JOIN
         tmp = join / f".{token}.tmp"
         tmp.write_text(json.dumps(request))
@@ -161,9 +162,11 @@ class MemberSupervisor(Supervisor):
         super()._record(status, seg_info)
 
 
-def model_key(spec: RunSpec) -> tuple[str, str | None, str]:
-    """What runs must share to be served by one client: the model, its file and options."""
-    return spec.model_label, spec.model_file, json.dumps(spec.model_options, sort_keys=True)
+def model_key(spec: RunSpec) -> tuple[str, str | None, str, str | None]:
+    """What runs must share to be served by one client: the model, its file and options, and
+    the interpreter it runs under."""
+    return (spec.model_label, spec.model_file, json.dumps(spec.model_options, sort_keys=True),
+            spec.model_python)
 
 
 def make_groups(todo: list[RunSpec], batch: int) -> list[list[RunSpec]]:
@@ -262,9 +265,11 @@ class GroupLauncher(LocalLauncher):
         # Waiting OpenMP threads sleep instead of spinning: a group client shares its cores
         # with N i-PI servers and supervisors, and spinning threads starve them.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        client = procs.start([sys.executable, "-m", "harness.batch_driver", "--group",
-                              str(folder)], folder / "client.log", env=env,
-                             death_signal=signal.SIGTERM)
+        if spec.model_python:  # the model's own interpreter (--model-python)
+            env = client_env(env, folder)
+        client = procs.start(client_command(spec.model_python, "harness.batch_driver") + [
+            "--group", str(folder), "--protocol", str(CLIENT_PROTOCOL)],
+            folder / "client.log", env=env, death_signal=signal.SIGTERM)
         (folder / CLIENT_PID).write_text(str(client.pid))
         self.folders[k], self.clients[k] = folder, client
 

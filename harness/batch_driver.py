@@ -34,6 +34,7 @@ import numpy as np
 
 from harness import ipi_wire
 from harness.driver import MODEL_CLOCK_FILE, ModelClock, ModelServer, step_monitor
+from harness.model_python import CLIENT_PROTOCOL, ProtocolMismatch, check_protocol
 
 JOIN, LEFT, LEAVE, DONE = "join", "left", "leave", "done"
 CLIENT_PID, GROUP_FILE, STATS_FILE = "client.pid", "group.json", "client_stats.json"
@@ -108,6 +109,7 @@ class GroupClient:
 
         from harness.plan import RunSpec
 
+        check_protocol(request.get("protocol", CLIENT_PROTOCOL))
         spec = RunSpec.from_json(Path(request["spec"]).read_text())
         if self.family is None:
             self._load_model(spec)
@@ -308,7 +310,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds to wait for the other runs' positions once one arrived")
     parser.add_argument("--idle-timeout", type=float, default=600.0,
                         help="exit after this many seconds without any run")
+    parser.add_argument("--protocol", type=int, default=CLIENT_PROTOCOL,
+                        help="the launcher's client protocol version (checked)")
     args = parser.parse_args(argv)
+    try:
+        check_protocol(args.protocol)
+    except ProtocolMismatch as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
     group = Path(args.group)
     pid_file = group / CLIENT_PID
     if not pid_file.exists():

@@ -38,6 +38,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("model", "model family, repeatable or comma separated (e.g. gap,xtb)", None, "list"),
     Option("model-file", "trained model file (default: the family's built-in model, if any); "
            "with several models: MODEL=PATH, repeatable", None, "files"),
+    Option("model-python", "MODEL=PATH: run that model's force client under the python of "
+           "another environment (one holding the model's packages, numpy and ASE; the harness "
+           "need not be installed there), repeatable; see docs/model-families.md", None,
+           "files"),
     Option("model-option", "KEY=VALUE passed to the model's calculator, repeatable; "
            "MODEL:KEY=VALUE for one model only", None, "list"),
     Option("label", "the name of the model in folders, files and the report (default: the "
@@ -224,30 +228,60 @@ def model_options(items: list[str] | None, names: list[str]) -> dict[str, dict[s
     return options
 
 
-def model_files(items: list[str] | None, names: list[str]) -> dict[str, str | None]:
+def model_files(items: list[str] | None, names: list[str],
+                flag: str = "--model-file") -> dict[str, str | None]:
     """``--model-file`` values per model: ``PATH`` for a single model, ``MODEL=PATH`` each.
 
     A value counts as ``MODEL=PATH`` when the text before the first ``=`` is one of the
-    models given, so paths holding ``=`` still work in the single-model form.
+    models given, so paths holding ``=`` still work in the single-model form. ``flag`` names
+    the option in messages (``--model-python`` takes its values the same way).
     """
     files: dict[str, str | None] = {name: None for name in names}
+    what = "interpreters" if flag == "--model-python" else "files"
     for item in items or []:
         name, sep, path = item.partition("=")
         if sep and name in files:
             target = name
         elif sep and (name in models.families() or name.startswith("ase:")):
-            raise UserError(f"--model-file {item}: model {name!r} is not among --model "
+            raise UserError(f"{flag} {item}: model {name!r} is not among --model "
                             f"{','.join(names)}")
         elif len(names) == 1:
             target, path = names[0], item
         else:
-            raise UserError(f"--model-file {item}: with several models write MODEL=PATH, "
-                            f"e.g. --model-file {names[0]}={item}")
+            raise UserError(f"{flag} {item}: with several models write MODEL=PATH, "
+                            f"e.g. {flag} {names[0]}={item}")
         if files[target] is not None:
-            raise UserError(f"--model-file: two files for model {target!r} ({files[target]} "
+            raise UserError(f"{flag}: two {what} for model {target!r} ({files[target]} "
                             f"and {path}); give one")
         files[target] = path
     return files
+
+
+def model_pythons(settings: dict[str, Any], names: list[str]) -> dict[str, str | None]:
+    """``--model-python`` per model, each interpreter checked before anything runs.
+
+    The family's packages are looked for by that interpreter (:func:`harness.model_python.
+    inspect`); a model without one is checked in this environment as before.
+    """
+    from harness import model_python
+
+    given = model_files(settings.get("model_python"), names, "--model-python")
+    pythons: dict[str, str | None] = {}
+    for name in names:
+        family = models.get_family(name)
+        if given[name] is None:
+            family.check_installed()
+            pythons[name] = None
+            continue
+        if family.ase_calculator is None or settings.get("engine", "ipi") != "ipi":
+            raise UserError(f"--model-python {name}=...: only a model served by the python "
+                            "force client (--engine ipi, an ASE calculator) can run under "
+                            "another interpreter")
+        path = model_python.normalise(given[name])
+        model_python.inspect(path, name, family.requires, family.packages,
+                             family.install_hint)
+        pythons[name] = path
+    return pythons
 
 
 def model_labels(items: list[str] | None, names: list[str]) -> dict[str, str | None]:
@@ -412,7 +446,8 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
         family = models.get_family(name)
         if not files[name]:
             check_elements(family, None, challenge, options[name])
-        family.check_installed()
+    # installed here, or under the model's own interpreter (--model-python), asked there
+    pythons = model_pythons(settings, names)
     out_dir = Path(settings["out"]).expanduser().resolve()
     n_steps = n_steps_for(length_ps, dt_fs)
     watchdog = watchdog_settings(settings, challenge, dt_fs)
@@ -454,7 +489,7 @@ def build_plan(settings: dict[str, Any]) -> list[RunSpec]:
                     omp_threads=settings["threads"] or 1, watchdog=watchdog,
                     engine=settings["engine"], lammps_exe=settings["lammps_exe"],
                     mpi_ranks=settings["mpi_ranks"], mpi_launcher=settings["mpi_launcher"],
-                    ensemble=ensemble, vacuum_box=box,
+                    ensemble=ensemble, vacuum_box=box, model_python=pythons[name],
                 ))
         from harness.engines.lammps_run import check_spec  # engine, LAMMPS build, MPI
 

@@ -5,7 +5,10 @@ registry, then answers i-PI's socket protocol (:mod:`harness.ipi_wire`). Unlike 
 client it never spins: a closed socket or a dead server ends it at once. The batched client
 (:mod:`harness.batch_driver`) reuses :class:`ModelServer` for each run of its group.
 
-Run as ``python -m harness.driver --spec SPEC.json --address /tmp/ipi_<id>/sock``.
+Run as ``python -m harness.driver --spec SPEC.json --address /tmp/ipi_<id>/sock``. It imports
+only the standard library, numpy, ASE and the model's packages, so it also runs under a model's
+own interpreter where the harness is not installed (``--model-python``,
+:mod:`harness.model_python`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 
 from harness import ipi_wire
 from harness.ipi_wire import SocketClosed, connect  # noqa: F401 - re-exported for callers
+from harness.model_python import CLIENT_PROTOCOL, ProtocolMismatch, check_protocol
 
 #: The file in a run's work folder where its force client keeps the model's cumulative time.
 MODEL_CLOCK_FILE = "model_clock"
@@ -86,7 +90,6 @@ class ModelServer:
     def __init__(self, calculator, symbols: list[str], periodic: bool, monitor=None,
                  clock: ModelClock | None = None, vacuum_box: dict[str, float] | None = None):
         from ase import Atoms
-        from ipi.utils.units import unit_to_internal, unit_to_user
 
         # A periodic-only model on a gas-phase run sees the molecule in a fixed cubic vacuum
         # box (harness.models.vacuum_box). Only the model sees it: i-PI integrates without
@@ -107,9 +110,9 @@ class ModelServer:
         self.first_changes = ["positions", "numbers", "cell", "pbc"]
         self.monitor = monitor
         self.clock = clock
-        self.bohr_to_ang = unit_to_user("length", "angstrom", 1.0)
-        self.ev_to_ha = unit_to_internal("energy", "electronvolt", 1.0)
-        self.evang_to_au = unit_to_internal("force", "ev/ang", 1.0)
+        self.bohr_to_ang = ipi_wire.ANGSTROM_PER_BOHR
+        self.ev_to_ha = ipi_wire.HARTREE_PER_EV
+        self.evang_to_au = ipi_wire.HARTREE_BOHR_PER_EV_ANGSTROM
         self.calls = 0
 
     def set_structure(self, cell_au: np.ndarray, pos_au: np.ndarray) -> None:
@@ -208,7 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-step", type=int, default=0,
                         help="i-PI step of the first force call (restart step when resuming)")
     parser.add_argument("--no-watchdog", action="store_true")
+    parser.add_argument("--protocol", type=int, default=CLIENT_PROTOCOL,
+                        help="the supervisor's client protocol version (checked)")
     args = parser.parse_args(argv)
+    try:
+        check_protocol(args.protocol)
+    except ProtocolMismatch as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
 
     from ase.io import read
 

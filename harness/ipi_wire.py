@@ -16,6 +16,17 @@ import numpy as np
 
 HEADER_LEN = 12
 
+# i-PI's own conversion factors (ipi.utils.units), copied so that a force client runs where
+# i-PI is not installed (--model-python) and gives the same numbers to the last bit.
+#: Bohr per Angstrom.
+BOHR_PER_ANGSTROM = 1.8897261
+#: Angstrom per Bohr.
+ANGSTROM_PER_BOHR = 1.0 / BOHR_PER_ANGSTROM
+#: Hartree per eV.
+HARTREE_PER_EV = 0.036749326
+#: Hartree/Bohr per eV/Angstrom.
+HARTREE_BOHR_PER_EV_ANGSTROM = 0.019446904
+
 
 class SocketClosed(Exception):
     """The peer closed the connection."""

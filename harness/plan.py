@@ -51,6 +51,9 @@ class RunSpec:
     #: of a replica-exchange ladder, :mod:`harness.protocols.remd`) and its settings
     protocol: str = "md"
     protocol_options: dict[str, Any] = field(default_factory=dict)
+    #: the interpreter the model's force client runs under (``--model-python``; None: the
+    #: harness's own)
+    model_python: str | None = None
     #: the vacuum box a periodic-only model gets around a gas-phase molecule
     #: (:func:`harness.models.vacuum_box`: ``edge_angstrom``, ``molecule_extent_angstrom``,
     #: ``cutoff_angstrom``, ``margin_angstrom``); empty when the model sees no box

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, models
+from harness import __version__, model_python, models
 from harness.plan import RunSpec
 
 _CORE_PACKAGES = ("ipi", "ase", "numpy", "h5py", "scipy")
@@ -61,12 +61,25 @@ def pretrained_record(family: models.ModelFamily, spec: RunSpec) -> dict[str, An
 
 
 def collect(spec: RunSpec) -> dict[str, Any]:
-    """Everything needed to say how a run was made (model metadata included)."""
+    """Everything needed to say how a run was made (model metadata included).
+
+    With ``--model-python`` the family's package versions are those its interpreter sees
+    (asked once, by running it), and ``model_python`` says which interpreter that was.
+    """
     family = models.get_family(spec.model)
     model_file = None if spec.model_file is None else Path(spec.model_file)
     versions = {"tea-harness": __version__, "python": platform.python_version()}
     versions.update({d: _version(d) for d in _CORE_PACKAGES})
-    versions.update(family.versions())
+    interpreter = None
+    if spec.model_python:
+        interpreter = model_python.provenance(spec.model_python, family.packages)
+        seen = interpreter.get("versions") or {}
+        # the model's packages as its interpreter has them; numpy, ASE etc. of both sides
+        # stay apart (this side's here, the model's under model_python)
+        versions.update({d: seen.get(d, "unknown") for d in family.packages
+                         if d not in _CORE_PACKAGES})
+    else:
+        versions.update(family.versions())
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
@@ -91,4 +104,5 @@ def collect(spec: RunSpec) -> dict[str, Any]:
         "start_time": now(),
         "end_time": None,
         "segments": [],
+        "model_python": interpreter,
     }

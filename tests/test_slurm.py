@@ -512,3 +512,29 @@ def test_replica_exchange_requeues_and_resumes_as_one_task(cluster: Cluster,
         steps = h5md.read_meta(remd.temperature_file(folder, temp))["steps"]
         np.testing.assert_array_equal(steps, np.arange(0, 3001, 5))
     assert not processes_matching(str(out))
+
+
+def test_submit_batch_with_model_python_runs_the_client_in_that_environment(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """``--submit --batch 2 --model-python``: the array task plans again on the node, checks
+    the interpreter there and starts the group's client under it; the provenance names it."""
+    python = REPO / ".venv-models" / "sevenn" / "bin" / "python"
+    if not python.exists():
+        pytest.skip(f"no second environment {python.parent.parent}: run "
+                    "tests/install-model-envs.sh")
+    out = tmp_path / "runs"
+    analysis_job, array_job = _submit(cluster, *HARMONIC, "--temperatures", "300",
+                                      "--replicas", "2", *TINY, "--batch", "2",
+                                      "--model-python", f"harmonic={python}", "--out", str(out),
+                                      cwd=tmp_path)
+    states = cluster.wait([array_job, analysis_job], 600)
+    assert set(states.values()) == {"COMPLETED"}, (states, _logs(out))
+    runs = _completed(out)
+    assert len(runs) == 2
+    for meta in runs.values():
+        assert meta["status"] == "completed"
+        np.testing.assert_array_equal(meta["steps"], [0, 20, 40])
+        assert meta["run_spec"]["model_python"] == str(python)
+        assert meta["provenance"]["model_python"]["prefix"] == str(python.parent.parent)
+        assert meta["provenance"]["segments"][-1]["batch"]["batch_size"] == 2
+    assert not processes_matching(str(out))

@@ -31,6 +31,7 @@ from harness import h5md, procs, provenance, runlock, sockets, storage
 from harness.driver import MODEL_CLOCK_FILE, read_model_clock
 from harness.engines import ipi_input
 from harness.engines.ipi_stream import BinFrameStream, FrameAssembler, PropertiesStream
+from harness.model_python import CLIENT_PROTOCOL, client_command, client_env
 from harness.plan import RunSpec
 from harness.stability.criteria import Frame
 from harness.stability.monitor import EVENT_FILE, RING_FILE
@@ -269,11 +270,15 @@ class Supervisor:
 
         A run in a ``--batch`` group overrides this to join the group's shared client.
         """
+        cmd = [sys.executable, "-m", self._client_module()]
+        if self.spec.model_python:  # the model's own interpreter (--model-python)
+            cmd = client_command(self.spec.model_python, self._client_module())
+            env = client_env(env, self.work)
         seg.driver = procs.start(
-            [sys.executable, "-m", self._client_module(), "--spec",
-             str(self.work / "spec.json"),
-             "--address", sockets.full_path(seg.address),
-             "--first-step", str(max(self.assembler.last_emitted, 0))],
+            cmd + ["--spec", str(self.work / "spec.json"),
+                   "--address", sockets.full_path(seg.address),
+                   "--first-step", str(max(self.assembler.last_emitted, 0)),
+                   "--protocol", str(CLIENT_PROTOCOL)],
             self.work / "driver.log", cwd=self.work, env=env)
 
     def _client_module(self) -> str:

@@ -736,6 +736,10 @@ def plan_from_settings(settings: dict[str, Any]) -> RemdPlan:
         raise UserError("--protocol remd runs one model per launch: give one --model")
     name = names[0]
     family = models.get_family(name)
+    if settings.get("model_python"):
+        raise UserError("--model-python does not apply to --protocol remd yet (its walkers' "
+                        "force clients run in the harness's own environment): drop it, or "
+                        "install the model's packages here")
     family.check_installed()
     if family.ase_calculator is None:
         raise UserError(f"model {name!r} is served by LAMMPS only; --protocol remd needs a "
