@@ -405,7 +405,15 @@ class RemdRun:
             step = _last_step(probe)
             now = time.monotonic()
             if now - last_collect >= COLLECT_INTERVAL_S:
-                collect(self.plan, final_status="running")
+                try:
+                    collect(self.plan, final_status="running")
+                except Exception as exc:  # noqa: BLE001 - the simulation must go on
+                    # the files are only a view of the segments, rebuilt at the end: a failed
+                    # refresh (a full disk, a file held open elsewhere, code changed under a
+                    # running ladder) must not stop hours of MD
+                    print(f"\n{self.plan.name}: refreshing the per-temperature files failed "
+                          f"({type(exc).__name__}: {exc}); the run goes on and rebuilds them "
+                          "at its end", file=sys.stderr, flush=True)
                 last_collect = time.monotonic()
             if step is not None and step > last_step:
                 last_step, last_change = step, now
