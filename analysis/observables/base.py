@@ -28,6 +28,20 @@ from typing import Any
 import numpy as np
 
 from analysis.framesets import FrameSelection
+from analysis.observables.decisions import (  # noqa: F401 - part of the observable contract
+    CONTROL_KINDS,
+    CONTROL_OPENING_PS,
+    N_RESAMPLES,
+    REASONS,
+    SEED,
+    clipped,
+    decide,
+    detectable,
+    finite,
+    interval,
+    interval_columns,
+)
+from analysis.observables.presentation import pair_json, pairs_table  # noqa: F401
 from analysis.sections import Figure, Section, Verdict
 from analysis.settings import DEFAULT, AnalysisSettings
 from harness.errors import UserError
@@ -36,15 +50,6 @@ from harness.errors import UserError
 MIN_RUNS = 4
 #: Time blocks per run when blocks are resampled.
 N_BLOCKS = 8
-#: Bootstrap resamples and seed (fixed: reruns print the same intervals).
-N_RESAMPLES = 1000
-SEED = 0
-#: A verdict's control: each model run replaced by its own opening (this many ps from its first
-#: frame) repeated over the run's length, as in the Ramachandran verdict. A model that never
-#: gets further than its start looks like this.
-CONTROL_OPENING_PS = 0.1
-#: What an observable's declaration may say of its control (:attr:`TrajectoryObservable.control`).
-CONTROL_KINDS = ("veto", "stated", "none")
 #: The shared options, each declared once here with one type.
 SHARED_OPTIONS = ("skip", "every", "challenge", "report_dir", "reference", "model_file")
 
@@ -185,110 +190,6 @@ def label(key: tuple[str, str, float]) -> str:
 def slug(text: str) -> str:
     """File-name-safe text."""
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
-
-
-# --- intervals -----------------------------------------------------------------------------
-
-def interval(groups: Sequence[np.ndarray], distance: Callable[..., Any], method: str,
-             vectorized: bool = False, paired: bool = False, upper: float | None = None,
-             bootstrap: bool = True):
-    """95% bootstrap interval of ``distance(sum of group 1's units, sum of group 2's, ...)`` >= 0.
-
-    Each group is an array of summable units (runs or time blocks), resampled independently
-    (:func:`analysis.stats.bootstrap_histograms`, basic interval: distances are biased upward),
-    or with ``paired`` unit i of every group together (runs from the same start).
-    With ``vectorized=True``, ``distance`` takes sums with a leading resample axis and returns
-    one value per resample (much faster for histogram divergences).
-    ``upper`` is the largest value the distance can take (1 for a Jensen-Shannon divergence
-    in bits): the bounds are clipped to ``[0, upper]``.
-    Returns ``analysis.stats.Interval``; without the bootstrap (``bootstrap`` False, from
-    :attr:`analysis.settings.AnalysisSettings.bootstrap`) or with a single unit its bounds are
-    None.
-    """
-    from analysis import stats
-
-    if not bootstrap or any(len(g) < 2 for g in groups):
-        sums = [np.asarray(g).sum(axis=0) for g in groups]
-        value = (float(np.asarray(distance(*[s[None] for s in sums]))[0]) if vectorized
-                 else float(distance(*sums)))
-        return stats.Interval(value, None, None, sum(len(g) for g in groups), method)
-    result = stats.bootstrap_histograms(list(groups), distance, n_resamples=N_RESAMPLES,
-                                        seed=SEED, method=method, interval="basic",
-                                        vectorized=vectorized, paired=paired)
-    return clipped(result, upper)
-
-
-def clipped(result, upper: float | None = None):
-    """A distance lies in ``[0, upper]``: the basic interval (2 value - bootstrap quantiles)
-    can reach below zero near a zero distance and beyond ``upper`` (1 bit for a JS
-    divergence) near the largest; its bounds are truncated to the possible range, non-finite
-    bounds None. The bounds before clipping are kept in ``result.unclipped`` (the resampling
-    spread, from which the smallest detectable difference follows)."""
-    low, high = finite(result.low), finite(result.high)
-    result.unclipped = (low, high)
-    top = np.inf if upper is None else float(upper)
-    result.low = None if low is None else min(max(0.0, low), top)
-    result.high = None if high is None else min(max(0.0, high), top)
-    return result
-
-
-def interval_columns(groups: Sequence[np.ndarray], distances: Callable[..., np.ndarray],
-                     method: str, paired: bool = False, upper: float | None = None,
-                     bootstrap: bool = True) -> list:
-    """:func:`interval` for several distances of the same resamples (one pass).
-
-    ``distances(sums_1, sums_2)`` takes sums with a leading resample axis and returns a
-    ``(resamples, m)`` array (:func:`analysis.stats.bootstrap_histograms_columns`); one
-    interval per column, clipped to ``[0, upper]`` as in :func:`interval`.
-    """
-    from analysis import stats
-
-    if not bootstrap or any(len(g) < 2 for g in groups):
-        sums = [np.asarray(g).sum(axis=0)[None] for g in groups]
-        n = sum(len(g) for g in groups)
-        return [stats.Interval(float(v), None, None, n, method)
-                for v in np.asarray(distances(*sums), dtype=float)[0]]
-    found = stats.bootstrap_histograms_columns(list(groups), distances, n_resamples=N_RESAMPLES,
-                                               seed=SEED, method=method, interval="basic",
-                                               paired=paired)
-    return [clipped(result, upper) for result in found]
-
-
-def finite(x: float | None) -> float | None:
-    """``x``, or None when it is None, NaN or infinite (JSON-safe)."""
-    return None if x is None or not np.isfinite(x) else float(x)
-
-
-#: The reason code of each decision made by the tolerance alone (``Verdict.reason``).
-REASONS = {"agrees": "within_tolerance", "differs": "beyond_tolerance",
-           "inconclusive": "straddles_tolerance"}
-
-
-def detectable(ci, bar: float) -> float | None:
-    """The smallest true distance a design with this interval would call ``differs``: the bar
-    plus the resampling spread below the value (bounds before clipping), None without one."""
-    unclipped = getattr(ci, "unclipped", None)
-    low = unclipped[0] if unclipped else ci.low
-    if ci.value is None or low is None or not np.isfinite(ci.value):
-        return None
-    return float(bar + max(0.0, ci.value - low))
-
-
-def decide(ci, tolerance: float, bootstrap: bool = True) -> str:
-    """The decision for a distance interval against a tolerance.
-
-    Without bounds: the point value decides when the bootstrap is switched off (``bootstrap``
-    False: timing runs), else a single unit gives no spread to judge from: inconclusive.
-    """
-    from analysis import stats
-
-    if ci.value is None or not np.isfinite(ci.value):
-        return "inconclusive"
-    if ci.low is None or ci.high is None:
-        if bootstrap:
-            return "inconclusive"
-        return "agrees" if ci.value <= tolerance else "differs"
-    return stats.decide(ci, tolerance)
 
 
 # --- groups of runs ------------------------------------------------------------------------
@@ -777,35 +678,6 @@ def _resampled(group: Group, ref: Group) -> str:
         return f"{group.n_runs} vs {ref.n_runs} runs, {what[group.method]}"
     return f"{group.n_runs} vs {ref.n_runs} runs, time blocks resampled where fewer than " \
            f"{MIN_RUNS} runs"
-
-
-def pair_json(pair, temperature_K: float, upper: float | None = None) -> dict[str, Any]:
-    """One :class:`analysis.stats.PairDistance` as the row the sections show and store, its
-    interval clipped to the distance's range ``[0, upper]`` (:func:`clipped`)."""
-    clipped(pair.distance, upper)
-    noise = [n.high for n in (pair.noise_a, pair.noise_b) if n is not None]
-    return {"model_a": pair.model_a, "model_b": pair.model_b, "temperature_K": temperature_K,
-            "value": finite(pair.distance.value), "ci_low": finite(pair.distance.low),
-            "ci_high": finite(pair.distance.high),
-            "noise": finite(max(noise)) if noise else None, "method": pair.distance.method,
-            "disagree": pair.disagree}
-
-
-def pairs_table(pairs: list[dict[str, Any]], measure: str, unit: str) -> str:
-    """Model-against-model distances with intervals and the 'these models disagree' flags."""
-    rows = [f"**Model against model** ({measure}{', ' + unit if unit else ''}; flagged when "
-            "the whole interval lies above the between-replica noise):", "",
-            "| models | T (K) | distance [95% interval] | replica noise (95% high) | |",
-            "|---|---:|---|---:|---|"]
-    for p in pairs:
-        ci = "" if p["ci_low"] is None else f" [{p['ci_low']:.3g}, {p['ci_high']:.3g}]"
-        noise = "-" if p["noise"] is None else f"{p['noise']:.3g}"
-        value = "-" if p["value"] is None else f"{p['value']:.3g}"
-        rows.append(f"| {p['model_a']} vs {p['model_b']} | {p['temperature_K']:g} | "
-                    f"{value}{ci} | {noise} | "
-                    + ("**these models disagree**" if p["disagree"] else p.get("note", ""))
-                    + " |")
-    return "\n".join(rows)
 
 
 def _json_default(value: Any) -> Any:
