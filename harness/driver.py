@@ -86,7 +86,8 @@ class ModelServer:
     def __init__(self, calculator, symbols: list[str], periodic: bool, monitor=None,
                  clock: ModelClock | None = None):
         from ase import Atoms
-        from ipi.utils.units import unit_to_internal, unit_to_user
+
+        from harness.units import ipi_atomic_units
 
         self.atoms = Atoms(symbols=symbols, pbc=periodic)
         self.atoms.calc = calculator
@@ -98,9 +99,8 @@ class ModelServer:
         self.first_changes = ["positions", "numbers", "cell", "pbc"]
         self.monitor = monitor
         self.clock = clock
-        self.bohr_to_ang = unit_to_user("length", "angstrom", 1.0)
-        self.ev_to_ha = unit_to_internal("energy", "electronvolt", 1.0)
-        self.evang_to_au = unit_to_internal("force", "ev/ang", 1.0)
+        # forces as the exact gradient of the energy in i-PI's units (see ipi_atomic_units)
+        self.bohr_to_ang, self.ev_to_ha, self.evang_to_au = ipi_atomic_units()
         self.calls = 0
 
     def set_structure(self, cell_au: np.ndarray, pos_au: np.ndarray) -> None:
