@@ -2,11 +2,13 @@
 
 Runs, one after the other, resumable (run it again after a kill: finished runs are skipped):
 
-1. heating ramps of the demo GAP, the demo SNAP and GFN2-xTB (``--protocol ramp``), 12
-   replicas each, ``--ramp`` below (default 300 K to 4000 K at 5000 K/ps: the furthest that
-   fitted the CPU budget of a shared 2-core machine);
-2. time-step sweeps of the demo GAP and GFN2-xTB (``--protocol dt-sweep``), 12 replicas at
-   500 K, ``--sweep-time`` per run (default 0.25 ps), time steps 0.25, 0.5, 1 and 2 fs;
+1. heating ramps of the demo GAP, the demo SNAP and GFN2-xTB (``--protocol ramp``):
+   ``--replicas`` GAP runs, 12 SNAP runs, ``--xtb-replicas`` xTB runs (12 unless given),
+   ``--ramp`` (default 300 K to 4000 K at 20000 K/ps, a frame and watchdog check every 5
+   steps: what fitted a shared, loaded 2-core machine);
+2. time-step sweeps of the demo GAP and GFN2-xTB (``--protocol dt-sweep``) at 500 K,
+   ``--sweep-replicas`` (default 2) runs of ``--sweep-time`` (default 0.1 ps) at time steps
+   0.25, 0.5, 1 and 2 fs;
 3. ``analysis ramp`` and ``analysis dt-sweep`` on the output, their tables as JSON and figures
    in ``OUT/analysis/``.
 
@@ -26,7 +28,9 @@ import sys
 import time
 from pathlib import Path
 
-RAMP = "300K:4000K:5000K/ps"
+RAMP = "300K:4000K:20000K/ps"
+#: a frame (and a watchdog check) every 2.5 fs: 50 K of the ramp between checks
+RAMP_STRIDE = "5"
 DTS = "0.25fs,0.5fs,1fs,2fs"
 
 
@@ -57,21 +61,25 @@ def analyse(out: Path, log: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--replicas", type=int, default=12)
+    parser.add_argument("--replicas", type=int, default=12,
+                        help="replicas of the GAP and SNAP ramps (xTB: --xtb-replicas)")
+    parser.add_argument("--xtb-replicas", type=int, default=12)
     parser.add_argument("--ramp", default=RAMP)
-    parser.add_argument("--sweep-time", default="0.25ps")
+    parser.add_argument("--sweep-time", default="0.1ps")
+    parser.add_argument("--sweep-replicas", type=int, default=2)
     parser.add_argument("--only", choices=("ramps", "sweeps", "analysis"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     runs, log = args.out / "runs", args.out / "log.txt"
-    reps = ["--replicas", str(args.replicas)]
     if args.only in (None, "ramps"):
-        for model in ("gap", "snap", "xtb"):
-            launch(runs, log, "--model", model, "--protocol", "ramp", "--ramp", args.ramp, *reps)
+        for model, replicas in (("gap", args.replicas), ("snap", 12), ("xtb", args.xtb_replicas)):
+            launch(runs, log, "--model", model, "--protocol", "ramp", "--ramp", args.ramp,
+                   "--stride", RAMP_STRIDE, "--replicas", str(replicas))
     if args.only in (None, "sweeps"):
         for model in ("gap", "xtb"):
             launch(runs, log, "--model", model, "--protocol", "dt-sweep", "--dts", DTS,
-                   "--temperatures", "500", "--time", args.sweep_time, *reps)
+                   "--temperatures", "500", "--time", args.sweep_time,
+                   "--replicas", str(args.sweep_replicas))
     if args.only in (None, "analysis"):
         analyse(args.out, log)
 
