@@ -158,7 +158,8 @@ def _submit(argv: list[str], args) -> int:
         if batch > 1 and args.farm:
             raise UserError("--farm and --batch exclude each other: submit the groups as an "
                             "array (--submit --batch N) or drop --batch for the task farm")
-        plan = protocols.protocol_of(settings).plan(settings)
+        protocol = protocols.protocol_of(settings)
+        plan = protocol.plan(settings)
         check_batch(plan, batch)
         todo, _ = pending(plan, settings["retry_failed"])
         _print_plan(plan, todo)
@@ -167,7 +168,9 @@ def _submit(argv: list[str], args) -> int:
         submission = slurm.submit(task_args, len(plan), indices, out, farm_ranks=args.farm,
                                   template=args.slurm_template,
                                   sbatch_options=args.sbatch_option,
-                                  batch=batch, n_runs=len(todo))
+                                  batch=batch, n_runs=len(todo),
+                                  analysis="stability" if protocol.report_section is None
+                                  else "report")
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
