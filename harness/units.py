@@ -46,6 +46,9 @@ def parse_time_step_fs(text: str | float, flag: str = "--dt") -> float:
         if not value > 0:
             raise UserError(f"{flag} must be positive, got {text!r}")
         return value
+    signed = _SIGNED_TIME_RE.match(str(text))
+    if signed and not float(signed.group(1)) > 0:  # 0fs, -0.5fs: a time step, not positive
+        raise UserError(f"{flag} must be positive, got {text!r}")
     try:
         return parse_time_ps(str(text), flag) * 1000.0
     except UserError:
@@ -55,6 +58,8 @@ def parse_time_step_fs(text: str | float, flag: str = "--dt") -> float:
 
 _WALL_UNITS_S = {"s": 1.0, "sec": 1.0, "min": 60.0, "h": 3600.0}
 _WALL_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(s|sec|min|h)?\s*$")
+_SIGNED_TIME_RE = re.compile(
+    r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(fs|ps|ns|us)\s*$")
 _NUMBER_RE = re.compile(r"^\s*[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?\s*$")
 
 
