@@ -331,7 +331,13 @@ def test_report_gives_ramp_and_sweep_runs_to_their_own_sections(tmp_path: Path) 
     markdown = (runs / "reports" / "report.md").read_text()
     stability_text = markdown.split("### Stability")[1].split("\n### ")[0]
     assert "plain" in stability_text and "gap" not in stability_text
-    alone = analysis("stability", str(runs / "alanine-tetrapeptide" / ramp_label))
+    ramps_only = runs / "alanine-tetrapeptide" / ramp_label
+    report = analysis("report", str(ramps_only), "--no-cache")
+    assert report.returncode == 0, report.stdout + report.stderr
+    text = (ramps_only / "reports" / "report.md").read_text()
+    assert "Heating ramps" in text and "no analysis module reported" not in text
+    assert "### Stability" not in text
+    alone = analysis("stability", str(ramps_only))
     assert alone.returncode == 2
     (line,) = alone.stderr.strip().splitlines()[-1:]
     assert "analysis ramp" in line and "Traceback" not in alone.stderr
