@@ -7,7 +7,7 @@ Runs, one after the other, resumable (run it again after a kill: finished runs a
    ``--ramp`` (default 300 K to 4000 K at 20000 K/ps, a frame and watchdog check every 5
    steps: what fitted a shared, loaded 2-core machine);
 2. time-step sweeps of the demo GAP and GFN2-xTB (``--protocol dt-sweep``) at 500 K,
-   ``--sweep-replicas`` (default 2) runs of ``--sweep-time`` (default 0.1 ps) at time steps
+   ``--sweep-replicas`` (default 12) runs of ``--sweep-time`` (default 0.1 ps) at time steps
    0.25, 0.5, 1 and 2 fs;
 3. ``analysis ramp`` and ``analysis dt-sweep`` on the output, their tables as JSON and figures
    in ``OUT/analysis/``.
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--xtb-replicas", type=int, default=12)
     parser.add_argument("--ramp", default=RAMP)
     parser.add_argument("--sweep-time", default="0.1ps")
-    parser.add_argument("--sweep-replicas", type=int, default=2)
+    parser.add_argument("--sweep-replicas", type=int, default=12)
     parser.add_argument("--only", choices=("ramps", "sweeps", "analysis"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
