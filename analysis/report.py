@@ -112,7 +112,10 @@ class ChallengeReport:
 
     @property
     def missing(self) -> list[str]:
-        """Declared observables that no section covers (see :func:`covers`)."""
+        """Declared observables that no section covers (see :func:`covers`); none when every
+        run belongs to a protocol with its own section (ramps, sweeps: see :func:`runs_for`)."""
+        if not any(r.record.fixed_temperature for r in self.runs):
+            return []
         return [name for name in self.declared
                 if not any(covers(s, name) for s in self.sections)]
 
@@ -302,6 +305,23 @@ def _challenge_files(name: str, settings: AnalysisSettings = DEFAULT) -> list[Pa
                   if p.is_file() and "__pycache__" not in p.parts)
 
 
+def runs_for(provider: str, runs: list[RunInfo]) -> list[RunInfo]:
+    """The runs a section provider is given, by each run's protocol.
+
+    The runs of a protocol with a section of its own (``ramp``: breaking temperatures,
+    ``dt_sweep``: failures and drift per time step; :func:`harness.protocols.report_owner`)
+    go to that section alone: a ramp run's failure is its breaking temperature, not a failure
+    at the temperature it started from, and a run of a time-step sweep is one point of the
+    sweep, not a stability verdict at its time step. Every other provider (stability, speed,
+    the observables) gets the fixed-temperature runs (``md``, ``remd``).
+    """
+    from harness.protocols import PROTOCOLS, report_owner
+
+    if any(p.report_section == provider for p in PROTOCOLS.values()):
+        return [r for r in runs if report_owner(r.spec.get("protocol")) == provider]
+    return [r for r in runs if report_owner(r.spec.get("protocol")) is None]
+
+
 def _run_provider(provider: Provider, chal: ChallengeReport, store: cache.ResultCache,
                   hasher: cache.ContentHasher, keep: bool, catch: bool = True,
                   settings: AnalysisSettings = DEFAULT) -> Outcome:
@@ -311,10 +331,13 @@ def _run_provider(provider: Provider, chal: ChallengeReport, store: cache.Result
     of the provider becomes :attr:`Outcome.error` instead of propagating. The key holds the
     ``settings`` (:meth:`AnalysisSettings.cache_key`), whether the provider takes them or not.
     """
+    runs = runs_for(provider.name, chal.runs)
+    if not runs:
+        return Outcome(provider.name, provider.version, chal.name, [], 0.0, cached=False)
     code = [hasher.digest(p) for p in cache.code_files(provider.module,
                                                        _challenge_files(chal.name, settings))]
     key = cache.make_key(provider.name, provider.version + "|" + settings.cache_key(),
-                         code, [r.digest for r in chal.runs])
+                         code, [r.digest for r in runs])
     if keep:
         stored = store.load(provider.name, chal.name, key)
         if stored is not None:
@@ -325,7 +348,7 @@ def _run_provider(provider: Provider, chal: ChallengeReport, store: cache.Result
     work = store.workdir(provider.name, chal.name, key)
     start = time.perf_counter()
     try:
-        sections = list(provider.call([r.path for r in chal.runs], work, settings))
+        sections = list(provider.call([r.path for r in runs], work, settings))
         _check(sections, provider)
     except Exception as exc:  # a failing observable is shown in the report, not fatal
         store.discard(work)

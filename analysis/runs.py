@@ -51,7 +51,7 @@ class RunInfo:
         """The :class:`analysis.trajectories.RunRecord` of this run."""
         return RunRecord(self.path, self.challenge, self.model_label, self.temperature_K,
                          self.replica, self.status, self.reached_ps, self.target_ps,
-                         self.failure)
+                         self.failure, protocol=str(self.spec.get("protocol") or "md"))
 
 
 def run_info(path: Path, digest: str) -> RunInfo:

@@ -26,6 +26,16 @@ class RunRecord:
     reached_ps: float
     target_ps: float
     failure: dict[str, Any] | None
+    #: the run's ``--protocol`` (``md`` where none is recorded)
+    protocol: str = "md"
+
+    @property
+    def fixed_temperature(self) -> bool:
+        """Whether the run is judged like a TEA run (stability, observables): False for a
+        protocol whose runs have a report section of their own (ramp, dt-sweep)."""
+        from harness.protocols import report_owner
+
+        return report_owner(self.protocol) is None
 
     @property
     def group(self) -> tuple[str, str, float]:
@@ -111,4 +121,5 @@ def read_record(path: Path) -> RunRecord:
     return RunRecord(path=path, challenge=spec["challenge"], model=spec["model_label"],
                      temperature_K=float(spec["temperature_K"]), replica=int(spec["replica"]),
                      status=meta["status"], reached_ps=reached,
-                     target_ps=spec["n_steps"] * spec["dt_fs"] * 1e-3, failure=failure)
+                     target_ps=spec["n_steps"] * spec["dt_fs"] * 1e-3, failure=failure,
+                     protocol=str(spec.get("protocol") or "md"))

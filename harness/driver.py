@@ -110,6 +110,8 @@ class ModelServer:
         self.first_changes = ["positions", "numbers", "cell", "pbc"]
         self.monitor = monitor
         self.clock = clock
+        # i-PI's unit factors, copied into ipi_wire so that the client needs no i-PI; forces
+        # as the exact gradient of the energy in i-PI's units (harness.units.ipi_atomic_units)
         self.bohr_to_ang = ipi_wire.ANGSTROM_PER_BOHR
         self.ev_to_ha = ipi_wire.HARTREE_PER_EV
         self.evang_to_au = ipi_wire.HARTREE_BOHR_PER_EV_ANGSTROM

@@ -24,8 +24,13 @@ BOHR_PER_ANGSTROM = 1.8897261
 ANGSTROM_PER_BOHR = 1.0 / BOHR_PER_ANGSTROM
 #: Hartree per eV.
 HARTREE_PER_EV = 0.036749326
-#: Hartree/Bohr per eV/Angstrom.
-HARTREE_BOHR_PER_EV_ANGSTROM = 0.019446904
+#: Hartree/Bohr per eV/Angstrom, as the product of the two above: the forces a client sends are
+#: then the exact gradient of the energy it sends (harness.units.ipi_atomic_units). i-PI's own
+#: table entry for ev/ang (below) is 1.07e-7 off that product, which left a floor of that
+#: relative size in the conserved energy.
+HARTREE_BOHR_PER_EV_ANGSTROM = HARTREE_PER_EV * ANGSTROM_PER_BOHR
+#: i-PI's table value of the force unit ev/ang (what i-PI itself uses to write forces out).
+IPI_TABLE_HARTREE_BOHR_PER_EV_ANGSTROM = 0.019446904
 
 
 class SocketClosed(Exception):

@@ -168,7 +168,9 @@ def _submit(argv: list[str], args) -> int:
         submission = slurm.submit(task_args, len(plan), indices, out, farm_ranks=args.farm,
                                   template=args.slurm_template,
                                   sbatch_options=args.sbatch_option,
-                                  batch=batch, n_runs=len(todo))
+                                  batch=batch, n_runs=len(todo),
+                                  analysis="stability" if protocol.report_section is None
+                                  else "report")
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

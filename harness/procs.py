@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,13 +22,36 @@ def _die_with_parent(sig: int) -> None:
         pass
 
 
+def own_package_env(cmd: Sequence[str], env: dict[str, str] | None) -> dict[str, str] | None:
+    """The environment for a child ``python -m harness.X``: this harness's folder leads PYTHONPATH.
+
+    A child started in a run's work folder would otherwise import whichever ``harness`` its
+    interpreter finds first (an installed copy, another checkout's editable install), not the
+    code of the supervisor that started it. Other commands get ``env`` unchanged, and so does a
+    child under another interpreter (``--model-python``): it gets a folder holding only a link to
+    this harness (:mod:`harness.model_python`), and this package's parent folder (site-packages
+    where the harness is installed) would put the main environment's packages before its own.
+    """
+    cmd = list(cmd)
+    if len(cmd) < 3 or cmd[1] != "-m" or not cmd[2].startswith("harness.") \
+            or cmd[0] != sys.executable:
+        return env
+    root = str(Path(__file__).resolve().parent.parent)
+    base = dict(os.environ if env is None else env)
+    rest = [p for p in base.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
+    base["PYTHONPATH"] = os.pathsep.join([root, *rest])
+    return base
+
+
 def start(cmd: Sequence[str], log: Path, cwd: Path | None = None,
           env: dict[str, str] | None = None, death_signal: int = signal.SIGKILL,
           new_session: bool = False, stdout_pipe: bool = False) -> subprocess.Popen:
     """Start a child that is killed with ``death_signal`` if this process dies.
 
-    Output goes to ``log`` (stderr always; stdout too unless ``stdout_pipe``).
+    Output goes to ``log`` (stderr always; stdout too unless ``stdout_pipe``). A ``python -m
+    harness.X`` child runs this process's harness (:func:`own_package_env`).
     """
+    env = own_package_env(cmd, env)
     handle = open(log, "ab")  # noqa: SIM115 - owned by the child, closed below
     try:
         return subprocess.Popen(

@@ -34,6 +34,8 @@ TEMPLATE_DIR = REPO_DIR / "slurm"
 ARRAY_TEMPLATE = TEMPLATE_DIR / "run_challenge.sh"
 FARM_TEMPLATE = TEMPLATE_DIR / "taskfarm.sh"
 ANALYSIS_TEMPLATE = TEMPLATE_DIR / "analyse.sh"
+#: What the analysis job can run on the output folder (the second argument of analyse.sh).
+ANALYSES = ("stability", "report")
 #: Environment variable -> launch flag, for ``sbatch --export=ALL,MODEL=...``.
 ENVIRONMENT: tuple[tuple[str, str], ...] = (
     ("MODEL", "--model"), ("MODEL_FILE", "--model-file"), ("CHALLENGE", "--challenge"),
@@ -242,13 +244,15 @@ class Submission:
     n_runs: int
     log_dir: Path
     batch: int = 1
+    #: what the analysis job runs: ``stability`` (TEA runs) or ``report`` (ramps, sweeps)
+    analysis: str = "stability"
 
 
 def submit(task_args: Sequence[str], n_plan: int, todo: Sequence[int], out_dir: Path,
            farm_ranks: int | None = None, template: Path | None = None,
            sbatch_options: Sequence[str] = (), site: Site | None = None,
            environ: Mapping[str, str] | None = None, batch: int = 1,
-           n_runs: int | None = None) -> Submission:
+           n_runs: int | None = None, analysis: str = "stability") -> Submission:
     """Submit the pending runs and the analysis job that waits for them.
 
     Parameters
@@ -273,7 +277,13 @@ def submit(task_args: Sequence[str], n_plan: int, todo: Sequence[int], out_dir: 
         (``SITE_GROUP_SBATCH_OPTIONS``, e.g. the GPU request) and cores.
     n_runs
         Runs to do (default ``len(todo)``), for the description.
+    analysis
+        What the analysis job runs on ``out_dir`` (``slurm/analyse.sh``): ``stability`` for
+        fixed-temperature runs, ``report`` for a protocol with a report section of its own
+        (ramps, sweeps: ``analysis stability`` leaves their runs out).
     """
+    if analysis not in ANALYSES:
+        raise ValueError(f"analysis {analysis!r}: one of {ANALYSES}")
     site = site or read_site(site_path(environ))
     env = job_environment(environ)
     log_dir = Path(out_dir) / LOG_FOLDER
@@ -313,10 +323,10 @@ def submit(task_args: Sequence[str], n_plan: int, todo: Sequence[int], out_dir: 
     analysis_job = sbatch(["--job-name", "tea-analysis", *dependency, "--ntasks", "1",
                            "--output", slurm_filename(log_dir, "%x-%j.out"),
                            *site.sbatch_options],
-                          ANALYSIS_TEMPLATE, [str(out_dir)], env)
+                          ANALYSIS_TEMPLATE, [str(out_dir), analysis], env)
     return Submission(runs_job=runs_job, analysis_job=analysis_job, array=array,
                       n_runs=len(todo) if n_runs is None else n_runs, log_dir=log_dir,
-                      batch=batch)
+                      batch=batch, analysis=analysis)
 
 
 def describe(sub: Submission, out_dir: Path) -> str:
@@ -330,7 +340,8 @@ def describe(sub: Submission, out_dir: Path) -> str:
                 f"--array={sub.array})")
     else:
         head = f"submitted task farm {sub.runs_job} ({sub.n_runs} runs)"
-    return (f"{head}; analysis job {sub.analysis_job} writes {out_dir}/reports/stability.md "
+    written = "stability.md" if sub.analysis == "stability" else "report.md"
+    return (f"{head}; analysis job {sub.analysis_job} writes {out_dir}/reports/{written} "
             f"when the runs end.\nlogs: {sub.log_dir}/   watch: squeue -u $USER")
 
 

@@ -46,6 +46,9 @@ def parse_time_step_fs(text: str | float, flag: str = "--dt") -> float:
         if not value > 0:
             raise UserError(f"{flag} must be positive, got {text!r}")
         return value
+    signed = _SIGNED_TIME_RE.match(str(text))
+    if signed and not float(signed.group(1)) > 0:  # 0fs, -0.5fs: a time step, not positive
+        raise UserError(f"{flag} must be positive, got {text!r}")
     try:
         return parse_time_ps(str(text), flag) * 1000.0
     except UserError:
@@ -55,6 +58,8 @@ def parse_time_step_fs(text: str | float, flag: str = "--dt") -> float:
 
 _WALL_UNITS_S = {"s": 1.0, "sec": 1.0, "min": 60.0, "h": 3600.0}
 _WALL_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(s|sec|min|h)?\s*$")
+_SIGNED_TIME_RE = re.compile(
+    r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(fs|ps|ns|us)\s*$")
 _NUMBER_RE = re.compile(r"^\s*[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?\s*$")
 
 
@@ -80,3 +85,42 @@ def format_time_ps(time_ps: float) -> str:
     if time_ps >= 1:
         return f"{time_ps:g}ps"
     return f"{time_ps * 1000:g}fs"
+
+
+def ipi_atomic_units() -> tuple[float, float, float]:
+    """i-PI's conversions between the harness's units and its atomic units, made consistent.
+
+    Returns
+    -------
+    tuple of float
+        ``(bohr_to_ang, ev_to_ha, evang_to_au)``: Angstrom per Bohr and Hartree per eV as
+        i-PI defines them (``ipi.utils.units``), and Hartree/Bohr per eV/Angstrom as
+        ``ev_to_ha * bohr_to_ang``.
+
+    Notes
+    -----
+    i-PI's own table gives the force unit ``ev/ang`` as 0.019446904 Hartree/Bohr, which is
+    not the ratio of its ``electronvolt`` (0.036749326) and ``angstrom`` (1.8897261) entries:
+    the table's eight digits differ from that ratio by -1.07e-7 relative. Forces converted with
+    it are then not the gradient of the energy converted with the others, and the conserved
+    quantity i-PI reports carries a bounded error of that relative size of the potential
+    energy (1.5e-8 of the total energy in the harmonic well of tests/test_dt_sweep.py). With
+    the product, the model's forces are the exact gradient of its energy in i-PI's units.
+    """
+    from ipi.utils.units import unit_to_internal, unit_to_user
+
+    bohr_to_ang = unit_to_user("length", "angstrom", 1.0)
+    ev_to_ha = unit_to_internal("energy", "electronvolt", 1.0)
+    return bohr_to_ang, ev_to_ha, ev_to_ha * bohr_to_ang
+
+
+def ipi_force_output_factor() -> float:
+    """Multiplies forces that i-PI writes in ``ev/ang`` to give the model's forces in eV/A.
+
+    i-PI converts its internal forces to ``ev/ang`` with its table's 0.019446904; the force
+    clients convert into i-PI's units with :func:`ipi_atomic_units` (the consistent product),
+    so this factor (1 - 1.07e-7) makes the round trip exact.
+    """
+    from ipi.utils.units import unit_to_internal
+
+    return unit_to_internal("force", "ev/ang", 1.0) / ipi_atomic_units()[2]

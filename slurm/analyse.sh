@@ -3,8 +3,10 @@
 # --dependency=afterany:<runs job>, so it runs however the runs ended).
 #
 #   sbatch slurm/analyse.sh OUT          # by hand: the stability report of OUT/
+#   sbatch slurm/analyse.sh OUT report   # the whole report (heating ramps, time-step sweeps)
 #
-# Writes OUT/reports/stability.md, stability.json and survival.png.
+# Writes OUT/reports/stability.md, stability.json and survival.png; with "report",
+# OUT/reports/report.{md,html,json}.
 #SBATCH --job-name=tea-analysis
 #SBATCH --time=01:00:00
 #SBATCH --ntasks=1
@@ -20,4 +22,8 @@ fi
 source "$TEA_HARNESS_DIR/slurm/common.sh"
 
 out=${1:-${OUT:-runs}}
-"$PYTHON" -m analysis.cli stability "$out"
+case ${2:-stability} in
+    stability) "$PYTHON" -m analysis.cli stability "$out" ;;
+    report) "$PYTHON" -m analysis.cli report "$out" ;;
+    *) echo "analyse.sh: second argument '$2': give stability or report" >&2; exit 2 ;;
+esac

@@ -22,8 +22,10 @@ DT_FS, STRIDE = 0.5, 20
 
 def synthesise(out: Path, noise: dict[str, float], temperatures: tuple[float, ...] = (300.0,),
                replicas: int = 2, n_frames: int = 200,
-               failing: frozenset[tuple[str, float, int]] = frozenset()) -> list[Path]:
-    """Write one trajectory per (model, T, replica); ``failing`` runs stop at half length."""
+               failing: frozenset[tuple[str, float, int]] = frozenset(),
+               protocol: str = "md", protocol_options: dict | None = None) -> list[Path]:
+    """Write one trajectory per (model, T, replica); ``failing`` runs stop at half length.
+    ``protocol`` and ``protocol_options`` are written into each run spec as a launch would."""
     chal = challenges.load("alanine-tetrapeptide")
     paths = []
     for model, amplitude in noise.items():
@@ -36,7 +38,8 @@ def synthesise(out: Path, noise: dict[str, float], temperatures: tuple[float, ..
                                str(chal.start_for_replica(replica)),
                                derive_seed(1, chal.name, temp, replica), DT_FS, n_steps,
                                STRIDE, "langevin", 100.0, False, str(path),
-                               watchdog={"criteria": ["bond_break", "non_finite"]})
+                               watchdog={"criteria": ["bond_break", "non_finite"]},
+                               protocol=protocol, protocol_options=dict(protocol_options or {}))
                 provenance = {"seed": spec.seed, "model": "harmonic", "host": "synthetic",
                               "command_line": "tests/report_data.py",
                               "versions": {"tea-harness": "test"},

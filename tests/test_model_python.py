@@ -45,7 +45,13 @@ def test_unit_factors_are_ipis() -> None:
 
     assert ipi_wire.ANGSTROM_PER_BOHR == unit_to_user("length", "angstrom", 1.0)
     assert ipi_wire.HARTREE_PER_EV == unit_to_internal("energy", "electronvolt", 1.0)
-    assert ipi_wire.HARTREE_BOHR_PER_EV_ANGSTROM == unit_to_internal("force", "ev/ang", 1.0)
+    assert ipi_wire.IPI_TABLE_HARTREE_BOHR_PER_EV_ANGSTROM == unit_to_internal("force", "ev/ang",
+                                                                             1.0)
+    # the force factor the clients use is the consistent product (harness.units)
+    from harness.units import ipi_atomic_units
+
+    assert (ipi_wire.ANGSTROM_PER_BOHR, ipi_wire.HARTREE_PER_EV,
+            ipi_wire.HARTREE_BOHR_PER_EV_ANGSTROM) == ipi_atomic_units()
 
 
 def test_client_import_chain_needs_only_stdlib_numpy_and_ase(tmp_path: Path) -> None:

@@ -300,3 +300,44 @@ def test_batched_ramp_breaks_at_the_same_temperatures(ramp_runs: Path,
     alone = {r["model"]: r for r in rows[0]}["ase-ase.calculators.morse-MorsePotential"]
     (batched,) = rows[1]
     assert batched["breaking_temperatures_K"] == alone["breaking_temperatures_K"]
+
+
+def test_report_gives_ramp_and_sweep_runs_to_their_own_sections(tmp_path: Path) -> None:
+    """A folder with TEA runs, ramp runs that all broke and sweep runs: the stability section
+    judges the TEA runs only (a ramp's failures are breaking temperatures, owned by the ramp
+    section; a sweep run is a point of its sweep, not a verdict at its time step), and
+    ``analysis stability`` on ramps alone says where they belong, one line, exit code 2."""
+    from report_data import synthesise
+
+    runs = tmp_path / "runs"
+    synthesise(runs, {"plain": 0.01}, replicas=2)
+    ramp = Ramp(300.0, 3000.0, 2700.0 / 1.99)  # synthesise's 3980 steps of 0.5 fs
+    ramp_label = f"gap-{ramp.label}"
+    synthesise(runs, {ramp_label: 0.01}, replicas=2, protocol="ramp",
+               protocol_options=ramp.as_options(),
+               failing=frozenset({(ramp_label, 300.0, 0), (ramp_label, 300.0, 1)}))
+    synthesise(runs, {"gap-dt0.5fs": 0.01}, replicas=2, protocol="dt-sweep",
+               protocol_options={"dts_fs": [0.5]})
+    report = analysis("report", str(runs), "--sections", "stability,ramp,dt_sweep",
+                      "--no-cache")
+    assert report.returncode == 0, report.stdout + report.stderr
+    data = json.loads((runs / "reports" / "report.json").read_text())
+    (chal,) = data["challenges"]
+    stability = [v for v in chal["verdicts"] if v["observable"] == "stability"]
+    assert {v["model"] for v in stability} == {"plain"}
+    (row,) = chal["tables"]["breaking_temperature"]
+    assert row["model"] == "gap" and row["n_failed"] == 2  # the ramp section has them
+    assert {r["model"] for r in chal["tables"]["dt_sweep"]} == {"gap"}
+    markdown = (runs / "reports" / "report.md").read_text()
+    stability_text = markdown.split("### Stability")[1].split("\n### ")[0]
+    assert "plain" in stability_text and "gap" not in stability_text
+    ramps_only = runs / "alanine-tetrapeptide" / ramp_label
+    report = analysis("report", str(ramps_only), "--no-cache")
+    assert report.returncode == 0, report.stdout + report.stderr
+    text = (ramps_only / "reports" / "report.md").read_text()
+    assert "Heating ramps" in text and "no analysis module reported" not in text
+    assert "### Stability" not in text
+    alone = analysis("stability", str(ramps_only))
+    assert alone.returncode == 2
+    (line,) = alone.stderr.strip().splitlines()[-1:]
+    assert "analysis ramp" in line and "Traceback" not in alone.stderr

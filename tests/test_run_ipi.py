@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from ipi.utils.io.backends import io_binary
 
-from conftest import HARMONIC, SOCKET_TAG, launch, processes_matching, socket_dirs
+from conftest import HARMONIC, REPO, SOCKET_TAG, launch, processes_matching, socket_dirs
 from harness import h5md, sockets
 from harness.engines import ipi_input
 from harness.plan import RunSpec
@@ -39,9 +39,12 @@ def _ipi_reference_positions(spec: RunSpec, work: Path) -> tuple[list[int], np.n
     server = subprocess.Popen([sys.executable, ipi_cmd, "input.xml"], cwd=work,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        # this checkout's driver, as the harness's own runs use (harness.procs.own_package_env)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p))
         subprocess.run([sys.executable, "-m", "harness.driver", "--spec", "spec.json",
                         "--address", sockets.full_path(sockets.address_of(token))],
-                       cwd=work, timeout=120, check=True, capture_output=True)
+                       cwd=work, timeout=120, check=True, capture_output=True, env=env)
         server.wait(timeout=60)
     finally:
         server.kill()

@@ -537,4 +537,59 @@ def test_submit_batch_with_model_python_runs_the_client_in_that_environment(
         assert meta["run_spec"]["model_python"] == str(python)
         assert meta["provenance"]["model_python"]["prefix"] == str(python.parent.parent)
         assert meta["provenance"]["segments"][-1]["batch"]["batch_size"] == 2
+
+
+def test_ramp_array_requeues_resumes_the_ramp_and_the_analysis_reports_it(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """``--protocol ramp --submit``: one array task per run; USR1 (a preemption) stops the
+    double-well run softly, it requeues and heats on from its step (i-PI's ramp counter ends
+    at N, frames once each); the analysis job writes the report's breaking temperatures (not
+    ``analysis stability``, which leaves ramp runs to the ramp section)."""
+    import json
+    import xml.etree.ElementTree as ET
+
+    from ramp_toy import make_challenge
+
+    from harness import config, protocols
+
+    morse = "ase:ase.calculators.morse:MorsePotential"
+    challenge = make_challenge(tmp_path, starts=1)
+    out = tmp_path / "runs"
+    args = ("--model", f"{morse},doublewell", "--model-option", f"{morse}:epsilon=0.5",
+            "--criteria", "bond_break", "--challenge", str(challenge), "--replicas", "1",
+            "--protocol", "ramp", "--ramp", "100K:5000K:2500K/ps", "--flush-every", "20",
+            "--out", str(out))
+    settings = config.resolve_settings(config.build_parser().parse_args(list(args)))
+    # 1960 steps of 1 fs, a frame every 5, a save every 100: the signal comes long before the end
+    specs = protocols.protocol_of(settings).plan(settings)
+    well = next(i for i, s in enumerate(specs) if s.model_label.startswith("doublewell"))
+    analysis_job, array_job = _submit(cluster, *args, cwd=tmp_path)
+    path = Path(specs[well].out_file)
+    deadline = time.monotonic() + 400  # i-PI, the client and a model to start, two runs
+    while time.monotonic() < deadline:
+        try:
+            if path.exists() and (h5md.last_step(path) or 0) >= 100:
+                break
+        except OSError:
+            pass
+        time.sleep(0.3)
+    else:
+        pytest.fail("the double-well ramp never got going:\n" + _logs(out))
+    cluster.run("scancel", "--signal=USR1", "--batch", f"{array_job}_{well}")
+    states = cluster.wait([array_job, analysis_job], 500)
+    assert set(states.values()) == {"COMPLETED"}, (states, _logs(out))
+    assert "restart 1" in _logs(out)
+    meta = h5md.read_meta(path)
+    assert meta["status"] == "completed"
+    np.testing.assert_array_equal(meta["steps"], np.arange(0, 1961, 5))
+    assert [s["outcome"] for s in meta["provenance"]["segments"]] == ["interrupted",
+                                                                       "completed"]
+    counter = ET.fromstring(h5md.read_final_checkpoint(path)).find(".//t_ramp/current_step")
+    assert int(counter.text) == 1960  # the resumed run heated on, not from the start
+    report = json.loads((out / "reports" / "report.json").read_text())
+    (chal,) = report["challenges"]
+    rows = {r["model"]: r for r in chal["tables"]["breaking_temperature"]}
+    assert set(rows) == {"doublewell", morse.replace(":", "-")}
+    assert rows["doublewell"]["breaking_temperatures_K"] == [5000.0]  # censored at the end
+    assert not [v for v in chal["verdicts"] if v["observable"] == "stability"]
     assert not processes_matching(str(out))

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import h5md, procs, provenance, runlock, sockets, storage
+from harness import h5md, procs, provenance, runlock, sockets, storage, units
 from harness.driver import MODEL_CLOCK_FILE, read_model_clock
 from harness.engines import ipi_input
 from harness.engines.ipi_stream import BinFrameStream, FrameAssembler, PropertiesStream
@@ -238,7 +238,8 @@ class Supervisor:
             "velocities": BinFrameStream(self.work / ipi_input.STREAMS["velocities"],
                                          "velocities", "m/s", "angstrom", vel_factor),
             "forces": BinFrameStream(self.work / ipi_input.STREAMS["forces"],
-                                     "forces", "ev/ang", "angstrom"),
+                                     "forces", "ev/ang", "angstrom",
+                                     units.ipi_force_output_factor()),
             "props": PropertiesStream(self.work / ipi_input.PROPERTIES_FILE, PROPERTY_COLUMNS),
         }
 

@@ -49,15 +49,13 @@ class LammpsRelay:
     """Duck-types :class:`harness.driver.ModelServer`: forwards each structure to LAMMPS."""
 
     def __init__(self, conn: socket.socket, natoms: int, monitor=None):
-        from ipi.utils.units import unit_to_internal, unit_to_user
+        from harness.units import ipi_atomic_units
 
         self.conn = conn
         self.natoms = natoms
         self.monitor = monitor
         self.calls = 0
-        self.bohr_to_ang = unit_to_user("length", "angstrom", 1.0)
-        self.ev_to_ha = unit_to_internal("energy", "electronvolt", 1.0)
-        self.evang_to_au = unit_to_internal("force", "ev/ang", 1.0)
+        self.bohr_to_ang, self.ev_to_ha, self.evang_to_au = ipi_atomic_units()
         self.to_lammps = self.bohr_to_ang / FIX_IPI_BOHR_A  # i-PI bohr -> fix ipi "bohr"
 
     def compute(self, cell_au: np.ndarray, pos_au: np.ndarray) -> tuple[float, np.ndarray]:

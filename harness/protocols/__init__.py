@@ -44,6 +44,9 @@ class Protocol:
     launch: Callable[[dict[str, Any]], int] | None = None
     #: ``submit(task_args, settings, args) -> exit code``: its ``--submit`` (Slurm)
     submit: Callable[[list[str], dict[str, Any], Any], int] | None = None
+    #: the ``analysis report`` section provider that owns this protocol's runs (None: they are
+    #: fixed-temperature runs, judged by stability and every observable like the TEA runs)
+    report_section: str | None = None
 
 
 def _md_plan(settings: dict[str, Any]) -> list[RunSpec]:
@@ -92,10 +95,10 @@ PROTOCOLS: dict[str, Protocol] = {
     "ramp": Protocol("ramp", "heating ramp: every replica heated from START to END at RATE "
                      "(--ramp 300K:3000K:500K/ps); its breaking temperature is the "
                      "thermostat's at its first failure", ("ramp",), plan=_ramp_plan,
-                     edit_ipi_input=_ramp_input),
+                     edit_ipi_input=_ramp_input, report_section="ramp"),
     "dt-sweep": Protocol("dt-sweep", "time-step sweep: the same runs (starts, seeds, "
                          "thermostat, simulated time) at each time step of --dts",
-                         ("dts",), plan=_sweep_plan),
+                         ("dts",), plan=_sweep_plan, report_section="dt_sweep"),
 }
 
 
@@ -110,6 +113,14 @@ def get_protocol(name: str | None) -> Protocol:
     if key not in PROTOCOLS:
         raise UserError(f"--protocol {name!r}: choose one of " + ", ".join(PROTOCOLS))
     return PROTOCOLS[key]
+
+
+def report_owner(protocol: str | None) -> str | None:
+    """The report section provider that owns the runs of ``protocol`` (a run spec's
+    ``protocol``), or None for fixed-temperature runs (``md``, ``remd``, none recorded, or a
+    protocol this version does not know)."""
+    known = PROTOCOLS.get(str(protocol or "md").lower())
+    return known.report_section if known is not None else None
 
 
 def protocol_of(settings: dict[str, Any]) -> Protocol:

@@ -45,6 +45,7 @@ from harness.errors import UserError
 from harness.plan import RunSpec
 from harness.protocols import exchange
 from harness.structures import read_structure
+from harness.units import ipi_force_output_factor
 
 PROPERTY_COLUMNS = ("step", "time", "potential", "kinetic", "conserved", "temperature",
                     "ensemble_temperature")
@@ -53,7 +54,7 @@ PROPERTIES = ("[ step, time{picosecond}, potential{electronvolt}, kinetic_md{ele
 #: (i-PI trajectory key, units, frame key, factor to the harness's units)
 TRAJECTORIES = (("positions", "angstrom", "positions", 1.0),
                 ("velocities", "m/s", "velocities", 0.01),  # m/s -> Angstrom/ps
-                ("forces", "ev/ang", "forces", 1.0))
+                ("forces", "ev/ang", "forces", 1.0))  # x ipi_force_output_factor()
 EXCHANGE_LOG = "exchanges.log"
 RECORD = "exchange.h5"
 PROGRESS_INTERVAL_S = 5.0
@@ -505,6 +506,8 @@ def _read_walker(seg: Path, k: int) -> dict[int, dict[str, Any]]:
         path = seg / f"w{k}_{key[:3]}_0.bin"
         if not path.exists():
             continue
+        if frame_key == "forces":  # the model's forces exactly (see harness.units)
+            factor = factor * ipi_force_output_factor()
         parsed, _ = parse_bin_frames(path.read_bytes(), bin_title_length(key, units,
                                                                          "angstrom"),
                                      factor, path.name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,7 +51,7 @@ class Stability(base.Observable):
                  settings: AnalysisSettings = DEFAULT) -> list[Section]:
         from analysis.trajectories import read_record
 
-        records = [read_record(p) for p in files]
+        records = [r for r in map(read_record, files) if r.fixed_temperature]
         return [_section(records[0].challenge, records, workdir)] if records else []
 
     def report_sections(self, files: list[Path], workdir: Path,
@@ -62,7 +63,8 @@ class Stability(base.Observable):
         by_challenge: dict[str, list[RunRecord]] = defaultdict(list)
         for path in files:
             record = read_record(path)
-            by_challenge[record.challenge].append(record)
+            if record.fixed_temperature:  # ramps and sweeps: their own sections
+                by_challenge[record.challenge].append(record)
         return [_section(challenge, records, workdir)
                 for challenge, records in sorted(by_challenge.items())]
 
@@ -74,6 +76,7 @@ def command(args: argparse.Namespace) -> int:
 
     paths = trajectories.find([Path(p) for p in args.paths])
     records = [trajectories.read_record(p) for p in paths]
+    records = own_runs(records, args.paths)
     if args.challenge:
         records = [r for r in records if r.challenge == Path(args.challenge).name]
         if not records:
@@ -111,6 +114,31 @@ def command(args: argparse.Namespace) -> int:
     print(f"\nreport: {report_dir / 'stability.md'}, {report_dir / 'stability.json'}, "
           f"{report_dir / 'survival.png'}")
     return 0
+
+
+def own_runs(records: list[RunRecord], paths: list[str]) -> list[RunRecord]:
+    """The fixed-temperature runs among ``records``; says on stderr how many ramp and sweep
+    runs were left to their own commands, and raises when nothing is left.
+
+    A heating ramp's failure is its breaking temperature (``analysis ramp``), and a run of a
+    time-step sweep is one point of the sweep (``analysis dt-sweep``): neither is evidence of
+    stability at the temperature and time step it is filed under.
+    """
+    kept = [r for r in records if r.fixed_temperature]
+    left = defaultdict(int)
+    for record in records:
+        if not record.fixed_temperature:
+            left[record.protocol] += 1
+    if left:
+        where = {"ramp": "analysis ramp", "dt-sweep": "analysis dt-sweep"}
+        print("left out (analysed by their own commands): " + "; ".join(
+            f"{n} {name} runs ({where.get(name, 'its own command')})"
+            for name, n in sorted(left.items())), file=sys.stderr, flush=True)
+    if not kept:
+        raise UserError(f"no fixed-temperature runs under {', '.join(paths)}: heating ramps "
+                        "are analysed by 'analysis ramp', time-step sweeps by "
+                        "'analysis dt-sweep'")
+    return kept
 
 
 def _section(challenge: str, records: list[RunRecord], workdir: Path) -> Section:
