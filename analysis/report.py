@@ -229,6 +229,8 @@ def build(paths: list[Path], cache_root: Path | None, progress: Progress,
     try:
         for chal in challenges:
             for provider in found:
+                if not runs_for(provider.name, chal.runs):
+                    continue  # e.g. the ramp section where no run is a ramp: nothing to show
                 progress.start(f"{provider.name}: {chal.name}")
                 outcome = _run_provider(provider, chal, store, hasher, keep=scratch is None,
                                         settings=settings)
