@@ -66,31 +66,31 @@ def mace_settings(options: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def _calculator(model_file: Path | None, options: dict[str, Any]):
-    assert model_file is not None  # the cached weights or the user's file
-    mace.allow_pickled_model()
-    with mace.quiet():
-        from mace.calculators import mace_mp
+def foundation_family(name: str, loader: str, description: str,
+                      pretrained: tuple[Pretrained, ...], default: str) -> ModelFamily:
+    """A family of mace-torch foundation models loaded by ``mace.calculators.<loader>``
+    (``mace_mp``, ``mace_off``): everything else is shared with the ``mace`` family."""
 
-        return mace_mp(model=str(model_file), **mace_settings(options))
+    def calculator(model_file: Path | None, options: dict[str, Any]):
+        assert model_file is not None  # the cached weights or the user's file
+        mace.allow_pickled_model()
+        with mace.quiet():
+            import mace.calculators as loaders
+
+            return getattr(loaders, loader)(model=str(model_file), **mace_settings(options))
+
+    def batch_evaluator(model_file: Path | None, options: dict[str, Any]):
+        return mace.batch_evaluator(model_file, mace_settings(options))
+
+    return ModelFamily(name=name, description=description, ase_calculator=calculator,
+                       packages=("mace-torch", "torch", "e3nn"), requires=("mace", "torch"),
+                       install_hint=mace.INSTALL, model_elements=mace.elements,
+                       model_metadata=mace.metadata, options=OPTIONS,
+                       batch_evaluator=batch_evaluator, pretrained=pretrained,
+                       default_pretrained=default)
 
 
-def _batch_evaluator(model_file: Path | None, options: dict[str, Any]):
-    return mace.batch_evaluator(model_file, mace_settings(options))
-
-
-FAMILY = ModelFamily(
-    name="mace-mp",
-    description="MACE-MP foundation models (mace-torch mace_mp; weights fetched once, "
-                "hash checked; default medium-mpa-0)",
-    ase_calculator=_calculator,
-    packages=("mace-torch", "torch", "e3nn"),
-    requires=("mace", "torch"),
-    install_hint=mace.INSTALL,
-    model_elements=mace.elements,
-    model_metadata=mace.metadata,
-    options=OPTIONS,
-    batch_evaluator=_batch_evaluator,
-    pretrained=PRETRAINED,
-    default_pretrained="medium-mpa-0",
-)
+FAMILY = foundation_family(
+    "mace-mp", "mace_mp",
+    "MACE-MP foundation models (mace-torch mace_mp; weights fetched once, hash checked; "
+    "default medium-mpa-0)", PRETRAINED, "medium-mpa-0")

@@ -8,11 +8,8 @@ refused before anything runs. Weights are fetched once into the harness's cache,
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-from harness.models import Download, ModelFamily, Pretrained, mace
-from harness.models.mace_mp import ONE_RECORD, OPTIONS, mace_settings
+from harness.models import Download, Pretrained
+from harness.models.mace_mp import ONE_RECORD, foundation_family
 
 FOLDER = "https://raw.githubusercontent.com/ACEsuit/mace-off/main/mace_off23"
 ELEMENTS = frozenset({"H", "C", "N", "O", "F", "P", "S", "Cl", "Br", "I"})
@@ -33,31 +30,7 @@ PRETRAINED = (
 )
 
 
-def _calculator(model_file: Path | None, options: dict[str, Any]):
-    assert model_file is not None
-    mace.allow_pickled_model()
-    with mace.quiet():
-        from mace.calculators import mace_off
-
-        return mace_off(model=str(model_file), **mace_settings(options))
-
-
-def _batch_evaluator(model_file: Path | None, options: dict[str, Any]):
-    return mace.batch_evaluator(model_file, mace_settings(options))
-
-
-FAMILY = ModelFamily(
-    name="mace-off",
-    description="MACE-OFF23 organic foundation models (mace-torch mace_off; weights fetched "
-                "once, hash checked; default medium)",
-    ase_calculator=_calculator,
-    packages=("mace-torch", "torch", "e3nn"),
-    requires=("mace", "torch"),
-    install_hint=mace.INSTALL,
-    model_elements=mace.elements,
-    model_metadata=mace.metadata,
-    options=OPTIONS,
-    batch_evaluator=_batch_evaluator,
-    pretrained=PRETRAINED,
-    default_pretrained="medium",
-)
+FAMILY = foundation_family(
+    "mace-off", "mace_off",
+    "MACE-OFF23 organic foundation models (mace-torch mace_off; weights fetched once, hash "
+    "checked; default medium)", PRETRAINED, "medium")
