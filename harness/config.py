@@ -237,18 +237,20 @@ def model_files(items: list[str] | None, names: list[str],
     the option in messages (``--model-python`` takes its values the same way).
     """
     files: dict[str, str | None] = {name: None for name in names}
-    what = "interpreters" if flag == "--model-python" else "files"
+    what = {"--model-python": "interpreters", "--label": "labels"}.get(flag, "files")
+    value = "NAME" if flag == "--label" else "PATH"
     for item in items or []:
         name, sep, path = item.partition("=")
         if sep and name in files:
             target = name
-        elif sep and (name in models.families() or name.startswith("ase:")):
+        elif sep and (flag == "--label" or name in models.families()
+                      or name.startswith("ase:")):
             raise UserError(f"{flag} {item}: model {name!r} is not among --model "
                             f"{','.join(names)}")
         elif len(names) == 1:
             target, path = names[0], item
         else:
-            raise UserError(f"{flag} {item}: with several models write MODEL=PATH, "
+            raise UserError(f"{flag} {item}: with several models write MODEL={value}, "
                             f"e.g. {flag} {names[0]}={item}")
         if files[target] is not None:
             raise UserError(f"{flag}: two {what} for model {target!r} ({files[target]} "
@@ -293,24 +295,9 @@ def model_labels(items: list[str] | None, names: list[str]) -> dict[str, str | N
         For a label that cannot name a folder, a bare label with several models, two labels
         for one model, or a model that is not among ``--model``.
     """
-    labels: dict[str, str | None] = {name: None for name in names}
-    for item in items or []:
-        name, sep, label = item.partition("=")
-        if sep and name in labels:
-            target = name
-        elif sep:
-            raise UserError(f"--label {item}: model {name!r} is not among --model "
-                            f"{','.join(names)}")
-        elif len(names) == 1:
-            target, label = names[0], item
-        else:
-            raise UserError(f"--label {item}: with several models write MODEL=NAME, e.g. "
-                            f"--label {names[0]}={item}")
-        if labels[target] is not None:
-            raise UserError(f"--label: two labels for model {target!r} ({labels[target]} and "
-                            f"{label}); give one")
-        labels[target] = models.check_label(label)
-    return labels
+    labels = model_files(items, names, "--label")
+    return {name: None if label is None else models.check_label(label)
+            for name, label in labels.items()}
 
 
 def check_unique_labels(labels: dict[str, str]) -> None:
