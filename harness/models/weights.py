@@ -13,7 +13,6 @@ download and where to put it; the launch exits with code 2. ``--model-file`` alw
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import urllib.error
@@ -21,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.models import Download
+from harness.models import Download, sha256_of
 
 #: Seconds to wait for the server before giving up (offline machines fail at once).
 TIMEOUT_S = 60.0
@@ -42,15 +41,6 @@ def cached_path(download: Download, family: str) -> Path:
     return cache_dir() / family / download.filename
 
 
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _where_to_put(download: Download, target: Path) -> str:
     return (f"download {download.url} and put it at {target} (sha256 {download.sha256}), "
             "or give the file with --model-file")
@@ -67,7 +57,7 @@ def fetch(download: Download, family: str, model: str) -> Path:
     """
     target = cached_path(download, family)
     if target.is_file():
-        found = sha256_file(target)
+        found = sha256_of(target)
         if found != download.sha256:
             raise UserError(f"model {family} {model}: the cached file {target} has sha256 "
                             f"{found}, not the published {download.sha256}; delete it and "
@@ -84,7 +74,7 @@ def fetch(download: Download, family: str, model: str) -> Path:
                 urllib.request.urlopen(download.url, timeout=TIMEOUT_S) as response:  # noqa: S310
             for block in iter(lambda: response.read(1 << 20), b""):
                 out.write(block)
-        found = sha256_file(tmp)
+        found = sha256_of(tmp)
         if found != download.sha256:
             raise UserError(f"model {family} {model}: {download.url} gave a file with sha256 "
                             f"{found}, not the published {download.sha256}; not used. "
