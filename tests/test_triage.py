@@ -233,3 +233,23 @@ def test_frames_the_reference_cannot_evaluate_are_left_out_and_counted(runs) -> 
     assert stretched > 0 and lengths.max() <= 1.8  # those frames are gone from the numbers
     assert result["cost"][PEPTIDE]["reference_failed_frames"] == stretched
     assert f"could not evaluate {stretched} frame(s)" in result["markdown"]
+
+
+def test_trajectories_without_forces_are_left_out_and_named(runs, tmp_path: Path) -> None:
+    """A compact reference file (positions and energies, no forces) given as a run is named,
+    not read as if it held forces (it used to stop the report's errors section)."""
+    import shutil
+
+    from harness import challenges
+
+    compact = tmp_path / "ladder" / "replica-00.h5"
+    compact.parent.mkdir()
+    shipped = challenges.load(PEPTIDE).path / "reference" / "equilibrium"
+    shutil.copy(next(shipped.glob("*.h5")), compact)
+    report = tmp_path / "report"
+    proc = _analysis("errors", str(runs["gap"]), str(compact), "--report-dir", str(report),
+                     "--frames-per-run", "2", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((report / "errors.json").read_text())
+    assert {r["model"] for r in data["rows"]} == {"gap"}
+    assert f"1 trajectory stores no forces and is left out: {compact}" in proc.stdout

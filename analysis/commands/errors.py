@@ -63,8 +63,14 @@ def compute(paths: list[Path], settings, frames_per_run: int = DEFAULT_FRAMES_PE
     from harness import h5md
 
     selected = []
+    without_forces = []
     for path in trajectories.find(paths):
         record = trajectories.read_record(path)
+        if not F.has_forces(path):
+            # e.g. a compact reference file used as runs: nothing to compare, and nothing to
+            # claim about it
+            without_forces.append(path)
+            continue
         n_frames = h5md.read_meta(path)["n_frames"]
         frames = F.stored_frames(path, F.even_indices(n_frames, frames_per_run))
         if record.status == "failed":
@@ -82,9 +88,21 @@ def compute(paths: list[Path], settings, frames_per_run: int = DEFAULT_FRAMES_PE
                    "seconds_per_call": round(c.seconds_per_call, 4),
                    "reference_failed_frames": settings.reference_failed.get(name, 0)}
             for name, c in settings.cost.items()}
-    markdown = E.to_markdown(rows) + study.failed_note(settings)
+    skipped = without_forces_note(without_forces)
+    markdown = E.to_markdown(rows) + study.failed_note(settings) + skipped
     return {"rows": rows, "markdown": markdown, "sampled_steps": sampled,
-            "frames_per_run": frames_per_run, "cost": cost}
+            "frames_per_run": frames_per_run, "cost": cost, "without_forces_note": skipped,
+            "without_forces": [str(p) for p in without_forces]}
+
+
+def without_forces_note(paths: list[Path]) -> str:
+    """One line naming the trajectories left out because they store no forces."""
+    if not paths:
+        return ""
+    names = ", ".join(str(p) for p in paths[:3]) + (f" and {len(paths) - 3} more"
+                                                    if len(paths) > 3 else "")
+    return (f"\n{len(paths)} trajector{'y stores' if len(paths) == 1 else 'ies store'} no "
+            f"forces and {'is' if len(paths) == 1 else 'are'} left out: {names}.\n")
 
 
 def write_outputs(result: dict[str, Any], out: Path) -> list[Path]:
@@ -125,12 +143,15 @@ def report_sections(files: list[Path], workdir: Path) -> list[Section]:
     except UserError as exc:
         return [Section(_challenge_of(files), "Errors against the reference",
                         f"Not evaluated: {exc}.")]
+    if not result["rows"] and result["without_forces"]:
+        return [Section(_challenge_of(files), "Errors against the reference",
+                        "Not evaluated: " + result["without_forces_note"].strip())]
     figures = write_outputs(result, workdir)
     sections = []
     for challenge in sorted({r["challenge"] for r in result["rows"]}):
         rows = [r for r in result["rows"] if r["challenge"] == challenge]
         text = E.to_markdown(rows, heading="####").split("\n", 2)[2] + \
-            failed_note(settings, challenge)
+            failed_note(settings, challenge) + result["without_forces_note"]
         mine = [Figure(f, "Force MAE per element and temperature (left) and per atom (right) "
                        "against the reference, on frames sampled evenly from every run.")
                 for f in figures if f.name.startswith(f"errors-{challenge}-")]

@@ -53,6 +53,12 @@ class FrameSet:
                         self.source + other.source)
 
 
+def has_forces(path: Path) -> bool:
+    """Whether the trajectory stores the model's forces (compact reference files do not)."""
+    with h5md.open_file(path, "r") as f:
+        return f"{h5md.PARTICLES}/force/value" in f
+
+
 def stored_frames(path: Path, indices: list[int]) -> FrameSet:
     """Stored frames at the given indices (sorted, unique), read without the others."""
     idx = sorted(set(int(i) for i in indices))
