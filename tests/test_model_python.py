@@ -143,11 +143,12 @@ def test_model_python_does_not_apply_to_lammps_served_models(tmp_path: Path) -> 
                 "only a model served by the python force client")
 
 
-def test_model_python_is_refused_by_replica_exchange(tmp_path: Path) -> None:
+def test_model_python_of_replica_exchange_is_checked_too(tmp_path: Path, bare_python: Path
+                                                        ) -> None:
     _user_error(launch(*HARMONIC, "--protocol", "remd", "--ladder", "500K:600K:2",
-                       "--model-python", f"harmonic={sys.executable}", "--out", str(tmp_path),
+                       "--model-python", f"harmonic={bare_python}", "--out", str(tmp_path),
                        "--dry-run"),
-                "--model-python does not apply to --protocol remd yet")
+                f"--model-python harmonic={bare_python}: that environment lacks numpy")
 
 
 @needs_sevenn_env

@@ -165,6 +165,43 @@ def test_killed_run_resumes_without_duplicated_or_missing_frames(tmp_path: Path)
             assert walkers[t_index][int(step) // 5] == walker, (step, row)
 
 
+
+def test_batched_clients_give_the_same_ladder_as_single_ones(tmp_path: Path) -> None:
+    """``--batch 3``: one client holds three connections to the i-PI socket and evaluates the
+    three walkers' structures in one call; under ``--model-python`` (here this interpreter,
+    through the other-environment path). The frames at every temperature and the exchanges
+    equal those of one ordinary client exactly: only who computes the forces changed."""
+    import json
+
+    challenge = make_challenge(tmp_path)
+    common = ("--model", "doublewell", "--challenge", str(challenge), "--protocol", "remd",
+              "--ladder", "300K:600K:3", "--exchange-stride", "10", "--time", "1ps",
+              "--stride", "5")
+    launch(*common, "--jobs", "1", "--out", str(tmp_path / "single"), timeout=300, check=True)
+    batched = launch(*common, "--batch", "3", "--model-python",
+                     f"doublewell={sys.executable}", "--out", str(tmp_path / "batched"),
+                     timeout=300, check=True)
+    assert "1 batched force client(s) serving 3 walkers under" in batched.stdout
+    folders = [tmp_path / kind / "doublewell" / "doublewell-remd-ladder1"
+               for kind in ("single", "batched")]
+    for temp in (300, 424.3, 600):
+        single, both = (h5md.read_frames(remd.temperature_file(f, temp)) for f in folders)
+        assert len(single["step"]) == 250 // 5 + 1
+        for key in ("positions", "velocities", "forces"):
+            assert np.array_equal(single[key], both[key]), (temp, key)
+        meta = h5md.read_meta(remd.temperature_file(folders[1], temp))
+        assert meta["run_spec"]["model_python"] == sys.executable
+    records = [remd.read_record(f / remd.RECORD) for f in folders]
+    assert records[0]["accepted"] == records[1]["accepted"]
+    assert records[0]["attempted"] == records[1]["attempted"] == [12, 13]
+    stats = json.loads(next((folders[1] / "remd").glob("seg-*/batch-0/client_stats.json"))
+                       .read_text())
+    # i-PI hands out the first system's positions alone and the others together once its
+    # forces are back: about two calls per step for the three walkers (364 when measured)
+    assert stats["max_batch"] == 3 and stats["structures"] == 3 * 251
+    assert stats["model_calls"] <= 2 * 251 + 20, stats
+
+
 BAD = {
     "ladder not increasing": (["--protocol", "remd", "--temperatures", "600,500"],
                               "strictly increasing"),

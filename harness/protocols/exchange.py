@@ -10,7 +10,8 @@ the usual scheme: every ``stride`` steps, neighbouring temperatures are tried, t
 2001, Syed et al. 2022 for its round trips). The acceptance test is i-PI's own: swap the
 ensembles, rescale the momenta by sqrt(T_new/T_old) so that only the potential energies
 decide, and accept with probability min(1, exp(log p_new - log p_old)) from i-PI's random
-stream, which i-PI's checkpoints keep, so a resumed run repeats the same exchanges.
+stream, which i-PI's checkpoints keep. Each system gets its own random stream for its
+thermostat (:func:`own_streams`): i-PI's threads made shared draws come in any order.
 
 Each attempt is one line of the log, written and flushed at the step it happens::
 
@@ -90,6 +91,52 @@ def neighbour_step(self: Any, step: int | None = None) -> None:
         self.sf.force_flush()
 
 
+def own_streams(syslist: Any, shared: Any) -> list[int]:
+    """Give every system its own random stream in place of the simulation's shared one.
+
+    i-PI steps its systems in parallel threads (``<simulation threading>``, on by default, and
+    what lets several force clients or one batched client serve the walkers at once), and all
+    of them draw their thermostat noise from the one simulation stream: in whatever order the
+    threads get there, so the same input gave other trajectories each time (measured: walkers
+    apart by 2 A after 1 ps of the double-well ladder). With a stream per system the draws no
+    longer depend on the threads. The seeds come from the shared stream, which only the main
+    thread uses from here on (the exchange attempts) and which i-PI's checkpoints keep: a run
+    repeats itself exactly, and a resume from a checkpoint repeats itself too (the systems'
+    streams start afresh from seeds drawn there; they are not in i-PI's checkpoint).
+
+    Returns the seeds, in system order.
+    """
+    from ipi.utils.prng import Random
+
+    seeds = []
+    for system in syslist:
+        seed = int(shared.u * (2**31 - 2)) + 1
+        stream = Random(seed=seed)
+        _replace(system, shared, stream, set())
+        seeds.append(seed)
+    return seeds
+
+
+def _replace(obj: Any, old: Any, new: Any, seen: set[int], depth: int = 0) -> None:
+    """Point every ``prng`` attribute that is ``old`` in i-PI objects under ``obj`` to ``new``
+    (the system, its motion, integrator, thermostats and their sub-thermostats)."""
+    if id(obj) in seen or depth > 6:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, (list, tuple)):
+        for item in obj:
+            _replace(item, old, new, seen, depth + 1)
+        return
+    if not type(obj).__module__.startswith("ipi.") or not hasattr(obj, "__dict__"):
+        return
+    for name, value in list(vars(obj).items()):
+        if value is old and name == "prng":
+            setattr(obj, name, new)
+        elif name not in ("forces", "beads", "cell", "nm", "ensemble", "output_maker",
+                          "simul", "bforce", "atoms"):  # not where streams live
+            _replace(value, old, new, seen, depth + 1)
+
+
 def install(log_path: Path) -> None:
     """Make i-PI's replica exchange use :func:`neighbour_step`, logging to ``log_path``."""
     from ipi.engine.smotion import remd
@@ -98,6 +145,7 @@ def install(log_path: Path) -> None:
 
     def bind(self: Any, syslist: Any, prng: Any, omaker: Any) -> None:
         original_bind(self, syslist, prng, omaker)
+        own_streams(syslist, prng)
         self._tea_log = open(log_path, "a", encoding="ascii")  # noqa: SIM115 (lives with i-PI)
 
     remd.ReplicaExchange.bind = bind

@@ -42,6 +42,7 @@ from harness import h5md, procs, provenance, runlock, sockets
 from harness.engines import ipi_input
 from harness.engines.ipi_stream import bin_title_length, parse_bin_frames
 from harness.errors import UserError
+from harness.model_python import CLIENT_PROTOCOL, client_command, client_env
 from harness.plan import RunSpec
 from harness.protocols import exchange
 from harness.structures import read_structure
@@ -61,6 +62,11 @@ PROGRESS_INTERVAL_S = 5.0
 #: While a run goes, its frames are collected into the H5MD files this often (status running),
 #: so a long ladder's results can be looked at (and shipped) before it ends.
 COLLECT_INTERVAL_S = 600.0
+#: How long a batched client waits for the other walkers' positions once one arrived (s).
+#: i-PI sends the systems' positions together only part of the time (walker 0's often
+#: alone, the others after its forces returned): waiting the straight runs' 1 s for a
+#: full batch would stall every step, while positions sent together arrive within 0.1 ms.
+GATHER_TIMEOUT_S = 0.02
 #: A temperature is matched to the ladder within this (K): i-PI prints 16 digits.
 TEMPERATURE_MATCH_K = 1e-6
 
@@ -90,6 +96,14 @@ class RemdPlan:
     stall_timeout_s: float = 600.0
     startup_timeout_s: float = 300.0
     checkpoint_steps: int = 2000
+    #: Walkers per batched force client (``--batch N``; 0: one-structure clients, ``clients``
+    #: of them): each batched client holds N connections to the i-PI socket and evaluates the
+    #: structures that arrive together in one model call (:mod:`harness.batch_driver`).
+    batch: int = 0
+    #: The model's own interpreter (``--model-python``), None for this one.
+    model_python: str | None = None
+    #: The vacuum box a periodic-only model sees a gas-phase molecule in (empty: none).
+    vacuum_box: dict[str, float] = field(default_factory=dict)
 
     @property
     def work(self) -> Path:
@@ -106,7 +120,7 @@ class RemdPlan:
     def trajectory_fields(self) -> dict[str, Any]:
         """What decides the trajectories (a resume with other values is refused)."""
         skip = ("clients", "omp_threads", "stall_timeout_s", "startup_timeout_s", "n_steps",
-                "folder")
+                "folder", "batch", "model_python")
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
     def to_json(self) -> str:
@@ -117,6 +131,15 @@ class RemdPlan:
     def from_json(cls, text: str) -> RemdPlan:
         """Rebuild a plan from :meth:`to_json`."""
         return cls(**json.loads(text))
+
+    def batch_sizes(self) -> list[int]:
+        """Walkers per batched client (``--batch``): the ladder split as evenly as it goes;
+        empty without batching."""
+        n = len(self.temperatures_K)
+        if self.batch <= 1:
+            return []
+        groups = math.ceil(n / self.batch)
+        return [n // groups + (1 if g < n % groups else 0) for g in range(groups)]
 
     def spec_at(self, index: int) -> RunSpec:
         """The run spec stored in the file of the ``index``-th temperature (and given to the
@@ -131,7 +154,8 @@ class RemdPlan:
             out_file=str(temperature_file(Path(self.folder), temp)),
             model_options=dict(self.model_options), stall_timeout_s=self.stall_timeout_s,
             startup_timeout_s=self.startup_timeout_s, omp_threads=self.omp_threads,
-            protocol="remd",
+            protocol="remd", model_python=self.model_python,
+            vacuum_box=dict(self.vacuum_box),
             protocol_options={"ladder_K": list(self.temperatures_K), "ladder": self.ladder,
                               "exchange_stride": self.exchange_stride,
                               "walkers_start_files": list(self.start_files)})
@@ -385,13 +409,45 @@ class RemdRun:
                                 "--exchange-log", EXCHANGE_LOG, "input.xml"],
                                seg / "ipi.log", cwd=seg, env=env)
         address = (seg / "input.xml").read_text()
-        address = ET.fromstring(address).find("ffsocket/address").text.strip()
+        address = sockets.full_path(ET.fromstring(address).find("ffsocket/address").text.strip())
+        if self.plan.model_python:  # the model's own interpreter (--model-python)
+            env = client_env(env, seg)
+        if self.plan.batch > 1:
+            self._start_batched(seg, address, env)
+            return
         for k in range(self.plan.clients):
             self.clients.append(procs.start(
-                [sys.executable, "-m", "harness.driver", "--spec", str(seg / "spec.json"),
-                 "--address", sockets.full_path(address), "--no-watchdog",
-                 "--connect-timeout", str(self.plan.startup_timeout_s)],
+                client_command(self.plan.model_python, "harness.driver")
+                + ["--spec", str(seg / "spec.json"), "--address", address, "--no-watchdog",
+                   "--connect-timeout", str(self.plan.startup_timeout_s),
+                   "--protocol", str(CLIENT_PROTOCOL)],
                 seg / f"driver-{k}.log", cwd=seg, env=env))
+
+    def _start_batched(self, seg: Path, address: str, env: dict[str, str]) -> None:
+        """One batched client per group of walkers (``--batch``), each joining its i-PI
+        socket once per walker it serves: i-PI hands every connection one system's
+        positions, and the client evaluates those that arrive together in one model call."""
+        from harness.batch_driver import JOIN, LEAVE, LEFT
+
+        env = dict(env)
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as for --batch of straight runs
+        for g, size in enumerate(self.plan.batch_sizes()):
+            group = seg / f"batch-{g}"
+            for sub in (JOIN, LEFT, LEAVE):
+                (group / sub).mkdir(parents=True, exist_ok=True)
+            for m in range(size):
+                slot = group / f"connection-{m:02d}"  # its log and model clock
+                slot.mkdir(exist_ok=True)
+                request = {"address": address, "spec": str(seg / "spec.json"),
+                           "work": str(slot), "first_step": 0, "no_watchdog": True,
+                           "protocol": CLIENT_PROTOCOL}
+                (group / JOIN / f"{m:02d}.json").write_text(json.dumps(request))
+            self.clients.append(procs.start(
+                client_command(self.plan.model_python, "harness.batch_driver")
+                + ["--group", str(group), "--protocol", str(CLIENT_PROTOCOL),
+                   "--idle-timeout", str(self.plan.startup_timeout_s),
+                   "--gather-timeout", str(GATHER_TIMEOUT_S)],
+                group / "client.log", cwd=seg, env=env))
 
     def _supervise(self, seg: Path, first: int) -> tuple[str, str]:
         """Watch i-PI and its clients until the run ends; returns (status, note)."""
@@ -447,8 +503,10 @@ class RemdRun:
                     self.ipi.wait(timeout=30.0)
                     continue
                 except subprocess.TimeoutExpired:
+                    log = (seg / "batch-0" / "client.log" if self.plan.batch
+                           else seg / "driver-0.log")
                     return "failed", ("the force client stopped at step "
-                                      f"{last_step}: {procs.tail(seg / 'driver-0.log')}")
+                                      f"{last_step}: {procs.tail(log)}")
             if now - last_change > limit:
                 return "failed", f"no new frame for {limit:g} s (stalled at step {last_step})"
 
@@ -735,10 +793,13 @@ def plan_from_settings(settings: dict[str, Any]) -> RemdPlan:
     else:
         raise UserError("--protocol remd needs a ladder: --ladder LOW:HIGH:N (e.g. "
                         "500K:900K:8) or --temperatures T1,T2,...")
-    for key, why in (("replicas", "one walker per temperature"),
-                     ("batch", "all temperatures share the force clients already")):
-        if settings.get(key) not in (None, 1):
-            raise UserError(f"--{key} does not apply to --protocol remd ({why})")
+    if settings.get("replicas") not in (None, 1):
+        raise UserError("--replicas does not apply to --protocol remd (one walker per "
+                        "temperature)")
+    batch = settings.get("batch") or 0
+    if batch > 1 and settings.get("jobs"):
+        raise UserError("--batch and --jobs both set the force clients of --protocol remd: "
+                        "--batch N gives one batched client per N temperatures; keep one")
     if settings["engine"] != "ipi" or str(settings.get("ensemble") or "nvt") != "nvt":
         raise UserError("--protocol remd runs in i-PI with the challenge's thermostat: drop "
                         "--engine lammps and --ensemble nve")
@@ -747,17 +808,11 @@ def plan_from_settings(settings: dict[str, Any]) -> RemdPlan:
         raise UserError("--protocol remd runs one model per launch: give one --model")
     name = names[0]
     family = models.get_family(name)
-    if settings.get("model_python"):
-        raise UserError("--model-python does not apply to --protocol remd yet (its walkers' "
-                        "force clients run in the harness's own environment): drop it, or "
-                        "install the model's packages here")
-    family.check_installed()
     if family.ase_calculator is None:
         raise UserError(f"model {name!r} is served by LAMMPS only; --protocol remd needs a "
                         "model with an ASE calculator (the python force client)")
-    if family.periodic_only and not challenge.periodic:
-        raise UserError(f"model {name!r} needs a periodic cell and --protocol remd does not "
-                        "box a gas-phase molecule yet: run it with --protocol md")
+    # installed here, or under the model's own interpreter (--model-python), asked there
+    python = config.model_pythons(settings, names)[name]
     files = config.model_files(settings["model_file"], names)
     options = config.model_options(settings["model_option"], names)
     model_file = models.resolve_model_file(family, files[name], challenge.name, options[name])
@@ -782,6 +837,9 @@ def plan_from_settings(settings: dict[str, Any]) -> RemdPlan:
     starts = [str(challenge.start_for_replica(walker_start(k, ladder_id,
                                                            len(challenge.starts))))
               for k in range(len(temps))]
+    box = (models.vacuum_box(family, sorted(set(starts)))
+           if family.periodic_only and not challenge.periodic else {})
+    batch = min(batch, len(temps)) if batch > 1 else 0
     out = Path(settings["out"]).expanduser().resolve()
     return RemdPlan(
         challenge=challenge.name, model=name, model_label=label,
@@ -792,7 +850,9 @@ def plan_from_settings(settings: dict[str, Any]) -> RemdPlan:
         thermostat_tau_fs=base.thermostat_tau_fs, periodic=challenge.periodic,
         folder=str(out / challenge.name / label), ladder=ladder_id,
         model_options=options[name],
-        clients=max(1, settings["jobs"] or min(len(temps), config.default_jobs())),
+        clients=(math.ceil(len(temps) / batch) if batch else
+                 max(1, settings["jobs"] or min(len(temps), config.default_jobs()))),
+        batch=batch, model_python=python, vacuum_box=box,
         omp_threads=settings["threads"] or 1, stall_timeout_s=settings["stall_timeout"],
         startup_timeout_s=settings["startup_timeout"],
         checkpoint_steps=stride * settings["flush_every"])
@@ -804,7 +864,12 @@ def describe(plan: RemdPlan) -> str:
     return (f"plan: challenge {plan.challenge}, model {plan.model_label}, replica exchange "
             f"(ladder {plan.ladder}) at T = {temps} K, {plan.n_steps * plan.dt_fs * 1e-3:g} ps "
             f"per temperature (dt {plan.dt_fs:g} fs, frame every {plan.stride} steps, exchange "
-            f"every {plan.exchange_stride} steps), {plan.clients} force client(s)")
+            f"every {plan.exchange_stride} steps), {plan.clients} "
+            + (f"batched force client(s) serving {'+'.join(map(str, plan.batch_sizes()))} "
+               "walkers" if plan.batch else "force client(s)")
+            + (f" under {plan.model_python}" if plan.model_python else "")
+            + (f"; vacuum box {plan.vacuum_box['edge_angstrom']:g} A for the model"
+               if plan.vacuum_box else ""))
 
 
 
