@@ -32,7 +32,7 @@ from typing import Any
 
 from harness import procs, sockets
 from harness.batch_driver import CLIENT_PID, DONE, GROUP_FILE, JOIN, LEAVE, LEFT, STATS_FILE
-from harness.engines.ipi_run import Supervisor
+from harness.engines.ipi_run import IpiSupervisor
 from harness.engines.lammps_run import uses_lammps
 from harness.errors import UserError
 from harness.local import LocalLauncher, _Active
@@ -121,7 +121,7 @@ class MemberHandle:
         self.send_signal(signal.SIGKILL)
 
 
-class MemberSupervisor(Supervisor):
+class MemberSupervisor(IpiSupervisor):
     """The i-PI supervisor of one run served by a group's shared force client."""
 
     def __init__(self, spec: RunSpec, progress: bool = False, group: Path | None = None):

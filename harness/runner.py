@@ -1,7 +1,7 @@
 """One run, supervised: the unit of work of every launcher, and the engine dispatch.
 
 :func:`supervisor_class` chooses who runs a spec: the i-PI supervisor
-(:class:`harness.engines.ipi_run.Supervisor`, i-PI + a python force client), i-PI with a
+(:class:`harness.engines.ipi_run.IpiSupervisor`, i-PI + a python force client), i-PI with a
 LAMMPS force client, or LAMMPS integrating by itself (:mod:`harness.engines.lammps_run`); with
 ``--batch`` a run is served by its group's shared client (:class:`harness.batch.MemberSupervisor`).
 :func:`run_spec` runs one spec under its lock.
@@ -19,9 +19,10 @@ from typing import Any
 
 from harness import engines, runlock
 from harness.batch import MemberSupervisor
-from harness.engines.ipi_run import Outcome, Supervisor, finished_status
+from harness.engines.ipi_run import finished_status
 from harness.engines.lammps_run import engine_of
 from harness.plan import RunSpec
+from harness.supervisor import Outcome, Supervisor
 
 
 def supervisor_class(spec: RunSpec) -> type[Supervisor]:

@@ -33,10 +33,10 @@ class Engine:
 
 
 def _ipi_supervisor(spec: RunSpec) -> type:
-    from harness.engines.ipi_run import Supervisor
+    from harness.engines.ipi_run import IpiSupervisor
     from harness.engines.lammps_run import LammpsClientSupervisor, uses_lammps
 
-    return LammpsClientSupervisor if uses_lammps(spec) else Supervisor
+    return LammpsClientSupervisor if uses_lammps(spec) else IpiSupervisor
 
 
 def _lammps_supervisor(spec: RunSpec) -> type:

@@ -1,6 +1,6 @@
 """Runs whose forces come from LAMMPS: ``--engine ipi`` with a LAMMPS client, ``--engine lammps``.
 
-Both derive from :class:`harness.engines.ipi_run.Supervisor` and write the same H5MD contract;
+Both derive from :class:`harness.supervisor.Supervisor` and write the same H5MD contract;
 :mod:`harness.runner` chooses between them (:func:`harness.runner.supervisor_class`).
 
 * :class:`LammpsClientSupervisor` (``--engine ipi``, pair-style models): i-PI integrates as
@@ -28,13 +28,14 @@ import numpy as np
 
 from harness import REPO_DIR, h5md, models, procs, provenance
 from harness.engines import get_engine, lammps_data, lammps_env
-from harness.engines.ipi_run import PROPERTY_COLUMNS, Segment, Supervisor
+from harness.engines.ipi_run import IpiSupervisor
 from harness.engines.lammps_streams import DumpStream, PrintStream
 from harness.errors import UserError
 from harness.plan import RunSpec
 from harness.stability.criteria import Frame
 from harness.stability.watchdog import WatchdogSettings, build_frame_criteria, first_event
 from harness.structures import read_structure
+from harness.supervisor import PROPERTY_COLUMNS, Segment, Supervisor
 
 NVT_INPUT = REPO_DIR / "lammps_inputs" / "nvt.in"
 CLIENT_INPUT = REPO_DIR / "lammps_inputs" / "ipi_client.in"
@@ -134,7 +135,7 @@ class FrameWatch:
         return None if event is None else {**event.to_dict(), "source": "watchdog (frames)"}
 
 
-class LammpsClientSupervisor(Supervisor):
+class LammpsClientSupervisor(IpiSupervisor):
     """i-PI integrates; LAMMPS ``fix ipi`` (through :mod:`lammps_client`) computes forces."""
 
     def _client_module(self) -> str:
@@ -145,6 +146,7 @@ class NativeSupervisor(Supervisor):
     """LAMMPS integrates; see the module docstring."""
 
     LOG_FILES = (LAMMPS_LOG, "lammps.out")
+    ENGINE_NAME = "LAMMPS"
 
     def __init__(self, spec: RunSpec, progress: bool = False):
         super().__init__(spec, progress)
