@@ -333,6 +333,8 @@ def model_calculator(name: str, model_file: str | None, options: dict[str, Any],
 
     Checks what a launch checks (installed, model file, elements) and returns the calculator
     and the resolved model file. Models served only as a LAMMPS pair style have no calculator.
+    A periodic-only model on a gas-phase challenge sees the structures in the vacuum box its
+    runs use (:func:`harness.models.boxed_calculator`).
     """
     family = models.get_family(name)
     family.check_installed()
@@ -344,7 +346,11 @@ def model_calculator(name: str, model_file: str | None, options: dict[str, Any],
         check_elements(family, None, challenge, options)
     resolved = models.resolve_model_file(family, model_file, challenge.name, options)
     check_elements(family, resolved, challenge, options)
-    return family.ase_calculator(resolved, options), resolved
+    calculator = family.ase_calculator(resolved, options)
+    if family.periodic_only and not challenge.periodic:  # the runs' vacuum box, as in runs
+        box = models.vacuum_box(family, [str(p) for p in challenge.starts])
+        calculator = models.boxed_calculator(calculator, box)
+    return calculator, resolved
 
 
 def watchdog_settings(settings: dict[str, Any], challenge: challenges.Challenge,

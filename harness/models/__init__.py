@@ -406,6 +406,35 @@ def vacuum_box(family: ModelFamily, start_files: list[str], margin_angstrom: flo
             "margin_angstrom": float(margin_angstrom)}
 
 
+def boxed_calculator(calculator: Any, box: dict[str, float]) -> Any:
+    """``calculator`` seeing every structure in the vacuum box ``box`` (:func:`vacuum_box`):
+    for the single-point commands (phonons, scans, error tables) on a gas-phase challenge, what
+    the force client does in runs. The structure is not moved; its cell and pbc are set on a
+    copy, so the caller's atoms stay gas-phase."""
+    from ase.calculators.calculator import Calculator, all_changes
+
+    edge = float(box["edge_angstrom"])
+
+    class InVacuumBox(Calculator):
+        implemented_properties = ("energy", "forces")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = calculator
+            self.box = dict(box)
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            boxed = self.atoms.copy()
+            boxed.cell[:] = [[edge, 0, 0], [0, edge, 0], [0, 0, edge]]
+            boxed.pbc = True
+            boxed.calc = self.inner
+            self.results = {"energy": float(boxed.get_potential_energy()),
+                            "forces": boxed.get_forces().copy()}
+
+    return InVacuumBox()
+
+
 def check_label(label: str, flag: str = "--label") -> str:
     """A run label as given by the user, checked to be usable as a folder name."""
     if not label or label in (".", "..") or not set(label) <= LABEL_CHARACTERS:
