@@ -992,3 +992,17 @@ def test_a_model_that_samples_can_agree_where_its_control_differs():
     assert (samples.decision, samples.control_decision) == ("agrees", "differs"), samples
     assert samples.ci_high <= 0.15 < study.control_intervals[key]["low"]
     assert stuck.decision == "differs" and stuck.control_decision == "differs"
+
+
+def test_a_reference_of_two_ladders_is_named_as_such():
+    """Verdicts name the equilibrium reference by what its ladders share, not by ladder 1."""
+    from types import SimpleNamespace
+
+    from analysis.observables.ramachandran.study import _reference_name
+
+    ladders = [SimpleNamespace(model=f"xtb-remd-ladder{k}") for k in (1, 2)]
+    equilibrium = SimpleNamespace(info={"kind": "equilibrium"}, method="GFN2-xTB")
+    assert _reference_name(equilibrium, ladders) == "xtb-remd (2 ladders)"
+    assert _reference_name(equilibrium, ladders[:1]) == "xtb-remd-ladder1"
+    straight = SimpleNamespace(info={}, method="GFN2-xTB")
+    assert _reference_name(straight, [SimpleNamespace(model=m) for m in ("xtb", "xtb")]) == "xtb"

@@ -92,7 +92,7 @@ def _study_challenge(name: str, records: list[trajectories.RunRecord],
     grouped: dict[tuple[str, float], list[trajectories.RunRecord]] = defaultdict(list)
     for rec in records:
         grouped[(rec.model, rec.temperature_K)].append(rec)
-    todo = [(ref_records[0].model, ref_records, True)] if ref_records else []
+    todo = [(_reference_name(refset, ref_records), ref_records, True)] if ref_records else []
     todo += [(model, recs, False) for (model, _), recs in sorted(grouped.items())]
     for model, recs, is_ref in todo:
         group, data = rama.analyse_group(sorted(recs, key=lambda r: r.replica), pairs, settings,
@@ -372,6 +372,22 @@ def _intervals(study: ChallengeStudy) -> None:
                 row["note"] = ("not judged: too few basin crossings for time blocks ("
                                + ", ".join(w.split(",")[0] for w in why if w) + ")")
             study.model_pairs.append(row)
+
+
+def _reference_name(refset, records: list[trajectories.RunRecord]) -> str:
+    """How verdicts name the reference group: its runs' label, or for several labels (the two
+    ladders of an equilibrium ensemble) what they share and how many there are."""
+    labels = sorted({r.model for r in records})
+    if len(labels) == 1:
+        return labels[0]
+    common = labels[0]
+    while common and not all(label.startswith(common) for label in labels):
+        common = common[:-1]
+    kind = "ladders" if refset is not None and refset.info.get("kind") == "equilibrium" \
+        else "labels"
+    common = common.rstrip("-_0123456789")
+    common = common.removesuffix("ladder").rstrip("-_") if kind == "ladders" else common
+    return f"{common or 'reference'} ({len(labels)} {kind})"
 
 
 def run_study(paths: list[Path], overrides: dict[str, Any] | None = None,
