@@ -34,7 +34,7 @@ import numpy as np
 
 from harness import ipi_wire
 from harness.driver import MODEL_CLOCK_FILE, ModelClock, ModelServer, step_monitor
-from harness.model_python import CLIENT_PROTOCOL, ProtocolMismatch, check_protocol
+from harness.model_python import CLIENT_PROTOCOL, check_protocol, parse_client_args
 
 JOIN, LEFT, LEAVE, DONE = "join", "left", "leave", "done"
 CLIENT_PID, GROUP_FILE, STATS_FILE = "client.pid", "group.json", "client_stats.json"
@@ -310,13 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds to wait for the other runs' positions once one arrived")
     parser.add_argument("--idle-timeout", type=float, default=600.0,
                         help="exit after this many seconds without any run")
-    parser.add_argument("--protocol", type=int, default=CLIENT_PROTOCOL,
-                        help="the launcher's client protocol version (checked)")
-    args = parser.parse_args(argv)
-    try:
-        check_protocol(args.protocol)
-    except ProtocolMismatch as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+    args = parse_client_args(parser, argv)
+    if args is None:
         return 2
     group = Path(args.group)
     pid_file = group / CLIENT_PID

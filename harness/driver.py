@@ -26,7 +26,7 @@ import numpy as np
 
 from harness import ipi_wire
 from harness.ipi_wire import SocketClosed, connect  # noqa: F401 - re-exported for callers
-from harness.model_python import CLIENT_PROTOCOL, ProtocolMismatch, check_protocol
+from harness.model_python import parse_client_args
 
 #: The file in a run's work folder where its force client keeps the model's cumulative time.
 MODEL_CLOCK_FILE = "model_clock"
@@ -213,13 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-step", type=int, default=0,
                         help="i-PI step of the first force call (restart step when resuming)")
     parser.add_argument("--no-watchdog", action="store_true")
-    parser.add_argument("--protocol", type=int, default=CLIENT_PROTOCOL,
-                        help="the supervisor's client protocol version (checked)")
-    args = parser.parse_args(argv)
-    try:
-        check_protocol(args.protocol)
-    except ProtocolMismatch as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+    args = parse_client_args(parser, argv)
+    if args is None:
         return 2
 
     from ase.io import read

@@ -61,6 +61,22 @@ def check_protocol(expected: int) -> None:
             "tea-harness source")
 
 
+def parse_client_args(parser: argparse.ArgumentParser, argv: list[str] | None
+                      ) -> argparse.Namespace | None:
+    """A force client's command line, with ``--protocol`` (the launcher's version) added and
+    checked: None after one ``error:`` line on stderr when the versions differ (the client
+    then exits with code 2)."""
+    parser.add_argument("--protocol", type=int, default=CLIENT_PROTOCOL,
+                        help="the launcher's client protocol version (checked)")
+    args = parser.parse_args(argv)
+    try:
+        check_protocol(args.protocol)
+    except ProtocolMismatch as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return None
+    return args
+
+
 # ---------------------------------------------------------------- child side
 def probe(modules: list[str], packages: list[str], everything: bool = False
           ) -> dict[str, Any]:

@@ -35,7 +35,7 @@ import numpy as np
 
 from harness import driver, ipi_wire, procs, sockets
 from harness.engines import lammps_run
-from harness.model_python import CLIENT_PROTOCOL, ProtocolMismatch, check_protocol
+from harness.model_python import parse_client_args
 
 #: fix ipi's conversion constants (src/MISC/fix_ipi.cpp, metal units: angstrom = 1,
 #: boltz = 8.617343e-5 eV/K); checked against native LAMMPS forces in the tests.
@@ -118,13 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connect-timeout", type=float, default=120.0)
     parser.add_argument("--first-step", type=int, default=0)
     parser.add_argument("--no-watchdog", action="store_true")
-    parser.add_argument("--protocol", type=int, default=CLIENT_PROTOCOL,
-                        help="the supervisor's client protocol version (checked)")
-    args = parser.parse_args(argv)
-    try:
-        check_protocol(args.protocol)
-    except ProtocolMismatch as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+    args = parse_client_args(parser, argv)
+    if args is None:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # run the clean-up below
 
