@@ -271,7 +271,25 @@ def test_weights_are_fetched_once_into_the_cache_and_hash_checked(tmp_path: Path
     Path(download.url.removeprefix("file://")).unlink()  # the second call needs no source
     assert weights.fetch(download, "fam", "m1") == path
     path.write_bytes(b"tampered")
-    with pytest.raises(UserError, match="has sha256 .* not the published"):
+    with pytest.raises(UserError, match="has sha256 .* not the expected"):
+        weights.fetch(download, "fam", "m1")
+
+
+def test_weights_without_a_published_hash_are_checked_against_the_first_download(
+        tmp_path: Path, monkeypatch) -> None:
+    """No hash published: the first download's is kept beside the file, later uses are
+    checked against it, and the provenance says so."""
+    monkeypatch.setenv("TEA_HARNESS_MODEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("TEA_HARNESS_OFFLINE", raising=False)
+    published = _published(tmp_path, b"weights without a published hash")
+    download = Download(url=published.url, sha256="", filename=published.filename)
+    path = weights.fetch(download, "fam", "m1")
+    pin = path.with_name("weights.model.sha256")
+    assert pin.read_text().strip() == published.sha256
+    assert weights.fetch(download, "fam", "m1") == path
+    assert weights.provenance(download, "fam")["sha256_source"] == weights.FIRST_USE
+    path.write_bytes(b"tampered")
+    with pytest.raises(UserError, match="not the expected .* delete it and weights.model.sha256"):
         weights.fetch(download, "fam", "m1")
 
 
