@@ -162,6 +162,7 @@ def test_pretrained_names_are_readable() -> None:
     assert sevenn.label(None, {"model": "7net-mf-0", "modal": "R2SCAN"}) == \
         "sevenn-7net-mf-0-R2SCAN"
     assert models.get_family("chgnet").label(None, {"model": "r2scan"}) == "chgnet-r2scan"
+    assert models.get_family("orb").label(None, {}) == "orb-v3-conservative-inf-omat"
     assert sevenn.label(Path("/x/my-7net.pth"), {}) == "sevenn-my-7net"
 
 
@@ -208,6 +209,17 @@ def test_sevenn_missing_an_element_is_refused_before_anything(tmp_path: Path) ->
     assert not (tmp_path / "out").exists()
 
 
+def test_orb_omol_missing_an_element_is_refused_before_anything(tmp_path: Path) -> None:
+    """ORB's OMol25 models declare H-Bi; orb-models is not installed here."""
+    folder = _challenge_with(tmp_path, "Po")
+    _assert_user_error(launch("--model", "orb", "--model-option", "orb:model=v3-direct-omol",
+                              "--challenge", str(folder), "--out", str(tmp_path / "out"),
+                              "--dry-run"),
+                       "model 'orb' (orb-v3-direct-omol) covers 83 elements but challenge "
+                       "'peptide-po' needs Po too")
+    assert not (tmp_path / "out").exists()
+
+
 # ------------------------------------------------------------------------------ bad input
 BAD = {
     "unknown sevenn model": (["--model", "sevenn", "--model-option", "sevenn:model=nope"],
@@ -217,6 +229,9 @@ BAD = {
                               "mace-mp:model=nope: unknown pretrained mace-mp model"),
     "unknown chgnet model": (["--model", "chgnet", "--model-option", "model=0.9"],
                              "chgnet:model=0.9: unknown pretrained chgnet model"),
+    "unknown orb model": (["--model", "orb", "--model-option", "orb:model=v4"],
+                          "orb:model=v4: unknown pretrained orb model; choose one of "
+                          "v3-conservative-inf-omat,"),
     "modal of a one-level model": (["--model", "sevenn", "--model-option", "modal=PBE"],
                                    "sevenn 7net-0 has modals none"),
     "mace-off lacks Pb": (["--model", "mace-off", "--challenge", "mapbi3"],
