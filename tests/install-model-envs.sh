@@ -17,12 +17,12 @@ if [ "${1:-}" = "--with" ]; then
 fi
 python=${1:-python3}
 
-# build NAME CHECK SPEC...: .venv-models/NAME with torch==2.13.0 (the CPU build: any other
-# torch spec pulls several GB of CUDA; the pin also refuses a package that wants another
-# torch) and SPEC..., unless it is there and CHECK runs in it
+# build NAME CHECK DROP SPEC...: .venv-models/NAME with torch==2.13.0 (the CPU build: any
+# other torch spec pulls several GB of CUDA; the pin also refuses a package that wants another
+# torch) and SPEC..., less the packages DROP names, unless it is there and CHECK runs in it
 build() {
-    local name=$1 check=$2
-    shift 2
+    local name=$1 check=$2 drop=$3
+    shift 3
     local dir=.venv-models/$name
     if [ -x "$dir/bin/python" ] && "$dir/bin/python" -c "$check" 2>/dev/null; then
         return 0
@@ -36,6 +36,7 @@ build() {
     if "$python" -m venv "$dir" \
         && "$dir/bin/pip" install -q --disable-pip-version-check torch==2.13.0 \
         && "$dir/bin/pip" install -q --disable-pip-version-check -c "$pin" "$@" ase numpy \
+        && { [ -z "$drop" ] || "$dir/bin/pip" uninstall -q -y $drop; } \
         && "$dir/bin/python" -c "$check"; then
         echo "tests: built $dir in $(( $(date +%s) - started )) s" >&2
     else
@@ -47,13 +48,16 @@ build() {
 }
 
 build sevenn 'import numpy, ase, sevenn, e3nn; from sevenn.calculator import SevenNetCalculator' \
-    'sevenn==0.13.*'
+    "" 'sevenn==0.13.*'
 for family in ${extra//,/ }; do
     case $family in
         orb) build orb 'import numpy, ase; from orb_models.forcefield import pretrained' \
-                 'orb-models==0.5.*' ;;
+                 "" 'orb-models==0.5.*' ;;
+        # mattersim requires torchvision and torchaudio; PyPI's torchvision 0.28.0 (the one
+        # for torch 2.13.0) is a CUDA build whose operators fail to load beside the CPU torch,
+        # and torchmetrics imports it when present: mattersim's force field uses neither
         mattersim) build mattersim 'import numpy, ase; from mattersim.forcefield import Potential' \
-                 'mattersim==1.*' ;;
+                 "torchvision torchaudio" 'mattersim==1.2.*' ;;
         *) echo "tests: no model environment named $family (known: orb, mattersim)" >&2 ;;
     esac
 done

@@ -11,8 +11,10 @@ the command that builds it, where it is absent; the bad-input ones need none.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,7 @@ ENVS = REPO / ".venv-models"
 SCRIPT = REPO / "tests" / "env_models.py"
 N_STEPS = 2
 #: family -> file name of its random stand-in (the run is labelled <family>-<stem>)
-FAMILIES = {"orb": "v3-random.ckpt"}
+FAMILIES = {"orb": "v3-random.ckpt", "mattersim": "m3gnet-random.pth"}
 
 
 def env_python(family: str) -> Path:
@@ -105,3 +107,19 @@ def test_the_report_names_the_model_readably(family_runs) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = (out / "reports" / "report.md").read_text()
     assert f"| {_label(family)} | 300 | 2 / 2 |" in text
+
+
+@pytest.mark.parametrize("family, module", [("orb", "orb_models"), ("mattersim", "mattersim")])
+def test_an_interpreter_without_the_package_is_one_line(family: str, module: str,
+                                                        tmp_path: Path) -> None:
+    """This environment's own python lacks orb-models and mattersim: named as the model's
+    interpreter it is refused before anything runs, in one line, exit code 2."""
+    if importlib.util.find_spec(module) is not None:
+        pytest.skip(f"{module} is installed in this environment")
+    proc = launch("--model", family, "--model-python", f"{family}={sys.executable}",
+                  "--out", str(tmp_path), "--dry-run")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert (f"that environment lacks the python package {module!r} that model {family!r} "
+            "needs") in lines[0]

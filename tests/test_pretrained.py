@@ -163,6 +163,7 @@ def test_pretrained_names_are_readable() -> None:
         "sevenn-7net-mf-0-R2SCAN"
     assert models.get_family("chgnet").label(None, {"model": "r2scan"}) == "chgnet-r2scan"
     assert models.get_family("orb").label(None, {}) == "orb-v3-conservative-inf-omat"
+    assert models.get_family("mattersim").label(None, {"model": "5M"}) == "mattersim-5m"
     assert sevenn.label(Path("/x/my-7net.pth"), {}) == "sevenn-my-7net"
 
 
@@ -209,14 +210,19 @@ def test_sevenn_missing_an_element_is_refused_before_anything(tmp_path: Path) ->
     assert not (tmp_path / "out").exists()
 
 
-def test_orb_omol_missing_an_element_is_refused_before_anything(tmp_path: Path) -> None:
-    """ORB's OMol25 models declare H-Bi; orb-models is not installed here."""
-    folder = _challenge_with(tmp_path, "Po")
-    _assert_user_error(launch("--model", "orb", "--model-option", "orb:model=v3-direct-omol",
-                              "--challenge", str(folder), "--out", str(tmp_path / "out"),
-                              "--dry-run"),
-                       "model 'orb' (orb-v3-direct-omol) covers 83 elements but challenge "
-                       "'peptide-po' needs Po too")
+@pytest.mark.parametrize("model, element, expected", [
+    (["orb", "--model-option", "orb:model=v3-direct-omol"], "Po",
+     "model 'orb' (orb-v3-direct-omol) covers 83 elements but challenge 'peptide-po' needs Po"),
+    (["mattersim"], "Am",
+     "model 'mattersim' (mattersim-1m) covers 94 elements but challenge 'peptide-am' needs Am"),
+])
+def test_families_in_other_envs_refuse_a_missing_element_before_anything(
+        model: list[str], element: str, expected: str, tmp_path: Path) -> None:
+    """Declared elements decide in the main environment, where orb-models and mattersim are
+    not installed (ORB's OMol25 models: H-Bi; MatterSim v1: H-Pu)."""
+    folder = _challenge_with(tmp_path, element)
+    _assert_user_error(launch("--model", *model, "--challenge", str(folder),
+                              "--out", str(tmp_path / "out"), "--dry-run"), expected)
     assert not (tmp_path / "out").exists()
 
 
@@ -232,6 +238,9 @@ BAD = {
     "unknown orb model": (["--model", "orb", "--model-option", "orb:model=v4"],
                           "orb:model=v4: unknown pretrained orb model; choose one of "
                           "v3-conservative-inf-omat,"),
+    "unknown mattersim model": (["--model", "mattersim", "--model-option", "model=10m"],
+                                "mattersim:model=10m: unknown pretrained mattersim model; "
+                                "choose one of 1m, 5m"),
     "modal of a one-level model": (["--model", "sevenn", "--model-option", "modal=PBE"],
                                    "sevenn 7net-0 has modals none"),
     "mace-off lacks Pb": (["--model", "mace-off", "--challenge", "mapbi3"],
