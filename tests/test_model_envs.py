@@ -123,3 +123,27 @@ def test_an_interpreter_without_the_package_is_one_line(family: str, module: str
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert (f"that environment lacks the python package {module!r} that model {family!r} "
             "needs") in lines[0]
+
+
+@pytest.mark.parametrize("family, url", [
+    ("orb", "https://orbitalmaterials-public-models.s3.us-west-1.amazonaws.com/forcefields/"
+            "orb-v3/orb-v3-conservative-inf-omat-20250404.ckpt"),
+    ("mattersim", "https://raw.githubusercontent.com/microsoft/mattersim/main/"
+                  "pretrained_models/mattersim-v1.0.0-1M.pth"),
+])
+def test_offline_without_cached_weights_says_what_to_download(family: str, url: str,
+                                                              tmp_path: Path) -> None:
+    """By name, served from its environment, with nothing cached and no network: one line
+    naming the URL and where to put the file, exit code 2, before any run starts."""
+    python = env_python(family)
+    env = dict(os.environ, TEA_HARNESS_OFFLINE="1",
+               TEA_HARNESS_MODEL_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "-m", "harness.launch", "--model", family,
+                           "--model-python", f"{family}={python}", "--replicas", "1",
+                           "--temperatures", "300", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"download {url} and put it at {tmp_path / 'cache' / family}/" in lines[0]
+    assert not (tmp_path / "out" / CHALLENGE).exists()
