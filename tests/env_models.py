@@ -57,6 +57,33 @@ def mattersim_calculator(path: str):
     return MatterSimCalculator(load_path=path, device="cpu")
 
 
+def aimnet2_checkpoint(out: str) -> None:
+    """AIMNet2 as aimnet's own ``aimnet2.yaml`` builds it (less its long-range Coulomb
+    output), random, in aimnet's v2 file format (model YAML + state dict + metadata)."""
+    import importlib.resources
+
+    import torch
+    import yaml
+    from aimnet.config import build_module
+
+    config = yaml.safe_load((importlib.resources.files("aimnet.models") / "aimnet2.yaml")
+                            .read_text())
+    config["kwargs"]["outputs"].pop("lrcoulomb", None)
+    text = yaml.safe_dump(config, sort_keys=False)
+    torch.manual_seed(SEED)
+    model = build_module(yaml.safe_load(text))
+    torch.save({"format_version": 2, "model_yaml": text, "state_dict": model.state_dict(),
+                "cutoff": 5.0, "needs_coulomb": False, "needs_dispersion": False,
+                "coulomb_mode": "none", "has_embedded_lr": False,
+                "implemented_species": [1, 6, 7, 8]}, out)
+
+
+def aimnet2_calculator(path: str):
+    from aimnet.calculators import AIMNet2ASE, AIMNet2Calculator
+
+    return AIMNet2ASE(AIMNet2Calculator(model=path, device="cpu"), charge=0, mult=1)
+
+
 def forces(family: str, checkpoint: str, frames: str, out: str) -> None:
     """The package's own calculator's forces on every frame (eV/A)."""
     from ase import Atoms

@@ -3,7 +3,8 @@
 # cannot share the main environment, one environment each under .venv-models/<family>.
 # Always: sevenn (e3nn >= 0.5, which mace-torch, pinned to e3nn 0.4.4 in the main environment,
 # excludes). Opt-in, because each costs minutes to build (torch again, and the package's own
-# stack): --with orb (orb-models), --with mattersim, or --with orb,mattersim.
+# stack): --with orb (orb-models), --with mattersim, --with aimnet2 (aimnet), or several:
+# --with orb,mattersim,aimnet2.
 # Reused when present and importing; rebuilt when broken. Needs pip to reach PyPI (the tests
 # themselves never download); where it cannot, it says so and exits 0: the tests that need
 # the environment then skip, naming this script.
@@ -58,7 +59,9 @@ for family in ${extra//,/ }; do
         # and torchmetrics imports it when present: mattersim's force field uses neither
         mattersim) build mattersim 'import numpy, ase; from mattersim.forcefield import Potential' \
                  "torchvision torchaudio" 'mattersim==1.2.*' ;;
-        *) echo "tests: no model environment named $family (known: orb, mattersim)" >&2 ;;
+        aimnet2) build aimnet2 'import numpy, ase; from aimnet.calculators import AIMNet2ASE' \
+                 "" 'aimnet==0.2.*' ;;
+        *) echo "tests: no model environment named $family (known: orb, mattersim, aimnet2)" >&2 ;;
     esac
 done
 exit 0

@@ -29,7 +29,8 @@ ENVS = REPO / ".venv-models"
 SCRIPT = REPO / "tests" / "env_models.py"
 N_STEPS = 2
 #: family -> file name of its random stand-in (the run is labelled <family>-<stem>)
-FAMILIES = {"orb": "v3-random.ckpt", "mattersim": "m3gnet-random.pth"}
+FAMILIES = {"orb": "v3-random.ckpt", "mattersim": "m3gnet-random.pth",
+            "aimnet2": "wb97m-random.pt"}
 
 
 def env_python(family: str) -> Path:
@@ -109,10 +110,11 @@ def test_the_report_names_the_model_readably(family_runs) -> None:
     assert f"| {_label(family)} | 300 | 2 / 2 |" in text
 
 
-@pytest.mark.parametrize("family, module", [("orb", "orb_models"), ("mattersim", "mattersim")])
+@pytest.mark.parametrize("family, module", [("orb", "orb_models"), ("mattersim", "mattersim"),
+                                            ("aimnet2", "aimnet")])
 def test_an_interpreter_without_the_package_is_one_line(family: str, module: str,
                                                         tmp_path: Path) -> None:
-    """This environment's own python lacks orb-models and mattersim: named as the model's
+    """This environment's own python lacks these packages: named as the model's
     interpreter it is refused before anything runs, in one line, exit code 2."""
     if importlib.util.find_spec(module) is not None:
         pytest.skip(f"{module} is installed in this environment")
@@ -130,6 +132,8 @@ def test_an_interpreter_without_the_package_is_one_line(family: str, module: str
             "orb-v3/orb-v3-conservative-inf-omat-20250404.ckpt"),
     ("mattersim", "https://raw.githubusercontent.com/microsoft/mattersim/main/"
                   "pretrained_models/mattersim-v1.0.0-1M.pth"),
+    ("aimnet2", "https://storage.googleapis.com/aimnetcentral/aimnet2v2/AIMNet2/"
+                "aimnet2_wb97m_d3_0.pt"),
 ])
 def test_offline_without_cached_weights_says_what_to_download(family: str, url: str,
                                                               tmp_path: Path) -> None:

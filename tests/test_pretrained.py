@@ -241,6 +241,12 @@ BAD = {
     "unknown mattersim model": (["--model", "mattersim", "--model-option", "model=10m"],
                                 "mattersim:model=10m: unknown pretrained mattersim model; "
                                 "choose one of 1m, 5m"),
+    "unknown aimnet2 model": (["--model", "aimnet2", "--model-option", "model=nse"],
+                              "aimnet2:model=nse: unknown pretrained aimnet2 model; choose "
+                              "one of wb97m-d3, b973c-d3"),
+    "aimnet2 lacks Pb": (["--model", "aimnet2", "--challenge", "mapbi3"],
+                         "model 'aimnet2' (aimnet2-wb97m-d3) covers As,B,Br,C,Cl,F,H,I,N,O,P,S,"
+                         "Se,Si but challenge 'mapbi3' needs Pb too"),
     "modal of a one-level model": (["--model", "sevenn", "--model-option", "modal=PBE"],
                                    "sevenn 7net-0 has modals none"),
     "mace-off lacks Pb": (["--model", "mace-off", "--challenge", "mapbi3"],
