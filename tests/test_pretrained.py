@@ -162,6 +162,8 @@ def test_pretrained_names_are_readable() -> None:
     assert sevenn.label(None, {"model": "7net-mf-0", "modal": "R2SCAN"}) == \
         "sevenn-7net-mf-0-R2SCAN"
     assert models.get_family("chgnet").label(None, {"model": "r2scan"}) == "chgnet-r2scan"
+    assert models.get_family("orb").label(None, {}) == "orb-v3-conservative-inf-omat"
+    assert models.get_family("mattersim").label(None, {"model": "5M"}) == "mattersim-5m"
     assert sevenn.label(Path("/x/my-7net.pth"), {}) == "sevenn-my-7net"
 
 
@@ -208,6 +210,22 @@ def test_sevenn_missing_an_element_is_refused_before_anything(tmp_path: Path) ->
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("model, element, expected", [
+    (["orb", "--model-option", "orb:model=v3-direct-omol"], "Po",
+     "model 'orb' (orb-v3-direct-omol) covers 83 elements but challenge 'peptide-po' needs Po"),
+    (["mattersim"], "Am",
+     "model 'mattersim' (mattersim-1m) covers 94 elements but challenge 'peptide-am' needs Am"),
+])
+def test_families_in_other_envs_refuse_a_missing_element_before_anything(
+        model: list[str], element: str, expected: str, tmp_path: Path) -> None:
+    """Declared elements decide in the main environment, where orb-models and mattersim are
+    not installed (ORB's OMol25 models: H-Bi; MatterSim v1: H-Pu)."""
+    folder = _challenge_with(tmp_path, element)
+    _assert_user_error(launch("--model", *model, "--challenge", str(folder),
+                              "--out", str(tmp_path / "out"), "--dry-run"), expected)
+    assert not (tmp_path / "out").exists()
+
+
 # ------------------------------------------------------------------------------ bad input
 BAD = {
     "unknown sevenn model": (["--model", "sevenn", "--model-option", "sevenn:model=nope"],
@@ -217,6 +235,18 @@ BAD = {
                               "mace-mp:model=nope: unknown pretrained mace-mp model"),
     "unknown chgnet model": (["--model", "chgnet", "--model-option", "model=0.9"],
                              "chgnet:model=0.9: unknown pretrained chgnet model"),
+    "unknown orb model": (["--model", "orb", "--model-option", "orb:model=v4"],
+                          "orb:model=v4: unknown pretrained orb model; choose one of "
+                          "v3-conservative-inf-omat,"),
+    "unknown mattersim model": (["--model", "mattersim", "--model-option", "model=10m"],
+                                "mattersim:model=10m: unknown pretrained mattersim model; "
+                                "choose one of 1m, 5m"),
+    "unknown aimnet2 model": (["--model", "aimnet2", "--model-option", "model=nse"],
+                              "aimnet2:model=nse: unknown pretrained aimnet2 model; choose "
+                              "one of wb97m-d3, b973c-d3"),
+    "aimnet2 lacks Pb": (["--model", "aimnet2", "--challenge", "mapbi3"],
+                         "model 'aimnet2' (aimnet2-wb97m-d3) covers As,B,Br,C,Cl,F,H,I,N,O,P,S,"
+                         "Se,Si but challenge 'mapbi3' needs Pb too"),
     "modal of a one-level model": (["--model", "sevenn", "--model-option", "modal=PBE"],
                                    "sevenn 7net-0 has modals none"),
     "mace-off lacks Pb": (["--model", "mace-off", "--challenge", "mapbi3"],
@@ -271,7 +301,25 @@ def test_weights_are_fetched_once_into_the_cache_and_hash_checked(tmp_path: Path
     Path(download.url.removeprefix("file://")).unlink()  # the second call needs no source
     assert weights.fetch(download, "fam", "m1") == path
     path.write_bytes(b"tampered")
-    with pytest.raises(UserError, match="has sha256 .* not the published"):
+    with pytest.raises(UserError, match="has sha256 .* not the expected"):
+        weights.fetch(download, "fam", "m1")
+
+
+def test_weights_without_a_published_hash_are_checked_against_the_first_download(
+        tmp_path: Path, monkeypatch) -> None:
+    """No hash published: the first download's is kept beside the file, later uses are
+    checked against it, and the provenance says so."""
+    monkeypatch.setenv("TEA_HARNESS_MODEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("TEA_HARNESS_OFFLINE", raising=False)
+    published = _published(tmp_path, b"weights without a published hash")
+    download = Download(url=published.url, sha256="", filename=published.filename)
+    path = weights.fetch(download, "fam", "m1")
+    pin = path.with_name("weights.model.sha256")
+    assert pin.read_text().strip() == published.sha256
+    assert weights.fetch(download, "fam", "m1") == path
+    assert weights.provenance(download, "fam")["sha256_source"] == weights.FIRST_USE
+    path.write_bytes(b"tampered")
+    with pytest.raises(UserError, match="not the expected .* delete it and weights.model.sha256"):
         weights.fetch(download, "fam", "m1")
 
 

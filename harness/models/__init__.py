@@ -35,7 +35,10 @@ class Download:
     url
         Where the authors publish the file.
     sha256
-        Its expected SHA-256; a file with another hash is refused.
+        Its expected SHA-256; a file with another hash is refused. Empty where no hash of the
+        file could be found: the hash of the first download is then kept beside the cached
+        file and every later use is checked against it (trust on first use, said in the
+        provenance).
     filename
         The name it is cached under (``$XDG_CACHE_HOME/tea-harness/models/<family>/``).
     sha256_source

@@ -6,6 +6,8 @@ fetched only when that model is run (at planning, once, before any run starts), 
 ``$XDG_CACHE_HOME/tea-harness/models/<family>/`` (``~/.cache/...`` by default, or the folder
 ``TEA_HARNESS_MODEL_CACHE`` names), and its SHA-256 is compared with the recorded one before
 it is used. The hash goes into every run's provenance like any model file's; the URL with it.
+Where no hash of the file could be found (``sha256`` empty), the hash of the first download is
+kept beside the cached file (``<file>.sha256``) and every later use is checked against it.
 
 Offline (no network, or ``TEA_HARNESS_OFFLINE=1``, which the tests set), one line says what to
 download and where to put it; the launch exits with code 2. ``--model-file`` always works.
@@ -41,9 +43,24 @@ def cached_path(download: Download, family: str) -> Path:
     return cache_dir() / family / download.filename
 
 
+#: What the provenance says of weights whose hash no source gives.
+FIRST_USE = ("no published hash: the hash of the first download is kept beside the cached "
+             "file and checked on every later use")
+
+
 def _where_to_put(download: Download, target: Path) -> str:
-    return (f"download {download.url} and put it at {target} (sha256 {download.sha256}), "
+    known = f" (sha256 {download.sha256})" if download.sha256 else ""
+    return (f"download {download.url} and put it at {target}{known}, "
             "or give the file with --model-file")
+
+
+def expected_sha256(download: Download, target: Path) -> str | None:
+    """The hash the cached file must have: the published one, else the one kept at the first
+    download (None before it)."""
+    if download.sha256:
+        return download.sha256
+    pin = target.with_name(target.name + ".sha256")
+    return pin.read_text().strip() if pin.is_file() else None
 
 
 def fetch(download: Download, family: str, model: str) -> Path:
@@ -56,11 +73,15 @@ def fetch(download: Download, family: str, model: str) -> Path:
         whose SHA-256 is not the recorded one (cached or just downloaded).
     """
     target = cached_path(download, family)
+    expected = expected_sha256(download, target)
     if target.is_file():
         found = sha256_of(target)
-        if found != download.sha256:
+        if expected is None:  # put there by hand, no hash published: kept as the reference
+            target.with_name(target.name + ".sha256").write_text(found + "\n")
+        elif found != expected:
+            also = "" if download.sha256 else f" and {target.name}.sha256 beside it"
             raise UserError(f"model {family} {model}: the cached file {target} has sha256 "
-                            f"{found}, not the published {download.sha256}; delete it and "
+                            f"{found}, not the expected {expected}; delete it{also} and "
                             "run again to fetch it anew")
         return target
     if os.environ.get("TEA_HARNESS_OFFLINE", "").strip() not in ("", "0"):
@@ -75,10 +96,12 @@ def fetch(download: Download, family: str, model: str) -> Path:
             for block in iter(lambda: response.read(1 << 20), b""):
                 out.write(block)
         found = sha256_of(tmp)
-        if found != download.sha256:
+        if expected is not None and found != expected:
             raise UserError(f"model {family} {model}: {download.url} gave a file with sha256 "
-                            f"{found}, not the published {download.sha256}; not used. "
+                            f"{found}, not the expected {expected}; not used. "
                             + _where_to_put(download, target))
+        if expected is None:
+            target.with_name(target.name + ".sha256").write_text(found + "\n")
         tmp.replace(target)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -92,5 +115,5 @@ def fetch(download: Download, family: str, model: str) -> Path:
 def provenance(download: Download, family: str) -> dict[str, str]:
     """What a run records about published weights: URL, expected hash, its source, cache."""
     return {"url": download.url, "sha256": download.sha256,
-            "sha256_source": download.sha256_source,
+            "sha256_source": download.sha256_source or FIRST_USE,
             "cache_path": str(cached_path(download, family))}
