@@ -112,6 +112,10 @@ FILE_SECONDS = {
     # on the machine beside other work, 2026-12-07: ~215 s at load ~4, ~600 s at load ~14;
     # SevenNet-0 under the second environment is most of it
     "test_model_python": 215,
+    # not listed before, so it started last and ran alone at the end of the suite: two CHGNet
+    # launches, CHGNet and mace-torch loaded in the worker (estimate from the 2026-12-07
+    # suite logs: none of its tests among the 25 slowest, ~15 launches of 2-5 s)
+    "test_pretrained": 60,
 }
 
 

@@ -241,15 +241,35 @@ SEVENN_FORCES = textwrap.dedent("""
     from ase import Atoms
     from sevenn.calculator import SevenNetCalculator
 
-    data = np.load(sys.argv[1])
-    calc = SevenNetCalculator(model="7net-0", device="cpu")
-    forces = []
-    for positions in data["positions"]:
-        atoms = Atoms(numbers=data["numbers"], positions=positions)
-        atoms.calc = calc
-        forces.append(atoms.get_forces())
-    np.save(sys.argv[2], np.array(forces))
+    calc = SevenNetCalculator(model="7net-0", device="cpu")  # loaded once for every file
+    for source, target in zip(sys.argv[1::2], sys.argv[2::2]):
+        data = np.load(source)
+        periodic = "boxes" in data
+        forces = []
+        for i, positions in enumerate(data["positions"]):
+            atoms = Atoms(numbers=data["numbers"], positions=positions,
+                          cell=data["boxes"][i] if periodic else None, pbc=periodic)
+            atoms.calc = calc
+            forces.append(atoms.get_forces())
+        np.save(target, np.array(forces))
 """)
+
+
+def _sevenns_own_forces(runs: list[dict], work: Path, periodic: bool) -> list[np.ndarray]:
+    """SevenNetCalculator's forces on every frame of ``runs`` (with the stored boxes where
+    ``periodic``), computed by the second interpreter itself in one process (one model
+    load for all runs: loading SevenNet-0 there costs 10-20 s beside other work)."""
+    args = []
+    for i, run in enumerate(runs):
+        frames, expected = work / f"frames-{i}.npz", work / f"forces-{i}.npy"
+        numbers = read_structure(run["meta"]["run_spec"]["start_file"]).numbers
+        boxes = {"boxes": run["box"]} if periodic else {}
+        np.savez(frames, positions=run["positions"], numbers=numbers, **boxes)
+        args += [str(frames), str(expected)]
+    proc = subprocess.run([str(SEVENN_PY), "-c", SEVENN_FORCES, *args], capture_output=True,
+                          text=True, timeout=1200, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr
+    return [np.load(expected) for expected in args[1::2]]
 
 
 @pytest.fixture(scope="module")
@@ -265,10 +285,11 @@ def two_envs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("two-envs")
     tiny = make_mace(root / "tiny.model")
     out = root / "runs"
-    # 10 steps, frames at 0, 5, 10: SevenNet-0 costs 1.5 to 6 s a step on 2 loaded cores
+    # 4 steps, frames at 0, 2, 4: SevenNet-0 costs 1.5 to 6 s a step on 2 loaded cores, and
+    # what is checked (seeds, starts, provenance, forces frame by frame) needs no length
     proc = launch("--model", "mace,sevenn", "--model-file", f"mace={tiny}",
                   "--model-python", f"sevenn={SEVENN_PY}", "--challenge", CHALLENGE,
-                  "--temperatures", "500", "--replicas", "2", "--time", "5fs", "--stride", "5",
+                  "--temperatures", "500", "--replicas", "2", "--time", "2fs", "--stride", "2",
                   # loading torch models beside other work took over 300 s once
                   "--startup-timeout", "20min", "--stall-timeout", "10min",
                   "--out", str(out), timeout=2400)
@@ -288,7 +309,7 @@ def test_one_launch_runs_mace_and_sevenn_in_two_environments(two_envs: Path) -> 
         sevenn = _frames(two_envs, SEVENN_LABEL, replica, "500K")
         for run in (mace, sevenn):
             assert run["meta"]["status"] == "completed"
-            np.testing.assert_array_equal(run["meta"]["steps"], [0, 5, 10])
+            np.testing.assert_array_equal(run["meta"]["steps"], [0, 2, 4])
         assert mace["meta"]["run_spec"]["seed"] == sevenn["meta"]["run_spec"]["seed"]
         assert mace["meta"]["run_spec"]["start_file"] == sevenn["meta"]["run_spec"]["start_file"]
         np.testing.assert_array_equal(mace["positions"][0], sevenn["positions"][0])
@@ -320,17 +341,10 @@ def test_sevenn_forces_in_the_files_equal_sevenns_own_calculator(two_envs: Path,
                                                                  tmp_path: Path) -> None:
     """Every frame's forces in the SevenNet files equal SevenNetCalculator's on the same
     positions, computed by the second interpreter itself (1e-6 eV/A)."""
-    for replica in (0, 1):
-        run = _frames(two_envs, SEVENN_LABEL, replica, "500K")
-        frames = tmp_path / f"frames-{replica}.npz"
-        numbers = read_structure(run["meta"]["run_spec"]["start_file"]).numbers
-        np.savez(frames, positions=run["positions"], numbers=numbers)
-        expected = tmp_path / f"forces-{replica}.npy"
-        proc = subprocess.run([str(SEVENN_PY), "-c", SEVENN_FORCES, str(frames), str(expected)],
-                              capture_output=True, text=True, timeout=900,
-                              env=dict(os.environ, OMP_NUM_THREADS="1"))
-        assert proc.returncode == 0, proc.stderr
-        np.testing.assert_allclose(run["forces"], np.load(expected), rtol=0, atol=1e-6)
+    runs = [_frames(two_envs, SEVENN_LABEL, replica, "500K") for replica in (0, 1)]
+    for run, expected in zip(runs, _sevenns_own_forces(runs, tmp_path, periodic=False),
+                             strict=True):
+        np.testing.assert_allclose(run["forces"], expected, rtol=0, atol=1e-6)
 
 
 # ------------------------------------------------------------ SevenNet, batched graphs
@@ -390,23 +404,6 @@ def test_sevenn_batched_graphs_equal_one_at_a_time(tmp_path: Path) -> None:
 
 
 # ------------------------------------------- must show: --model sevenn --challenge mapbi3
-SEVENN_PERIODIC_FORCES = textwrap.dedent("""
-    import sys
-    import numpy as np
-    from ase import Atoms
-    from sevenn.calculator import SevenNetCalculator
-
-    data = np.load(sys.argv[1])
-    calc = SevenNetCalculator(model="7net-0", device="cpu")
-    forces = []
-    for positions, box in zip(data["positions"], data["boxes"]):
-        atoms = Atoms(numbers=data["numbers"], positions=positions, cell=box, pbc=True)
-        atoms.calc = calc
-        forces.append(atoms.get_forces())
-    np.save(sys.argv[2], np.array(forces))
-""")
-
-
 @needs_sevenn_env
 def test_sevenn_by_name_on_mapbi3_in_its_own_environment(tmp_path: Path) -> None:
     """``--model sevenn --challenge mapbi3`` served from the second environment: 2 short
@@ -415,7 +412,7 @@ def test_sevenn_by_name_on_mapbi3_in_its_own_environment(tmp_path: Path) -> None
     out = tmp_path / "runs"
     proc = launch("--model", "sevenn", "--model-python", f"sevenn={SEVENN_PY}",
                   "--challenge", "mapbi3", "--temperatures", "300", "--replicas", "2",
-                  "--time", "5fs", "--stride", "5", "--startup-timeout", "20min",
+                  "--time", "2fs", "--stride", "2", "--startup-timeout", "20min",
                   "--stall-timeout", "10min", "--out", str(out), timeout=2400)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 completed, 0 failed" in proc.stdout
@@ -423,18 +420,12 @@ def test_sevenn_by_name_on_mapbi3_in_its_own_environment(tmp_path: Path) -> None
     assert report.returncode == 0, report.stdout + report.stderr
     text = (out / "reports" / "report.md").read_text()
     assert "| sevenn-7net-0 | 300 | 2 / 2 |" in text
+    runs = []
     for replica in (0, 1):
         path = out / "mapbi3" / "sevenn-7net-0" / "300K" / f"replica-{replica:02d}.h5"
-        run = h5md.read_frames(path)
-        meta = h5md.read_meta(path)
-        assert meta["provenance"]["model_python"]["executable"] == str(SEVENN_PY)
-        numbers = read_structure(meta["run_spec"]["start_file"]).numbers
-        boxes = run["box"]
-        frames = tmp_path / f"frames-{replica}.npz"
-        np.savez(frames, positions=run["positions"], boxes=boxes, numbers=numbers)
-        expected = tmp_path / f"forces-{replica}.npy"
-        calc = subprocess.run([str(SEVENN_PY), "-c", SEVENN_PERIODIC_FORCES, str(frames),
-                               str(expected)], capture_output=True, text=True, timeout=1200,
-                              env=dict(os.environ, OMP_NUM_THREADS="1"))
-        assert calc.returncode == 0, calc.stderr
-        np.testing.assert_allclose(run["forces"], np.load(expected), rtol=0, atol=1e-6)
+        runs.append(h5md.read_frames(path) | {"meta": h5md.read_meta(path)})
+        assert runs[-1]["meta"]["provenance"]["model_python"]["executable"] == str(SEVENN_PY)
+        np.testing.assert_array_equal(runs[-1]["meta"]["steps"], [0, 2, 4])
+    for run, expected in zip(runs, _sevenns_own_forces(runs, tmp_path, periodic=True),
+                             strict=True):
+        np.testing.assert_allclose(run["forces"], expected, rtol=0, atol=1e-6)
