@@ -219,6 +219,8 @@ BAD = {
     "no ladder": (["--protocol", "remd"], "needs a ladder"),
     "replicas": (["--protocol", "remd", "--ladder", "500K:900K:4", "--replicas", "12"],
                  "does not apply"),
+    "batch beside jobs": (["--protocol", "remd", "--ladder", "500K:900K:4", "--batch", "2",
+                           "--jobs", "2"], "--batch and --jobs both set the force clients"),
 }
 
 
