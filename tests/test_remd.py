@@ -295,3 +295,21 @@ def test_killed_before_any_checkpoint_starts_over_and_keeps_the_old_segment(
     assert [s.name for s in remd.segments(work)] == ["seg-000"]
     steps = h5md.read_meta(remd.temperature_file(work.parent, 300))["steps"]
     np.testing.assert_array_equal(steps, np.arange(0, 1501, 5))
+
+
+def test_a_periodic_only_model_gets_the_runs_vacuum_box(tmp_path: Path) -> None:
+    """CHGNet (periodic-only) on the gas-phase Challenge I: the ladder's plan states the box its
+    force clients put the molecule in, the edge computed from the walkers' own starts."""
+    import importlib.util
+
+    if importlib.util.find_spec("chgnet") is None:
+        pytest.skip("needs chgnet: pip install -e '.[test]'")
+    from harness import challenges, models
+
+    proc = launch("--model", "chgnet", "--protocol", "remd", "--ladder", "500K:900K:3",
+                  "--batch", "3", "--dry-run", "--out", str(tmp_path), timeout=300, check=True)
+    starts = [str(challenges.load("alanine-tetrapeptide").start_for_replica(k))
+              for k in range(3)]  # ladder 1: walker k from start k
+    edge = models.vacuum_box(models.get_family("chgnet"), starts)["edge_angstrom"]
+    assert edge > 6.0 + 10.0  # cutoff + margin, plus the molecule
+    assert f"1 batched force client(s) serving 3 walkers; vacuum box {edge:g} A" in proc.stdout
