@@ -9,6 +9,7 @@ resumed against the bookkeeping of a straight run (every frame once, every excha
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -111,21 +112,96 @@ def test_exchange_record_is_consistent(ladder_run: Path) -> None:
         assert meta["run_spec"]["protocol"] == "remd"
 
 
-def _start_launch(challenge: Path, out: Path) -> subprocess.Popen:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "harness.launch", "--quiet", "--model", "doublewell",
-           "--challenge", str(challenge), "--protocol", "remd", "--ladder", "300K:600K:3",
-           "--exchange-stride", "10", "--time", "6ps", "--stride", "5", "--flush-every", "20",
-           "--out", str(out), "--jobs", "1"]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+def test_walker_trajectories_are_continuous_across_exchanges(ladder_run: Path) -> None:
+    """``remd.walker_temperatures`` follows each walker through its exchanges: along a walker
+    the bond changes by a vibration's worth between frames, also at the frames where it just
+    changed temperature, while along one temperature's file it jumps there (another walker)."""
+    plan = remd.RemdPlan.from_json((ladder_run / "remd" / "plan.json").read_text())
+    where = remd.walker_temperatures(ladder_run, plan)
+    x = np.array([_bond_x(remd.temperature_file(ladder_run, t)) for t in plan.temperatures_K])
+    n = where.shape[1]
+    assert where.shape == (4, n) and n == 4000 // 5 + 1
+    assert np.all(np.sort(where, axis=0) == np.arange(4)[:, None])  # a walker per temperature
+    frames = np.arange(n)
+    walker_x = np.array([x[where[w], frames] for w in range(4)])
+    moved = np.diff(where, axis=1) != 0  # (walker, frame): changed temperature at frame + 1
+    assert moved.sum() >= 100  # about 80 rounds x 3 pairs x acceptance ~0.5, two walkers each
+    along_walker = np.abs(np.diff(walker_x, axis=1))[moved]
+    # the same frames along the temperature the walker left: another walker's bond
+    t_left = where[:, :-1][moved]
+    along_temperature = np.abs(x[t_left, frames[1:][None, :].repeat(4, 0)[moved]]
+                               - x[t_left, frames[:-1][None, :].repeat(4, 0)[moved]])
+    elsewhere = np.abs(np.diff(walker_x, axis=1))[~moved]
+    # measured: medians 0.12 A along the walker (0.11 A at its other frames) against 0.66 A
+    # along the temperature it left; the off-by-one-frame mapping gives 0.66 A along the walker
+    assert np.median(along_walker) < 1.5 * np.median(elsewhere)
+    assert np.median(along_walker) < 0.4 * np.median(along_temperature)
 
 
-def test_killed_run_resumes_without_duplicated_or_missing_frames(tmp_path: Path) -> None:
+def test_basin_visits_count_crossings_of_one_trajectory_with_hysteresis() -> None:
+    from harness.challenges.reference_remd import basin_visits
+
+    out_, in_ = -120.0, 60.0
+    phi = np.concatenate([
+        np.full(10, out_),
+        np.full(5, in_),
+        [5.0, -5.0, 5.0, -5.0],  # wobbles across the edge at 0, inside the margin: no visit
+        np.full(6, in_),
+        np.full(3, 170.0), np.full(2, -170.0),  # outside, across the +-180 seam
+        np.full(4, in_),
+    ])
+    v = basin_visits(phi, dt_ps=0.5, region=(0.0, 126.0), margin=15.0)
+    assert v["entries"] == 2 and v["exits"] == 1
+    # the wobble keeps the walker inside: one stay of 5 + 4 + 6 frames, then an open one of 4
+    assert v["visits_ps"] == [7.5, 2.0]
+    assert v["longest_visit_ps"] == 7.5
+    assert v["time_in_ps"] == 9.5 and v["time_out_ps"] == 7.5
+    plain_inside = 5 + 2 + 6 + 4  # the +5 wobble frames count in the plain share
+    assert v["share"] == pytest.approx(plain_inside / len(phi))
+    # the same trajectory without hysteresis would count the wobble as two more visits
+    assert basin_visits(phi, 0.5, margin=0.0)["entries"] == 4
+
+
+#: How the walkers' forces are computed: one ordinary client, or one batched client serving
+#: all three walkers from "another" Python (this one, through the --model-python path).
+CLIENTS = {"single": ("--jobs", "1"),
+           "batched": ("--batch", "3", "--model-python", f"doublewell={sys.executable}")}
+
+
+def _resume_args(challenge: Path, out: Path, clients: str) -> list[str]:
+    return ["--model", "doublewell", "--challenge", str(challenge), "--protocol", "remd",
+            "--ladder", "300K:600K:3", "--exchange-stride", "10", "--time", "6ps", "--stride",
+            "5", "--flush-every", "20", "--out", str(out), *CLIENTS[clients]]
+
+
+def _processes_naming(folder: Path) -> list[int]:
+    """Live processes that name ``folder`` on their command line or work in it (the ladder's
+    i-PI server and force clients)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            cwd = os.readlink(entry / "cwd")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and (str(folder).encode() in cmdline or cwd.startswith(str(folder))):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("clients", sorted(CLIENTS))
+def test_killed_run_resumes_without_duplicated_or_missing_frames(tmp_path: Path,
+                                                                 clients: str) -> None:
     challenge = make_challenge(tmp_path)
     out = tmp_path / "runs"
     folder = out / "doublewell" / "doublewell-remd-ladder1"
-    proc = _start_launch(challenge, out)
+    args = _resume_args(challenge, out, clients)
+    proc = subprocess.Popen([sys.executable, "-m", "harness.launch", "--quiet", *args],
+                            env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     seg = folder / "remd" / "seg-000"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # kill after two checkpoints (every 100 steps)
@@ -137,11 +213,18 @@ def test_killed_run_resumes_without_duplicated_or_missing_frames(tmp_path: Path)
         pytest.fail("the run wrote no checkpoint in 120 s")
     os.killpg(proc.pid, signal.SIGKILL)  # the launch and its i-PI and client together
     proc.communicate(timeout=30)
-    resumed = launch("--model", "doublewell", "--challenge", str(challenge), "--protocol",
-                     "remd", "--ladder", "300K:600K:3", "--exchange-stride", "10", "--time",
-                     "6ps", "--stride", "5", "--flush-every", "20", "--out", str(out),
-                     "--jobs", "1", timeout=300, check=True)
+    deadline = time.monotonic() + 10  # children die with their parent (PR_SET_PDEATHSIG)
+    while _processes_naming(folder) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _processes_naming(folder), "a child of the killed ladder outlived it"
+    resumed = launch(*args, timeout=300, check=True)
     assert "completed at step 1500 of 1500" in resumed.stdout
+    if clients == "batched":  # the resumed segment was served by a batched client again
+        # (the killed segment's client died before writing its stats)
+        stats = json.loads((remd.segments(folder / "remd")[-1] / "batch-0" /
+                            "client_stats.json").read_text())
+        first = remd.segment_start(remd.segments(folder / "remd")[-1])
+        assert stats["max_batch"] == 3 and stats["structures"] == 3 * (1500 - first + 1), stats
     assert len(remd.segments(folder / "remd")) == 2
     summary = remd.read_record(folder / remd.RECORD)
     # 150 rounds of attempts, alternating pair 0 (odd rounds) and pair 1 (even rounds)

@@ -75,11 +75,109 @@ def _angles(files: list[Path], challenge: challenges.Challenge, skip_ps: float =
     return pairs, rama.read_group(files, pairs, stride=1, skip_ps=skip_ps)
 
 
-def left_handed(phi_deg: np.ndarray) -> tuple[float, int]:
-    """Fraction of frames in the left-handed region, and how often it is entered."""
+def left_handed(phi_deg: np.ndarray) -> float:
+    """Fraction of frames in the left-handed region."""
     inside = (phi_deg > LEFT_HANDED_PHI_DEG[0]) & (phi_deg < LEFT_HANDED_PHI_DEG[1])
-    entries = int(np.sum(inside[1:] & ~inside[:-1]))
-    return float(inside.mean()) if inside.size else float("nan"), entries
+    return float(inside.mean()) if inside.size else float("nan")
+
+
+#: Hysteresis of a basin visit (degrees): a walker enters the left-handed region when its phi
+#: lies this far inside it and leaves when it lies this far outside, so that a recrossing of
+#: the edge within a vibration is not counted as a visit.
+VISIT_MARGIN_DEG = 15.0
+
+
+def basin_visits(phi_deg: np.ndarray, dt_ps: float,
+                 region: tuple[float, float] = LEFT_HANDED_PHI_DEG,
+                 margin: float = VISIT_MARGIN_DEG) -> dict[str, Any]:
+    """Visits of one continuous trajectory to a phi region, with hysteresis.
+
+    Parameters
+    ----------
+    phi_deg
+        The angle along one walker's own trajectory (not one temperature's frames: those
+        change walker at every accepted exchange, and an exchange is no crossing).
+    dt_ps
+        Time between frames.
+    region
+        (low, high) in degrees, low < high within (-180, 180].
+    margin
+        The walker is inside once phi is in (low + margin, high - margin) and outside once
+        phi is more than ``margin`` beyond either edge; in between it keeps its last state.
+
+    Returns
+    -------
+    dict
+        ``share`` (fraction of frames inside, by the plain region), ``entries`` and ``exits``
+        (completed crossings), ``visits_ps`` (length of each stay inside, the last one open
+        where the trajectory ends inside), ``longest_visit_ps``, ``time_in_ps``,
+        ``time_out_ps``.
+    """
+    phi = np.asarray(phi_deg, dtype=float)
+    low, high = region
+    inside_core = (phi > low + margin) & (phi < high - margin)
+    wrapped = (phi - low) % 360.0  # distance past ``low``, going up
+    outside_core = (wrapped > (high - low) + margin) & (wrapped < 360.0 - margin)
+    state = np.full(phi.shape, -1, dtype=np.int8)
+    state[inside_core] = 1
+    state[outside_core] = 0
+    known = np.flatnonzero(state >= 0)
+    if known.size:  # carry the last assigned state over the margins
+        filled = np.maximum.accumulate(np.where(state >= 0, np.arange(len(state)), -1))
+        state = np.where(filled >= 0, state[np.maximum(filled, 0)], state[known[0]])
+    changes = np.flatnonzero(np.diff(state) != 0) + 1
+    entries = int(np.sum(state[changes] == 1))
+    exits = int(np.sum(state[changes] == 0))
+    bounds = np.concatenate([[0], changes, [len(state)]])
+    visits = [float((b - a) * dt_ps) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+              if len(state) and state[a] == 1]
+    plain = (phi > low) & (phi < high)
+    n_in = int(np.sum(state == 1))
+    return {"share": float(plain.mean()) if phi.size else float("nan"),
+            "entries": entries, "exits": exits, "visits_ps": visits,
+            "longest_visit_ps": max(visits, default=0.0),
+            "time_in_ps": n_in * dt_ps, "time_out_ps": (len(state) - n_in) * dt_ps}
+
+
+def walker_visits(folder: Path, plan: remd.RemdPlan,
+                  challenge: challenges.Challenge) -> dict[str, Any]:
+    """Left-handed visits of each walker along its own trajectory, for every pair.
+
+    Returns, per pair name, the walkers' :func:`basin_visits` and the pooled numbers: the
+    left-handed share of all walker time, the entries, walker-ps per entry (time for one
+    in-and-out cycle), and the spread of the walkers' shares (walkers that disagree have not
+    yet mixed on this coordinate, whatever the exchange acceptance).
+    """
+    where = remd.walker_temperatures(folder, plan)
+    per_temperature = []
+    times = None
+    for temp in plan.temperatures_K:
+        pairs, data = _angles([remd.temperature_file(folder, temp)], challenge)
+        per_temperature.append(data.angles[:where.shape[1]].astype(float))
+        times = data.times_ps[:where.shape[1]]
+    dt_ps = float(times[1] - times[0]) if times is not None and len(times) > 1 else 0.0
+    frames = np.arange(where.shape[1])
+    stack = np.stack(per_temperature)  # (temperatures, frames, 2 * pairs)
+    out: dict[str, Any] = {}
+    for k, pair in enumerate(pairs):
+        walkers = [basin_visits(stack[where[w], frames, 2 * k], dt_ps)
+                   for w in range(where.shape[0])]
+        t_in = sum(v["time_in_ps"] for v in walkers)
+        t_all = t_in + sum(v["time_out_ps"] for v in walkers)
+        entries = sum(v["entries"] for v in walkers)
+        shares = np.array([v["share"] for v in walkers])
+        out[pair.name] = {
+            "walkers": [{"share": round(v["share"], 3), "entries": v["entries"],
+                         "exits": v["exits"], "longest_visit_ps": round(v["longest_visit_ps"], 2)}
+                        for v in walkers],
+            "share": round(t_in / t_all, 4) if t_all else None,
+            "entries": entries,
+            "walker_ps_per_entry": round(t_all / entries, 1) if entries else None,
+            "mean_visit_ps": round(float(np.mean([x for v in walkers for x in v["visits_ps"]])),
+                                   2) if t_in else 0.0,
+            "walker_share_spread": round(float(shares.std(ddof=1)), 3)
+            if len(shares) > 1 else None}
+    return out
 
 
 def longest_bond(path: Path) -> float:
@@ -117,9 +215,8 @@ def pilot(folder: Path) -> dict[str, Any]:
                                "heat_capacity_kB": round(cv, 1),
                                "longest_bond_A": round(longest_bond(path), 3)}
         for k, pair in enumerate(pairs):
-            frac, entries = left_handed(data.angles[:, 2 * k].astype(float))
-            row[f"left_handed_{pair.name}"] = round(frac, 4)
-            row[f"entries_{pair.name}"] = entries
+            row[f"left_handed_{pair.name}"] = round(left_handed(data.angles[:, 2 * k]
+                                                                .astype(float)), 4)
         rows.append(row)
     low, high = plan.temperatures_K[0], plan.temperatures_K[-1]
     suggestion = remd.suggest_ladder(low, high, max(heat), acceptance=0.25)
@@ -127,6 +224,7 @@ def pilot(folder: Path) -> dict[str, Any]:
             "ps_per_temperature": record["n_steps"] * plan.dt_fs * 1e-3,
             "acceptance": record["acceptance"], "attempted": record["attempted"],
             "round_trips": record["round_trips"], "per_temperature": rows,
+            "walkers_left_handed": walker_visits(folder, plan, challenge),
             "suggested_ladder_25pct": suggestion}
 
 

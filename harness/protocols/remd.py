@@ -749,6 +749,31 @@ def _write_record(path: Path, plan: RemdPlan, summary: dict[str, Any], steps: np
     tmp.replace(path)
 
 
+def walker_temperatures(folder: Path, plan: RemdPlan) -> np.ndarray:
+    """Each walker's temperature index at every frame time: an array (walkers, frames).
+
+    Read from the ``remd_walker`` label of each temperature file's frames (which walker, i.e.
+    which i-PI system and so which continuous trajectory, the frame belongs to), so frame
+    ``i`` of walker ``w`` is frame ``i`` of the file at temperature index ``[w, i]``. Only the
+    frames present at every temperature are covered.
+    """
+    labels = []
+    for temp in plan.temperatures_K:
+        with h5md.open_file(temperature_file(folder, temp), "r") as f:
+            group = f[h5md.PARAMS]
+            labels.append(group["remd_walker"][:] if "remd_walker" in group
+                          else np.zeros(0, dtype=np.int16))
+    n = min(len(x) for x in labels)
+    walker_at = np.array([x[:n] for x in labels], dtype=np.intp)  # (temperatures, frames)
+    where = np.full(walker_at.shape, -1, dtype=np.intp)
+    for t_index, row in enumerate(walker_at):
+        where[row, np.arange(n)] = t_index
+    if n and (where < 0).any():
+        raise RuntimeError(f"{folder}: the frames' walker labels are not one walker per "
+                           "temperature at every frame")
+    return where
+
+
 def read_record(path: Path) -> dict[str, Any]:
     """The summary of an exchange record (status, counts, acceptance, round trips)."""
     with h5py.File(path, "r") as f:
