@@ -7,9 +7,11 @@ this module judges and packages them:
     For one ladder folder (``OUT/<challenge>/<label>``): acceptance per neighbouring pair,
     round trips, the potential-energy heat capacity at each temperature and the ladder it
     suggests (20-30% acceptance), the longest bond at each temperature (does the method hold
-    the molecule together at the top?), and for each Ramachandran pair how often each
-    temperature's frames lie in the left-handed region (0 < phi < 126 degrees) and how often it
-    is entered, plus the cost (wall seconds per ps of the ladder).
+    the molecule together at the top?), for each Ramachandran pair how often each
+    temperature's frames lie in the left-handed region (0 < phi < 126 degrees), and along each
+    walker's own trajectory (followed through its exchanges) how often it enters and leaves
+    that region and how long it stays: the time between entries sets how long a ladder must
+    run.
 ``converge FOLDER1 FOLDER2 [--temperature 500]``
     The two ladders' densities at one temperature: JS divergence and Hellinger distance per
     pair, with 95% intervals from time blocks of each ladder, against half the challenge's
