@@ -455,6 +455,43 @@ def poisson_rate_interval(k: int, exposure: float, level: float = 0.95) -> Inter
                     "exact", level)
 
 
+#: Split-R-hat above this says the chains have not mixed (Vehtari et al. 2021 recommend
+#: 1.01 for final results; 1.1 is the classic, looser bound, used here as a flag).
+RHAT_FLAG = 1.1
+
+
+def split_rhat(chains: np.ndarray | Sequence[np.ndarray]) -> float:
+    """Split potential scale reduction factor (Gelman-Rubin R-hat, chains cut in halves).
+
+    Parameters
+    ----------
+    chains
+        (m, n): m chains of n draws each (e.g. an indicator along each replica-exchange
+        walker). Longer chains are cut to the shortest.
+
+    Returns
+    -------
+    float
+        sqrt(var+ / W), var+ = (n' - 1)/n' W + B/n' over the 2m half-chains of n' draws, W
+        the mean within-half variance, B/n' the variance of the half means. Near 1 when every
+        half samples the same distribution; inf when the halves are each constant but differ;
+        1.0 when all draws are equal (no information); nan for fewer than 4 draws per chain.
+        Calibration (tests/test_stats.py): AR(1) chains with one distribution stay below
+        :data:`RHAT_FLAG`; one chain shifted by half a standard deviation is flagged.
+    """
+    rows = [np.asarray(c, dtype=float) for c in chains]
+    n = min((len(r) for r in rows), default=0) // 2
+    if n < 2 or len(rows) < 1:
+        return float("nan")
+    halves = np.array([h for r in rows for h in (r[:n], r[n:2 * n])])
+    within = float(halves.var(axis=1, ddof=1).mean())
+    between_over_n = float(halves.mean(axis=1).var(ddof=1))
+    if within == 0.0:
+        return 1.0 if between_over_n == 0.0 else float("inf")
+    var_plus = (n - 1) / n * within + between_over_n
+    return math.sqrt(var_plus / within)
+
+
 def jensen_shannon_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Jensen-Shannon divergence in bits, row by row (leading axis: resamples).
 

@@ -138,6 +138,37 @@ def test_walker_trajectories_are_continuous_across_exchanges(ladder_run: Path) -
     assert np.median(along_walker) < 0.4 * np.median(along_temperature)
 
 
+def _right_well_rhat(folder: Path) -> tuple[float, np.ndarray]:
+    """Split-R-hat of the walkers' right-well indicators, and each walker's right-well share."""
+    from analysis.stats import split_rhat
+
+    plan = remd.RemdPlan.from_json((folder / "remd" / "plan.json").read_text())
+    x = np.array([_bond_x(remd.temperature_file(folder, t)) for t in plan.temperatures_K])
+    right = (remd.along_walkers(remd.walker_temperatures(folder, plan), x) > 0).astype(float)
+    return split_rhat(right), right.mean(axis=1)
+
+
+def test_walker_mixing_flags_walkers_that_keep_their_wells(ladder_run: Path,
+                                                           tmp_path: Path) -> None:
+    """Split-R-hat along the walkers: below the flag for the test ladder (0.04 eV barrier, the
+    walkers cross it and carry wells up and down), above it for the same ladder over a 0.6 eV
+    barrier (8 kT at the top, 900 K), where each walker keeps the well of its start (walkers
+    0 and 2 from the left one, 1 and 3 from the right one) though the exchanges go on."""
+    from analysis.stats import RHAT_FLAG
+
+    rhat, shares = _right_well_rhat(ladder_run)
+    assert rhat < RHAT_FLAG, (rhat, shares)
+    challenge = make_challenge(tmp_path)
+    launch("--model", "doublewell", "--model-option", "h=0.6", "--challenge", str(challenge),
+           "--protocol", "remd", "--ladder", LADDER, "--exchange-stride", "25", "--time", "4ps",
+           "--out", str(tmp_path / "runs"), "--jobs", "1", timeout=300, check=True)
+    stuck = tmp_path / "runs" / "doublewell" / "doublewell-remd-ladder1"
+    assert sum(remd.read_record(stuck / remd.RECORD)["accepted"]) > 10  # exchanges happen
+    rhat, shares = _right_well_rhat(stuck)
+    assert rhat > RHAT_FLAG, (rhat, shares)
+    np.testing.assert_array_equal(shares, [0, 1, 0, 1])
+
+
 def test_basin_visits_count_crossings_of_one_trajectory_with_hysteresis() -> None:
     from harness.challenges.reference_remd import basin_visits
 

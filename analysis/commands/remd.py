@@ -4,7 +4,10 @@ Per neighbouring pair of temperatures: exchanges attempted and accepted (a pair 
 flagged: the walkers hardly cross it), the acceptance the energy distributions predict;
 round trips of the walkers (lowest -> highest -> lowest temperature) and their mean time; a
 figure of each walker's temperature over time; and the ladder the measured energy
-fluctuations suggest for 20-30% acceptance. The report shows the same as its "Replica
+fluctuations suggest for 20-30% acceptance; for a challenge with Ramachandran pairs, whether
+the walkers agree on each pair's left-handed share (split-R-hat of the walkers' own
+trajectories: walkers that disagree have not mixed that coordinate, however well they
+exchange). The report shows the same as its "Replica
 exchange" section. Definitions: docs/replica-exchange.md.
 """
 
@@ -18,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from analysis.sections import Figure, Section
+from analysis.stats import RHAT_FLAG
 from harness.errors import UserError
 from harness.units import KB_EV_PER_K
 
@@ -77,6 +81,8 @@ def health(folder: Path) -> dict[str, Any]:
     known = [h for h in heat if h]
     suggestion = remd.suggest_ladder(temps[0], temps[-1], max(known), 0.25) if known else None
     trips = summary["round_trip_ps"]
+    mixing = walker_mixing(folder, plan) if summary.get("frames_per_temperature", 0) >= 10 \
+        else None
     return {"folder": str(folder), "model": plan.model_label, "challenge": plan.challenge,
             "status": summary["status"], "temperatures_K": temps,
             "ps_per_temperature": summary["n_steps"] * plan.dt_fs * 1e-3,
@@ -86,7 +92,22 @@ def health(folder: Path) -> dict[str, Any]:
             "low": [a is not None and a < LOW_ACCEPTANCE for a in summary["acceptance"]],
             "round_trips": summary["round_trips"],
             "mean_round_trip_ps": float(np.mean(trips)) if trips else None,
-            "heat_capacity_kB": heat, "suggested_ladder_K": suggestion}
+            "heat_capacity_kB": heat, "suggested_ladder_K": suggestion, "mixing": mixing}
+
+
+def walker_mixing(folder: Path, plan: Any) -> dict[str, Any] | None:
+    """For a challenge with Ramachandran pairs: each pair's left-handed region along each
+    walker's own trajectory (shares, entries, split-R-hat; see
+    :func:`harness.challenges.reference_remd.walker_visits`); None for other challenges."""
+    from harness.challenges import reference_remd
+
+    try:
+        challenge = reference_remd.challenge_of(plan)
+    except UserError:
+        return None
+    if not challenge.raw.get("ramachandran", {}).get("pairs"):
+        return None
+    return reference_remd.walker_visits(folder, plan, challenge)
 
 
 def predicted_acceptance(u_low: np.ndarray, u_high: np.ndarray, t_low: float,
@@ -121,6 +142,13 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                    f"{', '.join(map(str, h['round_trips']))}"
                    + (f"; mean {mean:.2f} ps." if mean is not None else
                       " (none yet: the run is short, or a pair blocks the way)."))
+        for name, m in (h.get("mixing") or {}).items():
+            shares = ", ".join(f"{w['share']:.2f}" for w in m["walkers"])
+            flag = "" if m["mixed"] else (
+                f" ⚠ above {RHAT_FLAG:g}: the walkers disagree, this ladder has not mixed "
+                f"pair {name}; run it longer")
+            out.append(f"Pair {name}, left-handed share along each walker: {shares} "
+                       f"({m['entries']} entries); split-R-hat {m['split_rhat']:.2f}{flag}.")
         if h["suggested_ladder_K"]:
             out.append("Ladder for about 25% acceptance from the measured energy fluctuations "
                        "(largest heat capacity "

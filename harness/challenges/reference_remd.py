@@ -147,27 +147,30 @@ def walker_visits(folder: Path, plan: remd.RemdPlan,
 
     Returns, per pair name, the walkers' :func:`basin_visits` and the pooled numbers: the
     left-handed share of all walker time, the entries, walker-ps per entry (time for one
-    in-and-out cycle), and the spread of the walkers' shares (walkers that disagree have not
-    yet mixed on this coordinate, whatever the exchange acceptance).
+    in-and-out cycle), and split-R-hat of the walkers' left-handed indicators
+    (:func:`analysis.stats.split_rhat`; above 1.1 the walkers disagree: the ladder has not
+    mixed this coordinate, however well it exchanges).
     """
+    from analysis import stats
+
     where = remd.walker_temperatures(folder, plan)
     per_temperature = []
-    times = None
+    times = np.zeros(0)
     for temp in plan.temperatures_K:
         pairs, data = _angles([remd.temperature_file(folder, temp)], challenge)
         per_temperature.append(data.angles[:where.shape[1]].astype(float))
         times = data.times_ps[:where.shape[1]]
-    dt_ps = float(times[1] - times[0]) if times is not None and len(times) > 1 else 0.0
-    frames = np.arange(where.shape[1])
-    stack = np.stack(per_temperature)  # (temperatures, frames, 2 * pairs)
+    dt_ps = float(times[1] - times[0]) if len(times) > 1 else 0.0
+    walker_angles = remd.along_walkers(where, np.stack(per_temperature))
+    low, high = LEFT_HANDED_PHI_DEG
     out: dict[str, Any] = {}
     for k, pair in enumerate(pairs):
-        walkers = [basin_visits(stack[where[w], frames, 2 * k], dt_ps)
-                   for w in range(where.shape[0])]
+        phi = walker_angles[:, :, 2 * k]
+        walkers = [basin_visits(row, dt_ps) for row in phi]
         t_in = sum(v["time_in_ps"] for v in walkers)
         t_all = t_in + sum(v["time_out_ps"] for v in walkers)
         entries = sum(v["entries"] for v in walkers)
-        shares = np.array([v["share"] for v in walkers])
+        rhat = stats.split_rhat(((phi > low) & (phi < high)).astype(float))
         out[pair.name] = {
             "walkers": [{"share": round(v["share"], 3), "entries": v["entries"],
                          "exits": v["exits"], "longest_visit_ps": round(v["longest_visit_ps"], 2)}
@@ -177,8 +180,8 @@ def walker_visits(folder: Path, plan: remd.RemdPlan,
             "walker_ps_per_entry": round(t_all / entries, 1) if entries else None,
             "mean_visit_ps": round(float(np.mean([x for v in walkers for x in v["visits_ps"]])),
                                    2) if t_in else 0.0,
-            "walker_share_spread": round(float(shares.std(ddof=1)), 3)
-            if len(shares) > 1 else None}
+            "split_rhat": round(rhat, 3) if math.isfinite(rhat) else rhat,
+            "mixed": bool(rhat <= stats.RHAT_FLAG)}
     return out
 
 

@@ -774,6 +774,25 @@ def walker_temperatures(folder: Path, plan: RemdPlan) -> np.ndarray:
     return where
 
 
+def along_walkers(where: np.ndarray, per_temperature: np.ndarray) -> np.ndarray:
+    """Per-temperature frame values rearranged along the walkers.
+
+    Parameters
+    ----------
+    where
+        (walkers, frames) temperature indices, from :func:`walker_temperatures`.
+    per_temperature
+        (temperatures, frames, ...) a value of each temperature's frames (cut to ``frames``).
+
+    Returns
+    -------
+    np.ndarray
+        (walkers, frames, ...): the value along each walker's own trajectory.
+    """
+    frames = np.arange(where.shape[1])
+    return np.asarray(per_temperature)[where, frames[None, :]]
+
+
 def read_record(path: Path) -> dict[str, Any]:
     """The summary of an exchange record (status, counts, acceptance, round trips)."""
     with h5py.File(path, "r") as f:
