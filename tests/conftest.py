@@ -104,7 +104,7 @@ HARMONIC = ("--model", "harmonic", "--criteria", "non_finite")
 FILE_SECONDS = {
     "test_report": 162, "test_slurm": 143, "test_run_ipi": 100, "test_batch": 81,
     "test_families": 80, "test_observables": 62, "test_ramachandran": 54, "test_faults": 47,
-    "test_remd": 70, "test_ramp": 60, "test_triage": 46, "test_stability": 39,
+    "test_remd": 130, "test_ramp": 60, "test_triage": 46, "test_stability": 39,
     "test_perovskite": 38, "test_dt_sweep": 30,
     "test_reference_import": 31, "test_lammps": 23, "test_own_system": 19, "test_models": 17,
     "test_surface_scan": 14, "test_cli_errors": 13, "test_drift": 11, "test_analysis_info": 11,
