@@ -427,3 +427,28 @@ def test_a_periodic_only_model_gets_the_runs_vacuum_box(tmp_path: Path) -> None:
     edge = models.vacuum_box(models.get_family("chgnet"), starts)["edge_angstrom"]
     assert edge > 6.0 + 10.0  # cutoff + margin, plus the molecule
     assert f"1 batched force client(s) serving 3 walkers; vacuum box {edge:g} A" in proc.stdout
+
+
+def test_visits_of_straight_runs_from_the_shipped_reference() -> None:
+    """``reference_remd visits`` on the shipped 12 x 20 ps xTB runs at 500 K: start 0 holds
+    pair A's left-handed basin nearly all the time (one short excursion out and back), start 1
+    hardly visits it; no bond near the 2 A criterion. A missing file is one line, exit 2."""
+    import json
+
+    from harness import challenges
+
+    ref = challenges.load("alanine-tetrapeptide").path / "reference"
+    proc = subprocess.run([sys.executable, "-m", "harness.challenges.reference_remd", "visits",
+                           str(ref / "xtb-500K-replica-00.h5"),
+                           str(ref / "xtb-500K-replica-01.h5")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    start0, start1 = json.loads(proc.stdout)["runs"]
+    assert start0["ps"] == start1["ps"] == 20.0
+    assert start0["A"]["share"] > 0.95 and start0["A"]["exits"] == start0["A"]["entries"] == 1
+    assert start1["A"]["share"] < 0.01 and start1["A"]["entries"] == 0
+    assert max(start0["longest_bond_A"], start1["longest_bond_A"]) < 1.9
+    bad = subprocess.run([sys.executable, "-m", "harness.challenges.reference_remd", "visits",
+                          str(ref / "no-such.h5")], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert "no such trajectory file" in bad.stderr

@@ -16,6 +16,10 @@ this module judges and packages them:
     The two ladders' densities at one temperature: JS divergence and Hellinger distance per
     pair, with 95% intervals from time blocks of each ladder, against half the challenge's
     tolerance (converged when every pair's upper bound is below it).
+``visits FILE...``
+    For straight runs (a probe of a candidate top temperature): each file's left-handed visits
+    per pair along its trajectory and its longest bond: does the top temperature let a walker
+    leave a basin within a round trip, and does it hold the molecule together?
 ``ship FOLDER... --temperature 500``
     The frames at that temperature of each ladder, compacted as the straight references are
     (:func:`harness.challenges.reference_md.compact`), into the challenge's
@@ -318,6 +322,35 @@ def ship(folders: list[Path], temperature_K: float, dest: Path | None = None,
     return written
 
 
+def straight_visits(files: list[Path]) -> list[dict[str, Any]]:
+    """For straight runs (e.g. a probe of the top temperature before choosing a ladder): per
+    file, the left-handed visits of each Ramachandran pair (:func:`basin_visits`) and the
+    longest bond."""
+    rows = []
+    for path in files:
+        if not Path(path).is_file():
+            raise UserError(f"{path}: no such trajectory file; give the runs' .h5 files")
+        spec = h5md.read_meta(path)["run_spec"]
+        try:
+            challenge = challenges.load(spec["challenge"])
+        except (KeyError, UserError):  # an own challenge outside the search path
+            challenge = challenges.load(str(Path(spec["start_file"]).resolve().parent.parent))
+        pairs, data = _angles([path], challenge)
+        dt = float(data.times_ps[1] - data.times_ps[0]) if len(data.times_ps) > 1 else 0.0
+        row: dict[str, Any] = {"file": str(path),
+                               "temperature_K": spec.get("temperature_K"),
+                               "ps": round(float(data.times_ps[-1]) if len(data.times_ps)
+                                           else 0.0, 2),
+                               "longest_bond_A": round(longest_bond(path), 3)}
+        for k, pair in enumerate(pairs):
+            v = basin_visits(data.angles[:, 2 * k].astype(float), dt)
+            row[pair.name] = {"share": round(v["share"], 3), "entries": v["entries"],
+                              "exits": v["exits"],
+                              "visits_ps": [round(x, 2) for x in v["visits_ps"]]}
+        rows.append(row)
+    return rows
+
+
 def _print_json(data: dict[str, Any]) -> None:
     print(json.dumps(data, indent=1, default=lambda x: x if not isinstance(x, float)
                      or math.isfinite(x) else None))
@@ -334,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("folders", type=Path, nargs=2)
     c.add_argument("--temperature", type=float, default=500.0)
     c.add_argument("--skip", type=float, default=0.0, help="ps left out at the start")
+    v = sub.add_parser("visits", help="left-handed visits and longest bond of straight runs")
+    v.add_argument("files", type=Path, nargs="+")
     s = sub.add_parser("ship", help="compact the ladders' frames at one temperature")
     s.add_argument("folders", type=Path, nargs="+")
     s.add_argument("--temperature", type=float, default=500.0)
@@ -343,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "pilot":
             _print_json(pilot(args.folder))
+        elif args.command == "visits":
+            _print_json({"runs": straight_visits(args.files)})
         elif args.command == "converge":
             _print_json(converge(*args.folders, args.temperature, args.skip))
         else:
