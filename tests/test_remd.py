@@ -152,7 +152,7 @@ def test_walker_mixing_flags_walkers_that_keep_their_wells(ladder_run: Path,
                                                            tmp_path: Path) -> None:
     """Split-R-hat along the walkers: below the flag for the test ladder (0.04 eV barrier, the
     walkers cross it and carry wells up and down), above it for the same ladder over a 0.6 eV
-    barrier (8 kT at the top, 900 K), where each walker keeps the well of its start (walkers
+    barrier (8 kT at the top, 900 K; 2 ps), where each walker keeps the well of its start (walkers
     0 and 2 from the left one, 1 and 3 from the right one) though the exchanges go on."""
     from analysis.stats import RHAT_FLAG
 
@@ -160,7 +160,7 @@ def test_walker_mixing_flags_walkers_that_keep_their_wells(ladder_run: Path,
     assert rhat < RHAT_FLAG, (rhat, shares)
     challenge = make_challenge(tmp_path)
     launch("--model", "doublewell", "--model-option", "h=0.6", "--challenge", str(challenge),
-           "--protocol", "remd", "--ladder", LADDER, "--exchange-stride", "25", "--time", "4ps",
+           "--protocol", "remd", "--ladder", LADDER, "--exchange-stride", "25", "--time", "2ps",
            "--out", str(tmp_path / "runs"), "--jobs", "1", timeout=300, check=True)
     stuck = tmp_path / "runs" / "doublewell" / "doublewell-remd-ladder1"
     assert sum(remd.read_record(stuck / remd.RECORD)["accepted"]) > 10  # exchanges happen
