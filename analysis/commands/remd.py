@@ -14,7 +14,6 @@ exchange" section. Definitions: docs/replica-exchange.md.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 
 from analysis.sections import Figure, Section
 from analysis.stats import RHAT_FLAG
+from harness import jsonutil
 from harness.errors import UserError
 from harness.units import KB_EV_PER_K
 
@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"no replica-exchange run under {', '.join(args.paths)}; give the "
                         "--out folder of a launch with --protocol remd")
     rows = [health(f) for f in folders]
-    print(json.dumps(rows, indent=1) if args.json else markdown(rows))
+    print(jsonutil.dumps(rows, indent=1) if args.json else markdown(rows))
     if args.plot:
         import matplotlib.pyplot as plt
 

@@ -38,7 +38,6 @@ Run on the development machine for Challenge I (GFN2-xTB, docs/reference.md has 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -46,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import challenges, h5md
+from harness import challenges, h5md, jsonutil
 from harness.errors import UserError
 from harness.protocols import remd
 from harness.units import KB_EV_PER_K
@@ -352,8 +351,7 @@ def straight_visits(files: list[Path]) -> list[dict[str, Any]]:
 
 
 def _print_json(data: dict[str, Any]) -> None:
-    print(json.dumps(data, indent=1, default=lambda x: x if not isinstance(x, float)
-                     or math.isfinite(x) else None))
+    print(jsonutil.dumps(data, indent=1))
 
 
 def main(argv: list[str] | None = None) -> int:
