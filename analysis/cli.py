@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from analysis import commands
+from harness import jsonutil
 from harness.errors import UserError
 
 
@@ -23,7 +23,7 @@ def _info(args: argparse.Namespace) -> int:
         except (OSError, KeyError) as exc:
             raise UserError(f"{name} is not a tea-harness H5MD trajectory ({exc})") from None
         if args.json:
-            print(json.dumps(info, indent=1, default=str))
+            print(jsonutil.dumps(info, indent=1, default=str))
         else:
             print(format_summary(info))
     return 0

@@ -12,6 +12,8 @@ import json
 import math
 from typing import Any
 
+import numpy as np
+
 
 def strict(value: Any) -> Any:
     """``value`` with every non-finite float (also numpy's) replaced by None, recursively."""
@@ -21,7 +23,7 @@ def strict(value: Any) -> Any:
         return [strict(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if hasattr(value, "item") and hasattr(value, "dtype"):  # a numpy scalar
+    if isinstance(value, np.generic):  # a numpy scalar (arrays are left to ``default``)
         return strict(value.item())
     return value
 

@@ -11,11 +11,11 @@ in :mod:`analysis.dt_sweep`; definitions in docs/ramps-and-dt-sweeps.md.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from analysis.sections import Figure, Section
+from harness import jsonutil
 from harness.errors import UserError
 
 REPORT_VERSION = "1"
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if not sweeps:
         raise UserError(f"no time-step sweep under {', '.join(args.paths)}; give the --out "
                         "folder of a launch with --protocol dt-sweep")
-    print(json.dumps(tables(sweeps), indent=1) if args.json else markdown(sweeps))
+    print(jsonutil.dumps(tables(sweeps), indent=1) if args.json else markdown(sweeps))
     if args.plot:
         _save_figure(sweeps, args.plot)
         print(f"figure: {args.plot}")

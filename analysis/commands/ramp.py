@@ -13,12 +13,12 @@ lives in :mod:`analysis.ramp`; definitions in docs/ramps-and-dt-sweeps.md.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from analysis.sections import Figure, Section, Verdict
+from harness import jsonutil
 from harness.errors import UserError
 
 REPORT_VERSION = "1"
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--intact-to {args.intact_to:g}: give a temperature above 0 K")
     verdicts = [v for r in results for v in verdicts_of(r, args.intact_to)]
     if args.json:
-        print(json.dumps(tables(results, verdicts), indent=1))
+        print(jsonutil.dumps(tables(results, verdicts), indent=1))
     else:
         print(markdown(results, verdicts))
     if args.plot:

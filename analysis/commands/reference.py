@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 from pathlib import Path
 
+from harness import jsonutil
 from harness.errors import UserError
 
 
@@ -91,7 +91,7 @@ def run_show(args: argparse.Namespace) -> int:
                         "interval worth quoting)")
     summary = reference.summarize(ref, challenge, n_resamples=args.resamples)
     if args.json:
-        print(json.dumps(summary, indent=1))
+        print(jsonutil.dumps(summary, indent=1))
     else:
         print(reference.format_summary(summary))
     return 0

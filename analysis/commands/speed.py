@@ -8,11 +8,11 @@ the tables (``tables.speed``, ``tables.drift``, ``tables.speed_runs``). Computin
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from analysis.sections import Section
+from harness import jsonutil
 from harness.errors import UserError
 
 REPORT_VERSION = "1"
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"no trajectories under {', '.join(args.paths)}; give the --out "
                         "folder of a launch or .h5 files")
     tables = compute(files)
-    print(json.dumps(tables, indent=1) if args.json else markdown(tables))
+    print(jsonutil.dumps(tables, indent=1) if args.json else markdown(tables))
     return 0
 
 
