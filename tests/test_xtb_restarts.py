@@ -77,3 +77,18 @@ def test_minimum_image_continues_a_trajectory_across_the_cell_edge() -> None:
     b = np.array([[0.01, 5.0, 5.0], [1.01, 5.0, 5.0]])  # atom 0 wrapped across x = 10
     assert xtb._largest_displacement(a, b, cell) == pytest.approx(0.02)
     assert xtb._largest_displacement(a, b, None) == pytest.approx(9.98)
+
+
+def test_without_cache_api_every_reset_starts_from_scratch() -> None:
+    """``analysis triage`` and ``errors`` set ``cache_api`` False and reset before each frame:
+    each frame's numbers are then those of a fresh calculator, whatever came before."""
+    numbers = read(challenges.load("alanine-tetrapeptide").path / "starts" / "start-00.xyz").numbers
+    walkers = _trajectories(n_steps=3)
+    pooled = models.get_family("xtb").ase_calculator(None, {})
+    assert pooled.parameters["cache_api"] is True
+    pooled.parameters["cache_api"] = False
+    for traj in walkers:
+        for positions in traj:
+            pooled.reset()
+            fresh = _forces(TBLite(method="GFN2-xTB", verbosity=0), positions, numbers)
+            np.testing.assert_array_equal(_forces(pooled, positions, numbers), fresh)

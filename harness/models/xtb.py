@@ -50,10 +50,19 @@ def restart_per_trajectory(make: Any, limit: int = MAX_TRAJECTORIES) -> Any:
 
     class RestartPerTrajectory(Calculator):
         implemented_properties = list(type(make()).implemented_properties)
+        #: as tblite's own: with ``cache_api`` False, ``reset()`` drops every wavefunction,
+        #: so the next call starts from scratch (single points that must not depend on the
+        #: frame evaluated before, ``analysis triage``/``errors``)
+        default_parameters = {"cache_api": True}
 
         def __init__(self) -> None:
-            super().__init__()
             self.pool: list[tuple[np.ndarray, np.ndarray, Any]] = []  # most recent first
+            super().__init__()
+
+        def reset(self) -> None:
+            super().reset()
+            if not self.parameters.get("cache_api", True):
+                self.pool.clear()
 
         def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
             super().calculate(atoms, properties, system_changes)
