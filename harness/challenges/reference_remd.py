@@ -229,7 +229,7 @@ def pilot(folder: Path) -> dict[str, Any]:
     low, high = plan.temperatures_K[0], plan.temperatures_K[-1]
     suggestion = remd.suggest_ladder(low, high, max(heat), acceptance=0.25)
     return {"ladder": plan.temperatures_K, "steps": record["n_steps"],
-            "ps_per_temperature": record["n_steps"] * plan.dt_fs * 1e-3,
+            "ps_per_temperature": round(record["n_steps"] * plan.dt_fs * 1e-3, 4),
             "acceptance": record["acceptance"], "attempted": record["attempted"],
             "round_trips": record["round_trips"], "per_temperature": rows,
             "walkers_left_handed": walker_visits(folder, plan, challenge),
