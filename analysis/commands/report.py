@@ -7,11 +7,12 @@ The work is done by :mod:`analysis.report` (sections, cache), :mod:`analysis.rep
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
+
+from harness import jsonutil
 
 
 def register(subparsers: Any) -> None:
@@ -89,7 +90,7 @@ def write(report: Any, report_dir: Path) -> dict[str, Path]:
            "json": report_dir / "report.json"}
     out["markdown"].write_text(render.to_markdown(blocks, report_dir / "report_files"))
     out["html"].write_text(render.to_html(blocks, report_layout.TITLE))
-    out["json"].write_text(json.dumps(_machine_readable(report), indent=1, default=str))
+    out["json"].write_text(jsonutil.dumps(_machine_readable(report), indent=1, default=str))
     return out
 
 
