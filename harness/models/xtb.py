@@ -22,8 +22,9 @@ MAX_ATOMIC_NUMBER = 86
 #: of an Angstrom, two walkers of a ladder differ by far more somewhere.
 SAME_TRAJECTORY_A = 0.3
 #: Trajectories kept (least recently used dropped beyond): the walkers of a ladder, the
-#: replicas of a batched client.
-MAX_TRAJECTORIES = 64
+#: replicas of a batched client. Each holds tblite's wavefunction and matrices: negligible
+#: for a peptide, tens of MB for a periodic cell of a few hundred atoms.
+MAX_TRAJECTORIES = 32
 
 
 def restart_per_trajectory(make: Any, limit: int = MAX_TRAJECTORIES) -> Any:
