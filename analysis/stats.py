@@ -477,7 +477,8 @@ def split_rhat(chains: np.ndarray | Sequence[np.ndarray]) -> float:
         half samples the same distribution; inf when the halves are each constant but differ;
         1.0 when all draws are equal (no information); nan for fewer than 4 draws per chain.
         Calibration (tests/test_stats.py): AR(1) chains with one distribution stay below
-        :data:`RHAT_FLAG`; one chain shifted by half a standard deviation is flagged.
+        :data:`RHAT_FLAG`; one chain of six shifted by 1.5 standard deviations is flagged
+        (by half a standard deviation it is not: R-hat is blind to small shifts).
     """
     rows = [np.asarray(c, dtype=float) for c in chains]
     n = min((len(r) for r in rows), default=0) // 2

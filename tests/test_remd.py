@@ -458,3 +458,8 @@ def test_visits_of_straight_runs_from_the_shipped_reference() -> None:
                           str(ref / "no-such.h5")], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert "no such trajectory file" in bad.stderr
+    readme = Path(__file__).resolve().parent.parent / "README.md"  # a file, not H5MD
+    wrong = subprocess.run([sys.executable, "-m", "harness.challenges.reference_remd",
+                            "visits", str(readme)], capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2 and len(wrong.stderr.strip().splitlines()) == 1, wrong.stderr
+    assert "is not a tea-harness H5MD trajectory" in wrong.stderr

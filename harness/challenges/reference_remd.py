@@ -65,12 +65,17 @@ def _plan(folder: Path) -> remd.RemdPlan:
 
 
 def challenge_of(plan: remd.RemdPlan) -> challenges.Challenge:
-    """The ladder's challenge: by name, else the folder its starts came from (an own
-    challenge outside the search path, e.g. made with ``challenges new --dir mine``)."""
+    """The ladder's challenge (:func:`challenge_named`)."""
+    return challenge_named(plan.challenge, plan.start_files[0])
+
+
+def challenge_named(name: str, start_file: str) -> challenges.Challenge:
+    """A run's challenge: by name, else the folder its start came from (an own challenge
+    outside the search path, e.g. made with ``challenges new --dir mine``)."""
     try:
-        return challenges.load(plan.challenge)
+        return challenges.load(name)
     except UserError:
-        return challenges.load(str(Path(plan.start_files[0]).resolve().parent.parent))
+        return challenges.load(str(Path(start_file).resolve().parent.parent))
 
 
 def _angles(files: list[Path], challenge: challenges.Challenge, skip_ps: float = 0.0):
@@ -178,7 +183,8 @@ def walker_visits(folder: Path, plan: remd.RemdPlan,
             "walkers": [{"share": round(v["share"], 3), "entries": v["entries"],
                          "exits": v["exits"], "longest_visit_ps": round(v["longest_visit_ps"], 2)}
                         for v in walkers],
-            "share": round(t_in / t_all, 4) if t_all else None,
+            "share": round(float(np.mean([v["share"] for v in walkers])), 4)
+            if walkers and phi.shape[1] else None,
             "entries": entries,
             "walker_ps_per_entry": round(t_all / entries, 1) if entries else None,
             "mean_visit_ps": round(float(np.mean([x for v in walkers for x in v["visits_ps"]])),
@@ -329,11 +335,13 @@ def straight_visits(files: list[Path]) -> list[dict[str, Any]]:
     for path in files:
         if not Path(path).is_file():
             raise UserError(f"{path}: no such trajectory file; give the runs' .h5 files")
-        spec = h5md.read_meta(path)["run_spec"]
         try:
-            challenge = challenges.load(spec["challenge"])
-        except (KeyError, UserError):  # an own challenge outside the search path
-            challenge = challenges.load(str(Path(spec["start_file"]).resolve().parent.parent))
+            spec = h5md.read_meta(path)["run_spec"]
+            name, start_file = spec["challenge"], spec["start_file"]
+        except (OSError, KeyError) as exc:
+            raise UserError(f"{path} is not a tea-harness H5MD trajectory ({exc}); give the "
+                            "runs' .h5 files") from None
+        challenge = challenge_named(name, start_file)
         pairs, data = _angles([path], challenge)
         dt = float(data.times_ps[1] - data.times_ps[0]) if len(data.times_ps) > 1 else 0.0
         row: dict[str, Any] = {"file": str(path),

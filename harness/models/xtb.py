@@ -94,10 +94,10 @@ def restart_per_trajectory(make: Any, limit: int = MAX_TRAJECTORIES) -> Any:
 
 
 def _largest_displacement(a: np.ndarray, b: np.ndarray, cell: np.ndarray | None) -> float:
-    d = b - a
-    if cell is not None and abs(np.linalg.det(cell)) > 1e-9:
-        frac = np.linalg.solve(cell.T, d.T).T
-        d = (frac - np.round(frac)) @ cell
+    from analysis.framesets import minimum_image
+
+    periodic = cell is not None and abs(np.linalg.det(cell)) > 1e-9
+    d = minimum_image(b - a, cell if periodic else None)
     return float(np.sqrt((d * d).sum(axis=1)).max()) if len(d) else 0.0
 
 
